@@ -1,0 +1,1 @@
+"""mevsuite: chains/lending."""
