@@ -107,6 +107,7 @@ class AnvilNode:
     args: list[str] = field(default_factory=list)
     _log: deque[str] = field(default_factory=lambda: deque(maxlen=200), repr=False)
     _req_id: int = field(default=0, repr=False)
+    _pump: threading.Thread | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -190,7 +191,8 @@ class AnvilNode:
                         ready.set()
             ready.set()
 
-        threading.Thread(target=pump, name=f"anvil-{proc.pid}-log", daemon=True).start()
+        pump_thread = threading.Thread(target=pump, name=f"anvil-{proc.pid}-log", daemon=True)
+        pump_thread.start()
         deadline = time.monotonic() + timeout
         while not ready.wait(0.05):
             if time.monotonic() > deadline:
@@ -198,6 +200,9 @@ class AnvilNode:
         if not port_box:
             proc.kill()
             proc.wait(5)
+            pump_thread.join(5)
+            if proc.stdout is not None:
+                proc.stdout.close()
             tail = "\n".join(list(log)[-15:])
             raise NodeStartError(f"anvil did not start (exit code {proc.returncode}): {tail or 'no output'}")
         bound_host, bound_port = port_box[0]
@@ -208,6 +213,7 @@ class AnvilNode:
             process=proc,
             args=args,
             _log=log,
+            _pump=pump_thread,
         )
         # First request is answered ~85 ms after start; poll until it is.
         while True:
@@ -243,20 +249,27 @@ class AnvilNode:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the anvil we started (SIGTERM, then SIGKILL). Idempotent."""
         proc = self.process
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        try:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        # The log pump sees EOF once the process is gone; join it before closing the pipe it reads.
+        if self._pump is not None:
+            self._pump.join(timeout)
+        if proc.stdout is not None and not proc.stdout.closed:
+            proc.stdout.close()
 
     def kill(self) -> None:
         """SIGKILL the process at once (used to simulate a crashed node)."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(5)
+        self.stop()
 
     def __enter__(self) -> Self:
         return self
