@@ -15,4 +15,4 @@ settings.register_profile("dev", max_examples=60, deadline=None, suppress_health
 settings.register_profile("long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
-pytest_plugins = ["tests.fixtures.node"]
+pytest_plugins = ["tests.fixtures.node", "tests.fixtures.devnet"]
