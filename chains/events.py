@@ -60,6 +60,7 @@ __all__ = [
     "Hash32",
     "Int24",
     "Int256",
+    "MinedTransaction",
     "NewBlock",
     "OraclePriceUpdate",
     "PendingSwap",
@@ -87,12 +88,14 @@ TOPIC_PENDING_TXS = "mempool.txs"
 TOPIC_PENDING_SWAPS = "mempool.swaps"
 TOPIC_POOL_SWAPS = "dex.swaps"
 TOPIC_ORACLE_PRICES = "oracle.prices"
+TOPIC_MINED_TXS = "chain.txs"
 ALL_TOPICS: tuple[str, ...] = (
     TOPIC_NEW_BLOCKS,
     TOPIC_PENDING_TXS,
     TOPIC_PENDING_SWAPS,
     TOPIC_POOL_SWAPS,
     TOPIC_ORACLE_PRICES,
+    TOPIC_MINED_TXS,
 )
 
 # Dotted lowercase segments: safe as a Redis key suffix, a Prometheus label value and a file name alike.
@@ -526,6 +529,32 @@ class PendingTransaction(Event):
             )
         if self.seen_at < 0:
             raise ValueError(f"PendingTransaction {self.hash}: negative seen_at {self.seen_at}")
+
+
+@register_event
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MinedTransaction(Event):
+    """A transaction included in a block, with its receipt's outcome (``success`` is receipt status 1)."""
+
+    KIND: ClassVar[str] = "mined_tx"
+    TOPIC: ClassVar[str] = TOPIC_MINED_TXS
+
+    block_number: Uint64
+    block_hash: Hash32
+    tx_index: Uint64
+    hash: Hash32
+    sender: Address
+    to: Address | None  # None: contract creation
+    nonce: Uint64
+    value: Uint256
+    gas_used: Uint64
+    effective_gas_price: Uint256
+    success: bool
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(block number, tx index)."""
+        return (self.block_number, self.tx_index)
 
 
 @register_event

@@ -1,1 +1,64 @@
-"""mevsuite: bots/store."""
+"""Storage of the bots: SQLAlchemy 2 models, exact 256-bit amounts, Alembic migrations, a small repository.
+
+SQLite (``mevsuite.db`` in the current directory, WAL) by default, PostgreSQL via ``MEVSUITE_DB_URL`` or the
+``db.url`` config key.  Typical use::
+
+    store = await Store.open(config.db.url, upgrade=True, metrics=metrics)
+    await store.record_block(chain_id=1, number=n, hash=h, parent_hash=p, timestamp=ts)
+    ...
+    await store.delete_from_block(chain_id=1, block_number=first_replaced)   # on a reorg
+"""
+
+from bots.store.crud import delete_from_block, insert_ignore, sum_amount, upsert
+from bots.store.engine import (
+    DEFAULT_URL,
+    DatabaseUnavailableError,
+    connect,
+    create_engine,
+    mask_url,
+    resolve_url,
+)
+from bots.store.migrate import check_async, upgrade, upgrade_async
+from bots.store.models import (
+    Base,
+    Block,
+    Bundle,
+    Fill,
+    ModelRun,
+    Opportunity,
+    PnlSnapshot,
+    Trade,
+    Transaction,
+)
+from bots.store.repository import Store
+from bots.store.types import ExactDecimal, Int256, Uint256, UTCDateTime
+
+__all__ = [
+    "DEFAULT_URL",
+    "Base",
+    "Block",
+    "Bundle",
+    "DatabaseUnavailableError",
+    "ExactDecimal",
+    "Fill",
+    "Int256",
+    "ModelRun",
+    "Opportunity",
+    "PnlSnapshot",
+    "Store",
+    "Trade",
+    "Transaction",
+    "UTCDateTime",
+    "Uint256",
+    "check_async",
+    "connect",
+    "create_engine",
+    "delete_from_block",
+    "insert_ignore",
+    "mask_url",
+    "resolve_url",
+    "sum_amount",
+    "upgrade",
+    "upgrade_async",
+    "upsert",
+]

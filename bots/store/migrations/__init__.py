@@ -1,0 +1,1 @@
+"""Alembic migrations of the mevsuite store (run them with :func:`bots.store.migrate.upgrade`)."""

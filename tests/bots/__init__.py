@@ -1,0 +1,1 @@
+"""Tests of bots/: store, config, metrics."""
