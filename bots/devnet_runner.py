@@ -1,0 +1,135 @@
+"""`mevsuite devnet up`: anvil + the deployed world + our block builder + simulated users, until interrupted.
+
+:class:`Devnet` is also what the demo and the tests use to bring the whole local chain up in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bots.config import Config
+from chains.devnet.addressbook import AddressBook
+from chains.devnet.builder import BlockBuilder, BlockReport
+from chains.devnet.deploy import deploy_world
+from chains.devnet.traffic import TrafficConfig, TrafficGenerator
+from chains.node import AnvilNode
+
+log = logging.getLogger(__name__)
+
+DEVNET_ACCOUNTS = 40  # 0-9 bots/liquidators, 10-29 simulated traders, 30-39 free (see docs/devnet.md)
+
+
+def traffic_config(cfg: Config) -> TrafficConfig:
+    """The traffic generator's settings from the ``[devnet]`` config section."""
+    d = cfg.devnet
+    return TrafficConfig(
+        swaps_per_second=d.swaps_per_second,
+        swaps_per_block=max(d.swaps_per_second * max(d.block_time_s, 1.0), 0.0),
+        size_usd_median=d.swap_size_usd_median,
+        size_usd_sigma=d.swap_size_usd_sigma,
+        loose_fraction=d.loose_slippage_fraction,
+        loose_slippage=d.loose_slippage,
+        tight_slippage_bps=d.tight_slippage_bps,
+        oracle_volatility=d.oracle_volatility,
+        oracle_moves_per_second=d.oracle_moves_per_second,
+        oracle_moves_per_block=d.oracle_moves_per_second * max(d.block_time_s, 1.0),
+    )
+
+
+@dataclass
+class Devnet:
+    """A running devnet: the node (no automining), its address book, the block builder and the traffic."""
+
+    node: AnvilNode
+    book: AddressBook
+    builder: BlockBuilder
+    traffic: TrafficGenerator
+    deploy_seconds: float
+    reports: list[BlockReport] = field(default_factory=list)
+
+    @classmethod
+    async def start(
+        cls, cfg: Config, *, seed: int | None = None, block_time: float | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> Devnet:
+        seed = cfg.devnet.seed if seed is None else seed
+        interval = cfg.devnet.block_time_s if block_time is None else block_time
+        say = progress or (lambda _msg: None)
+        say("starting anvil")
+        node = await asyncio.to_thread(AnvilNode.start, automine=True, accounts=DEVNET_ACCOUNTS)
+        try:
+            t0 = time.perf_counter()
+            book = await asyncio.to_thread(deploy_world, node, seed, say)
+            deploy_seconds = time.perf_counter() - t0
+            # From here on anvil never mines by itself: pending txs wait for our block builder.
+            node.set_automine(False)
+            builder = BlockBuilder(node, interval_s=max(interval, 0.05), block_time_s=max(round(interval), 1))
+            traffic = TrafficGenerator(node, book, traffic_config(cfg), seed=seed)
+        except BaseException:
+            node.stop()
+            raise
+        devnet = cls(node=node, book=book, builder=builder, traffic=traffic, deploy_seconds=deploy_seconds)
+        builder.add_block_listener(devnet.reports.append)
+        return devnet
+
+    async def close(self) -> None:
+        self.traffic.stop()
+        self.builder.stop()
+        with contextlib.suppress(Exception):
+            await self.traffic.aclose()
+        with contextlib.suppress(Exception):
+            await self.builder.aclose()
+        self.node.stop()
+
+
+async def run_devnet(
+    cfg: Config, *, seed: int | None, out_path: Path, block_time: float | None, traffic: bool, max_blocks: int,
+) -> None:
+    """Bring the devnet up, print and write the address book, and produce blocks until SIGINT/SIGTERM."""
+    say: Callable[[str], None] = lambda msg: print(f"[devnet] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    devnet = await Devnet.start(cfg, seed=seed, block_time=block_time, progress=say)
+    try:
+        devnet.book.write(out_path)
+        print(devnet.book.to_json(), flush=True)
+        say(f"deployed in {devnet.deploy_seconds:.2f} s; address book written to {out_path}")
+        say(f"RPC {devnet.node.http_url}  WebSocket {devnet.node.ws_url}  — Ctrl-C to stop")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        def on_block(report: BlockReport) -> None:
+            say(f"block {report.number}: {report.tx_count} txs, gas {report.gas_used:,}, "
+                f"bundles {len(report.included_bundles)}")
+            if max_blocks and len(devnet.reports) >= max_blocks:
+                stop.set()
+
+        devnet.builder.add_block_listener(on_block)
+        tasks = [asyncio.create_task(devnet.builder.run(), name="builder")]
+        if traffic:
+            tasks.append(asyncio.create_task(devnet.traffic.run(), name="traffic"))
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t is not waiter and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+        devnet.traffic.stop()
+        devnet.builder.stop()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        waiter.cancel()
+        stats: dict[str, Any] = {"blocks": len(devnet.reports), "swaps_sent": devnet.traffic.stats.total_sent}
+        say(f"stopped: {json.dumps(stats)}")
+    finally:
+        await devnet.close()
