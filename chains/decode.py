@@ -7,6 +7,7 @@ raises :class:`LogDecodeError` on anything malformed, so a bad node answer is a 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -51,11 +52,21 @@ def _int(value: Any, what: str) -> int:
     raise LogDecodeError(f"{what} is not a hex quantity: {value!r:.80}")
 
 
+@lru_cache(maxsize=65536)
+def _checksum(lower_hex: str) -> str:
+    # Pools, routers and senders recur in almost every log; keccak of the address is the costly part.
+    return str(to_checksum_address(lower_hex))
+
+
 def _topic_address(topic: Any) -> str:
+    if isinstance(topic, str) and len(topic) == 66 and topic.startswith("0x"):
+        if topic[2:26].strip("0") == "" and all(c in "0123456789abcdefABCDEF" for c in topic[26:]):
+            return _checksum("0x" + topic[26:].lower())
+        raise LogDecodeError(f"indexed address topic is not a padded address: {topic!r:.80}")
     raw = _hexbytes(topic, "topic")
-    if len(raw) != 32:
-        raise LogDecodeError(f"indexed address topic has {len(raw)} bytes, not 32")
-    return to_checksum_address(raw[12:])
+    if len(raw) != 32 or any(raw[:12]):
+        raise LogDecodeError(f"indexed address topic is not 32 bytes with a zero-padded address: {topic!r:.80}")
+    return _checksum("0x" + raw[12:].hex())
 
 
 def _signed(word: int) -> int:
@@ -81,7 +92,7 @@ def decode_swap_log(log: dict[str, Any]) -> PoolSwap | None:
     tx_hash = str(log["transactionHash"])
     tx_index = _int(log["transactionIndex"], "transactionIndex")
     log_index = _int(log["logIndex"], "logIndex")
-    pool = to_checksum_address(str(log["address"]))
+    pool = _checksum(str(log["address"]).lower())
     if len(topics) != 3:
         raise LogDecodeError(f"Swap log at {tx_hash}#{log_index} has {len(topics)} topics, not 3")
     sender = _topic_address(topics[1])
