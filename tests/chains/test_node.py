@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chains.node import AnvilNode, AnvilNotFoundError, NodeStartError
+from chains.node import AnvilNode, AnvilNotFoundError, NodeStartError, RpcCallError
 
 
 def test_start_binds_free_port_and_stops(anvil: AnvilNode) -> None:
@@ -58,3 +58,45 @@ def test_missing_binary_is_a_clear_error(tmp_path: pytest.TempPathFactory, monke
 def test_bad_flags_fail_loudly() -> None:
     with pytest.raises(NodeStartError, match="did not start"):
         AnvilNode.start(extra_args=["--no-such-flag"])
+
+
+def test_impersonate_sends_from_any_address(anvil: AnvilNode) -> None:
+    whale = "0x000000000000000000000000000000000000bEEF"
+    to = "0x000000000000000000000000000000000000cafE"
+    anvil.set_balance(whale, 10**18)
+    with pytest.raises(RpcCallError, match=r"No Signer|unknown account|not available|sign"):
+        anvil.rpc("eth_sendTransaction", [{"from": whale, "to": to, "value": hex(1000)}])
+    anvil.impersonate(whale)
+    anvil.rpc("eth_sendTransaction", [{"from": whale, "to": to, "value": hex(1000)}])
+    assert anvil.get_balance(to) == 1000
+    anvil.stop_impersonating(whale)
+
+
+def test_fork_at_block_sees_that_blocks_state(anvil: AnvilNode) -> None:
+    # Real transactions (anvil_setBalance edits the head state in place, not a new block's).
+    who = "0x2222222222222222222222222222222222222222"
+    sender = anvil.accounts()[0]
+    anvil.set_automine(False)
+    anvil.rpc("eth_sendTransaction", [{"from": sender, "to": who, "value": hex(5)}])
+    anvil.mine()  # block 1: 5
+    anvil.rpc("eth_sendTransaction", [{"from": sender, "to": who, "value": hex(2)}])
+    anvil.mine()  # block 2: 7
+    assert anvil.block_number() == 2
+    with AnvilNode.start(fork_url=anvil.http_url, fork_block=1) as fork:
+        assert fork.block_number() == 1
+        assert fork.get_balance(who) == 5
+        assert fork.chain_id() == anvil.chain_id()
+    with AnvilNode.start(fork_url=anvil.http_url) as fork_latest:
+        assert fork_latest.get_balance(who) == 7
+
+
+def test_automine_toggle_keeps_txs_pending(anvil: AnvilNode) -> None:
+    anvil.set_automine(False)
+    sender = anvil.accounts()[0]
+    start = anvil.block_number()
+    tx = anvil.rpc("eth_sendTransaction", [{"from": sender, "to": sender, "value": "0x1"}])
+    assert anvil.block_number() == start
+    pending = anvil.txpool_content()["pending"]
+    assert any(tx in by_nonce["hash"] for txs in pending.values() for by_nonce in txs.values())
+    anvil.mine()
+    assert anvil.rpc("eth_getTransactionReceipt", [tx])["blockNumber"] == hex(start + 1)
