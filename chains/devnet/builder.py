@@ -29,8 +29,7 @@ How a block with bundles is built (anvil has no ``eth_callBundle``; everything b
 
 Transactions that arrive while a block is being built are rescued from the pool (or from a trial block) and sent
 after the public txs of the same block, so nothing is lost.  All RPC goes through ``BlockBuilder._call`` /
-``_batch`` over :class:`AsyncJsonRpc` (aiohttp, ordered JSON-RPC batches) so the project's async client
-(chains/rpc.py) can replace it.
+``_batch`` over :class:`AsyncJsonRpc`, a thin adapter on the project's :class:`chains.rpc.RpcClient`.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ import contextlib
 import enum
 import inspect
 import itertools
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -52,6 +50,7 @@ import aiohttp
 from eth_utils.crypto import keccak
 
 from chains.node import AnvilNode, RpcCallError
+from chains.rpc import RpcClient, RpcError
 
 __all__ = [
     "AsyncJsonRpc",
@@ -186,59 +185,33 @@ BlockListener = Callable[[BlockReport], Awaitable[object] | object]
 
 # ---------------------------------------------------------------------------------------------- RPC (swappable)
 class AsyncJsonRpc:
-    """Minimal async JSON-RPC over HTTP: one call or one ordered batch. Errors come back as RpcCallError."""
+    """The builder's and traffic generator's JSON-RPC: :class:`chains.rpc.RpcClient` on one endpoint, with errors
+    as :class:`RpcCallError` (a batch returns a failed call's error in its slot instead of raising)."""
 
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         self.url = url
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
-        self._ids = itertools.count(1)
-
-    async def _post(self, body: Any) -> Any:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        async with self._session.post(self.url, data=json.dumps(body),
-                                      headers={"Content-Type": "application/json"}) as resp:
-            text = await resp.text()
-            if resp.status != 200:
-                raise RpcCallError(str(body.get("method", "batch")) if isinstance(body, dict) else "batch",
-                                   f"HTTP {resp.status}: {text[:300]}")
-            return json.loads(text)
+        # One retry round: anvil is local; control calls (evm_*, anvil_*) are never retried by the client anyway.
+        self._client = RpcClient([url], timeout=timeout_s, retries=1)
 
     async def call(self, method: str, params: list[Any] | None = None) -> Any:
-        payload = await self._post({"jsonrpc": "2.0", "id": next(self._ids), "method": method,
-                                    "params": params or []})
-        if "error" in payload:
-            raise RpcCallError(method, payload["error"])
-        return payload.get("result")
+        try:
+            return await self._client.request(method, params or [])
+        except RpcError as exc:
+            raise RpcCallError(method, exc.to_dict()) from exc
 
     async def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
         """Results in call order; a failed call's slot holds its RpcCallError (not raised)."""
         if not calls:
             return []
-        first = next(self._ids)
-        body = [{"jsonrpc": "2.0", "id": first + i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-        for _ in range(len(calls) - 1):
-            next(self._ids)
-        payload = await self._post(body)
-        if isinstance(payload, dict):  # the whole batch was refused
-            raise RpcCallError("batch", payload.get("error", payload))
-        by_id = {item.get("id"): item for item in payload}
-        out: list[Any] = []
-        for i, (m, _) in enumerate(calls):
-            item = by_id.get(first + i)
-            if item is None:
-                out.append(RpcCallError(m, "no response in batch"))
-            elif "error" in item:
-                out.append(RpcCallError(m, item["error"]))
-            else:
-                out.append(item.get("result"))
-        return out
+        try:
+            results = await self._client.batch(list(calls), return_exceptions=True)
+        except RpcError as exc:  # the whole batch was refused
+            raise RpcCallError("batch", exc.to_dict()) from exc
+        return [RpcCallError(m, r.to_dict()) if isinstance(r, RpcError) else r
+                for (m, _), r in zip(calls, results, strict=True)]
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.close()
 
 
 # ---------------------------------------------------------------------------------------------- internal records

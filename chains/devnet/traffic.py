@@ -17,7 +17,7 @@ swaps of one trader in one block get consecutive nonces.
 
 Everything random comes from ``random.Random`` seeded with ``seed``: the same seed on the same chain state
 sends the same transactions.  RPC goes through :class:`chains.devnet.builder.AsyncJsonRpc` (one seam,
-``_call``/``_batch``) so the project's async client can replace it.
+``_call``/``_batch``), an adapter on the project's :class:`chains.rpc.RpcClient`.
 """
 
 from __future__ import annotations
