@@ -86,6 +86,18 @@ def decode_swap_log(log: dict[str, Any]) -> PoolSwap | None:
         return None
     if log.get("blockHash") is None or log.get("logIndex") is None:
         raise LogDecodeError("swap log without blockHash/logIndex (a pending log?)")
+    try:
+        return _decode_swap(log, topics, t0)
+    except LogDecodeError:
+        raise
+    except KeyError as exc:
+        raise LogDecodeError(f"Swap log without field {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        # Bad quantities/addresses or values out of their Solidity range (e.g. a tick outside int24).
+        raise LogDecodeError(f"malformed Swap log: {exc}") from exc
+
+
+def _decode_swap(log: dict[str, Any], topics: list[Any], t0: str) -> PoolSwap:
     data = _hexbytes(log.get("data", "0x"), "log data")
     block_number = _int(log["blockNumber"], "blockNumber")
     block_hash = str(log["blockHash"])
