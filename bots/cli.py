@@ -3,8 +3,9 @@
 Errors a user can cause (a bad config value, an unreachable RPC URL, a missing anvil binary, an unreachable
 database) end with one clear line on stderr and a non-zero exit code, never a traceback:
 
-    exit 2  configuration error          exit 3  chain tooling missing (anvil)
-    exit 4  node / RPC unreachable       exit 5  database unreachable or migration failed
+    exit 1  the run failed (demo/devnet step, output file)   exit 2  configuration error (incl. metrics port)
+    exit 3  chain tooling missing (anvil)                     exit 4  node / RPC unreachable
+    exit 5  database unreachable or migration failed          exit 130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -21,10 +23,43 @@ import click
 
 T = TypeVar("T")
 
+EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_TOOLING = 3
 EXIT_RPC = 4
 EXIT_DB = 5
+EXIT_INTERRUPTED = 130
+
+
+class _Interrupted(Exception):
+    """SIGINT/SIGTERM stopped a run (after its cleanup ran)."""
+
+
+async def _interruptible(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro``; SIGINT/SIGTERM cancel it — so its ``finally`` blocks stop anvil, the database and the
+    metrics server — and raise :class:`_Interrupted`.  Handlers are installed with the event loop, so this
+    works even when the process inherited SIGINT as ignored (e.g. started in the background by a shell)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+    received: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        if not received:  # the first signal cancels; later ones must not interrupt the cleanup
+            received.append(sig)
+            task.cancel()
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if received:
+            raise _Interrupted(f"interrupted by {signal.Signals(received[0]).name}") from None
+        raise
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
 
 
 def _fail(code: int, message: str) -> NoReturn:
@@ -32,25 +67,42 @@ def _fail(code: int, message: str) -> NoReturn:
     sys.exit(code)
 
 
+# The errors a user can cause, most specific first: (module, class name, exit code).  They are looked up
+# only in modules already imported — an exception cannot be an instance of a class that was never loaded —
+# so a config error does not pay for importing the RPC client, the database layer or the demo.
+_USER_ERRORS: tuple[tuple[str, str, int], ...] = (
+    ("bots.config", "ConfigError", EXIT_CONFIG),
+    ("bots.metrics", "MetricsServerError", EXIT_CONFIG),
+    ("chains.node", "AnvilNotFoundError", EXIT_TOOLING),
+    ("chains.node", "NodeStartError", EXIT_RPC),
+    ("chains.rpc", "RpcClientError", EXIT_RPC),
+    ("bots.store.engine", "DatabaseUnavailableError", EXIT_DB),
+    ("bots.demo", "DemoError", EXIT_FAILED),
+    ("bots.devnet_runner", "DevnetError", EXIT_FAILED),
+)
+
+
+def _exit_code_of(exc: BaseException) -> int | None:
+    for module, name, code in _USER_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return code
+    return None
+
+
 def _guard(fn: Callable[[], T]) -> T:
     """Run `fn`, turning the errors a user can cause into one line and an exit code."""
-    from bots.config import ConfigError
-    from bots.store import DatabaseUnavailableError
-    from chains.node import AnvilNotFoundError, NodeStartError
-    from chains.rpc import AllEndpointsFailedError, RpcError, RpcTimeoutError
-
     try:
         return fn()
-    except ConfigError as exc:
-        _fail(EXIT_CONFIG, str(exc))
-    except AnvilNotFoundError as exc:
-        _fail(EXIT_TOOLING, str(exc))
-    except NodeStartError as exc:
-        _fail(EXIT_RPC, str(exc))
-    except (AllEndpointsFailedError, RpcTimeoutError, RpcError) as exc:
-        _fail(EXIT_RPC, str(exc))
-    except DatabaseUnavailableError as exc:
-        _fail(EXIT_DB, str(exc))
+    except KeyboardInterrupt:
+        _fail(EXIT_INTERRUPTED, "interrupted")
+    except _Interrupted as exc:
+        _fail(EXIT_INTERRUPTED, str(exc))
+    except Exception as exc:
+        code = _exit_code_of(exc)
+        if code is None:
+            raise
+        _fail(code, str(exc))
 
 
 def _setup_logging(verbose: int) -> None:
@@ -70,6 +122,13 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     _setup_logging(verbose)
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
+
+
+def _require_anvil() -> None:
+    """Exit 3 now if anvil is missing (before anything is started or created)."""
+    from chains.node import find_anvil
+
+    _guard(find_anvil)
 
 
 def _load_config(ctx: click.Context) -> Any:
@@ -119,12 +178,11 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context, url: str | None) -> None:
     """Apply the Alembic migrations up to the newest revision."""
-    from bots.store import upgrade
-
     cfg = _load_config(ctx)
     target = url or cfg.db.url
+    from bots.store import mask_url, upgrade
+
     _guard(lambda: upgrade(target))
-    from bots.store import mask_url
 
     click.echo(f"database at {mask_url(target)} is at the newest revision")
 
@@ -139,16 +197,19 @@ def devnet() -> None:
 @click.option("--seed", type=int, default=None, help="World seed (same seed, same world). Default: config.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("devnet-addresses.json"), show_default=True, help="Where to write the address book.")
-@click.option("--block-time", type=float, default=None, help="Seconds between blocks. Default: config.")
+@click.option("--block-time", type=click.FloatRange(min=0), default=None,
+              help="Seconds between blocks. Default: config.")
 @click.option("--traffic/--no-traffic", default=True, show_default=True, help="Run the simulated users.")
-@click.option("--blocks", type=int, default=0, help="Stop after this many blocks (0: run until interrupted).")
+@click.option("--blocks", type=click.IntRange(min=0), default=0,
+              help="Stop after this many blocks (0: run until interrupted).")
 @click.pass_context
 def devnet_up(ctx: click.Context, seed: int | None, out_path: Path, block_time: float | None,
               traffic: bool, blocks: int) -> None:
     """Start anvil, deploy the world, print the address book as JSON and produce blocks until interrupted."""
+    cfg = _load_config(ctx)
+    _require_anvil()
     from bots.devnet_runner import run_devnet
 
-    cfg = _load_config(ctx)
     _guard(lambda: asyncio.run(run_devnet(
         cfg, seed=seed, out_path=out_path, block_time=block_time, traffic=traffic, max_blocks=blocks,
     )))
@@ -156,24 +217,35 @@ def devnet_up(ctx: click.Context, seed: int | None, out_path: Path, block_time: 
 
 # ---------------------------------------------------------------------------------------------- demo
 @main.command()
-@click.option("--blocks", type=int, default=20, show_default=True, help="Blocks of traffic to run.")
+@click.option("--blocks", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Blocks of traffic to run.")
 @click.option("--seed", type=int, default=None, help="World seed. Default: config.")
 @click.option("--db-url", default=None, help="Database URL (default: config db.url, SQLite mevsuite.db).")
-@click.option("--metrics-port", type=int, default=None, help="Port for /metrics (0: a free one). Default: config.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Port for /metrics (0: a free one). Default: config.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the summary as JSON here.")
 @click.pass_context
 def demo(ctx: click.Context, blocks: int, seed: int | None, db_url: str | None, metrics_port: int | None,
          json_out: Path | None) -> None:
     """Devnet + block builder + simulated users + a recording bot; prints a summary and exits."""
+    cfg = _load_config(ctx)
+    _require_anvil()
+    if json_out is not None:  # fail before the run, not after it, if the summary cannot be written there
+        try:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _fail(EXIT_FAILED, f"cannot write the summary to {json_out}: {exc.strerror or exc}")
     from bots.demo import run_demo
 
-    cfg = _load_config(ctx)
-    summary = _guard(lambda: asyncio.run(run_demo(
+    summary = _guard(lambda: asyncio.run(_interruptible(run_demo(
         cfg, blocks=blocks, seed=seed, db_url=db_url, metrics_port=metrics_port,
-    )))
+    ))))
     if json_out is not None:
-        json_out.write_text(json.dumps(summary, indent=2) + "\n")
+        try:
+            json_out.write_text(json.dumps(summary, indent=2) + "\n")
+        except OSError as exc:
+            _fail(EXIT_FAILED, f"cannot write the summary to {json_out}: {exc.strerror or exc}")
 
 
 if __name__ == "__main__":

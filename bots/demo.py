@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rich.console import Console
@@ -23,26 +25,47 @@ from bots.metrics import Metrics
 from bots.recorder import BlockCollector, RecorderStrategy, StoreExecutor
 from bots.runtime import Engine
 from bots.store import Store, mask_url, resolve_url
+from chains.devnet.builder import BlockReport
+from chains.node import find_anvil
 from chains.rpc import RpcClient
 
 BOT = "recorder"
+
+
+OnBlock = Callable[[BlockReport], Awaitable[None] | None]
+OnFinish = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 
 class DemoError(RuntimeError):
     """The demo could not complete (the message says which step)."""
 
 
+async def _call(hook: Callable[[Any], Awaitable[None] | None] | None, arg: Any) -> None:
+    if hook is not None:
+        result = hook(arg)
+        if inspect.isawaitable(result):
+            await result
+
+
 async def run_demo(
     cfg: Config, *, blocks: int, seed: int | None = None, db_url: str | None = None,
-    metrics_port: int | None = None, console: Console | None = None,
+    metrics_port: int | None = None, console: Console | None = None, metrics: Metrics | None = None,
+    on_block: OnBlock | None = None, on_finish: OnFinish | None = None,
 ) -> dict[str, Any]:
-    """Run the demo for ``blocks`` blocks and return its summary."""
+    """Run the demo for ``blocks`` blocks and return its summary.
+
+    ``metrics``: the registry to report to and serve (default: a new one).  ``on_block(report)`` is called
+    (and awaited if it returns an awaitable) after each block is mined; ``on_finish(summary)`` once every
+    block is recorded, while ``/metrics``, the database and the devnet are all still up — e.g. to scrape
+    ``summary["metrics_url"]``.
+    """
     if blocks < 1:
         raise ValueError("blocks must be at least 1")
+    find_anvil()  # fail fast (AnvilNotFoundError) before serving metrics or creating a database
     out = console or Console(stderr=True)
     t_start = time.perf_counter()
     url = resolve_url(db_url or cfg.db.sqlalchemy_url())
-    metrics = Metrics()
+    metrics = metrics if metrics is not None else Metrics()
     server = metrics.serve(cfg.metrics.host, cfg.metrics.port if metrics_port is None else metrics_port)
     store: Store | None = None
     devnet: Devnet | None = None
@@ -64,7 +87,7 @@ async def run_demo(
             engine = Engine([collector], [strategy], [executor], name=BOT, observer=metrics)
             engine_task = asyncio.create_task(engine.run(), name="engine")
             try:
-                last = await _produce_blocks(out, devnet, blocks)
+                last = await _produce_blocks(out, devnet, blocks, on_block)
                 await _wait_recorded(executor, engine_task, last)
             finally:
                 engine.stop()
@@ -73,6 +96,7 @@ async def run_demo(
         summary = await _summary(store, devnet, strategy, server.url, url, time.perf_counter() - t_start)
         summary["engine_state"] = str(final_health.get("state"))
         _print_summary(out, summary)
+        await _call(on_finish, summary)
         return summary
     finally:
         if devnet is not None:
@@ -82,7 +106,7 @@ async def run_demo(
         server.stop()
 
 
-async def _produce_blocks(out: Console, devnet: Devnet, blocks: int) -> int:
+async def _produce_blocks(out: Console, devnet: Devnet, blocks: int, on_block: OnBlock | None) -> int:
     last = 0
     with Progress(TextColumn("[bold]blocks"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), console=out, transient=False) as progress:
@@ -93,6 +117,7 @@ async def _produce_blocks(out: Console, devnet: Devnet, blocks: int) -> int:
             last = report.number
             progress.update(task, advance=1,
                             info=f"#{report.number}: {report.tx_count} txs ({len(swaps)} swaps, {len(moves)} oracle)")
+            await _call(on_block, report)
     return last
 
 

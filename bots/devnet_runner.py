@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 DEVNET_ACCOUNTS = 40  # 0-9 bots/liquidators, 10-29 simulated traders, 30-39 free (see docs/devnet.md)
 
 
+class DevnetError(RuntimeError):
+    """`mevsuite devnet up` could not complete (the message says which step)."""
+
+
 def traffic_config(cfg: Config) -> TrafficConfig:
     """The traffic generator's settings from the ``[devnet]`` config section."""
     d = cfg.devnet
@@ -97,39 +101,63 @@ async def run_devnet(
 ) -> None:
     """Bring the devnet up, print and write the address book, and produce blocks until SIGINT/SIGTERM."""
     say: Callable[[str], None] = lambda msg: print(f"[devnet] {msg}", file=sys.stderr, flush=True)  # noqa: E731
-    devnet = await Devnet.start(cfg, seed=seed, block_time=block_time, progress=say)
+    try:  # fail before starting anvil, not after deploying, if the address book cannot be written there
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DevnetError(f"cannot write the address book to {out_path}: {exc.strerror or exc}") from exc
+    # Handle SIGINT/SIGTERM from the start, so a Ctrl-C at any point (even while deploying, or just after the
+    # address book appeared) is a clean stop that also stops anvil, never a KeyboardInterrupt traceback.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        devnet = await Devnet.start(cfg, seed=seed, block_time=block_time, progress=say)
+        try:
+            await _serve(devnet, stop, say, out_path=out_path, traffic=traffic, max_blocks=max_blocks)
+        finally:
+            await devnet.close()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def _serve(devnet: Devnet, stop: asyncio.Event, say: Callable[[str], None], *, out_path: Path,
+                 traffic: bool, max_blocks: int) -> None:
     try:
         devnet.book.write(out_path)
-        print(devnet.book.to_json(), flush=True)
-        say(f"deployed in {devnet.deploy_seconds:.2f} s; address book written to {out_path}")
-        say(f"RPC {devnet.node.http_url}  WebSocket {devnet.node.ws_url}  — Ctrl-C to stop")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    except OSError as exc:
+        raise DevnetError(f"cannot write the address book to {out_path}: {exc.strerror or exc}") from exc
+    print(devnet.book.to_json(), flush=True)
+    say(f"deployed in {devnet.deploy_seconds:.2f} s; address book written to {out_path}")
+    if stop.is_set():
+        say("interrupted during start-up: stopping")
+        return
+    say(f"RPC {devnet.node.http_url}  WebSocket {devnet.node.ws_url}  — Ctrl-C to stop")
 
-        def on_block(report: BlockReport) -> None:
-            say(f"block {report.number}: {report.tx_count} txs, gas {report.gas_used:,}, "
-                f"bundles {len(report.included_bundles)}")
-            if max_blocks and len(devnet.reports) >= max_blocks:
-                stop.set()
+    def on_block(report: BlockReport) -> None:
+        say(f"block {report.number}: {report.tx_count} txs, gas {report.gas_used:,}, "
+            f"bundles {len(report.included_bundles)}")
+        if max_blocks and len(devnet.reports) >= max_blocks:
+            stop.set()
 
-        devnet.builder.add_block_listener(on_block)
-        tasks = [asyncio.create_task(devnet.builder.run(), name="builder")]
-        if traffic:
-            tasks.append(asyncio.create_task(devnet.traffic.run(), name="traffic"))
-        waiter = asyncio.create_task(stop.wait())
+    devnet.builder.add_block_listener(on_block)
+    tasks = [asyncio.create_task(devnet.builder.run(), name="builder")]
+    if traffic:
+        tasks.append(asyncio.create_task(devnet.traffic.run(), name="traffic"))
+    waiter = asyncio.create_task(stop.wait())
+    try:
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         for t in done:
-            if t is not waiter and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
+            failure = None if t is waiter else t.exception()
+            if failure is not None:
+                raise failure
+    finally:
         devnet.traffic.stop()
         devnet.builder.stop()
-        for t in tasks:
+        for t in [*tasks, waiter]:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        waiter.cancel()
-        stats: dict[str, Any] = {"blocks": len(devnet.reports), "swaps_sent": devnet.traffic.stats.total_sent}
-        say(f"stopped: {json.dumps(stats)}")
-    finally:
-        await devnet.close()
+        await asyncio.gather(*tasks, waiter, return_exceptions=True)
+    stats: dict[str, Any] = {"blocks": len(devnet.reports), "swaps_sent": devnet.traffic.stats.total_sent}
+    say(f"stopped: {json.dumps(stats)}")
