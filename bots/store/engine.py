@@ -77,7 +77,14 @@ def create_engine(url: str | URL | None = None, *, echo: bool = False, **kwargs:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
-    engine = create_async_engine(parsed, echo=echo, **kwargs)
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DatabaseUnavailableError(
+            f"unsupported database {parsed.get_backend_name()!r} in {mask_url(resolved)}: use sqlite or postgresql"
+        )
+    try:
+        engine = create_async_engine(parsed, echo=echo, **kwargs)
+    except (ImportError, ArgumentError) as exc:  # a driver that is not installed, a sync driver ...
+        raise DatabaseUnavailableError(f"cannot use database URL {mask_url(resolved)}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

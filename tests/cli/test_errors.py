@@ -138,3 +138,11 @@ def test_usage_errors_exit_2_without_traceback(args: list[str], tmp_path: Path) 
     assert "Traceback" not in result.stderr
     assert result.stderr.rstrip().splitlines()[-1].startswith("Error: ")
     assert not list(tmp_path.iterdir())
+
+
+def test_unsupported_or_driverless_database_is_one_line(tmp_path: Path) -> None:
+    for url, expect in (("mysql://u:pw@127.0.0.1:1/x", "unsupported database 'mysql'"),
+                        ("postgresql+nosuchdriver://u:pw@127.0.0.1:1/x", "u:***@")):
+        r = run_cli(["db", "upgrade", "--url", url], cwd=tmp_path)
+        assert expect in assert_one_line_error(r, 5)
+        assert "pw@" not in r.stdout + r.stderr
