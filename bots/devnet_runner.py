@@ -152,7 +152,9 @@ async def _serve(devnet: Devnet, stop: asyncio.Event, say: Callable[[str], None]
         for t in done:
             failure = None if t is waiter else t.exception()
             if failure is not None:
-                raise failure
+                log.debug("devnet task %s failed", t.get_name(), exc_info=failure)
+                raise DevnetError(f"the devnet's {t.get_name()} stopped: {type(failure).__name__}: {failure} "
+                                  f"(anvil {'running' if devnet.node.running else 'has exited'})") from failure
     finally:
         devnet.traffic.stop()
         devnet.builder.stop()
