@@ -67,7 +67,11 @@ def test_impersonate_sends_from_any_address(anvil: AnvilNode) -> None:
     with pytest.raises(RpcCallError, match=r"No Signer|unknown account|not available|sign"):
         anvil.rpc("eth_sendTransaction", [{"from": whale, "to": to, "value": hex(1000)}])
     anvil.impersonate(whale)
-    anvil.rpc("eth_sendTransaction", [{"from": whale, "to": to, "value": hex(1000)}])
+    # Mine explicitly: with automine anvil may answer eth_sendTransaction before the block is queryable.
+    anvil.set_automine(False)
+    tx = anvil.rpc("eth_sendTransaction", [{"from": whale, "to": to, "value": hex(1000)}])
+    anvil.mine()
+    assert anvil.rpc("eth_getTransactionReceipt", [tx])["status"] == "0x1"
     assert anvil.get_balance(to) == 1000
     anvil.stop_impersonating(whale)
 
