@@ -81,8 +81,9 @@ def test_oracle_move_makes_borrower_liquidatable_and_liquidation_succeeds(devnet
     expected = to_cover * 10**12 * 10**8 * bonus // 10_000 // new_price  # USDC(6) -> 18 decimals, 1 USDC = 1e8
     assert abs(seized - expected) <= expected // 10_000
     debt_after = dn.call(aave.pool_data_provider, "AaveProtocolDataProvider", "getUserReserveData", usdc, user)[2]
-    # Repaid exactly to_cover; the rest of the difference is the interest accrued over the one block.
-    assert to_cover - to_cover // 10**6 <= debt_before - debt_after <= to_cover
+    # Repaid to_cover; the rest of the difference is the interest accrued over the one block, and the debt token
+    # burns a scaled amount (rayDiv then rayMul, half-up), which can move the balance by one more wei.
+    assert to_cover - to_cover // 10**6 <= debt_before - debt_after <= to_cover + 1
 
 
 def test_short_eth_borrower_liquidatable_when_eth_rises(devnet_state: Devnet) -> None:
