@@ -248,5 +248,122 @@ def demo(ctx: click.Context, blocks: int, seed: int | None, db_url: str | None, 
             _fail(EXIT_FAILED, f"cannot write the summary to {json_out}: {exc.strerror or exc}")
 
 
+# ---------------------------------------------------------------------------------------------- pools
+@main.group()
+def pool() -> None:
+    """Pool state files: snapshot a pool's complete state for offline, exact quotes."""
+
+
+@pool.command("snapshot")
+@click.argument("address")
+@click.option("--rpc", "rpc_url", required=True, help="RPC URL of the chain the pool is on.")
+@click.option("--block", type=click.IntRange(0), default=None, help="Block number (default: latest).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@click.option("--v2-fee-bps", type=click.IntRange(0, 10_000), default=30, show_default=True,
+              help="Swap fee of a V2-style pair (forks differ).")
+def pool_snapshot(address: str, rpc_url: str, block: int | None, out: str | None, v2_fee_bps: int) -> None:
+    """Write a V2 or V3 pool's complete state (exact integers as strings) as JSON (docs/pool-state-format.md)."""
+    from chains.snapshot import snapshot_main
+
+    sys.exit(snapshot_main(address, rpc_url, block, out, v2_fee_bps=v2_fee_bps))
+
+
+@main.command()
+@click.option("--state", "state_path", required=True, type=click.Path(dir_okay=False),
+              help="A pool state file from `mevsuite pool snapshot`.")
+@click.option("--amount-in", default=None, help="Exact input amount (raw integer units).")
+@click.option("--amount-out", default=None, help="Exact output amount (raw integer units).")
+@click.option("--token-in", required=True, help="Input token: its address, or 0/1 for token0/token1.")
+@click.option("--sqrt-price-limit", default=None, help="V3 only: sqrtPriceX96 limit.")
+def quote(state_path: str, amount_in: str | None, amount_out: str | None, token_in: str,
+          sqrt_price_limit: str | None) -> None:
+    """Exact swap quote from a pool state file, offline: JSON result, or a JSON error and exit 1 on a revert."""
+    from chains.snapshot import quote_main
+
+    if (amount_in is None) == (amount_out is None):
+        _fail(EXIT_CONFIG, "give exactly one of --amount-in and --amount-out")
+    sys.exit(quote_main(state_path, amount_in, amount_out, token_in, sqrt_price_limit))
+
+
+# ---------------------------------------------------------------------------------------------- data + ml
+@main.group()
+def data() -> None:
+    """Market data: download OHLCV from an exchange (ccxt)."""
+
+
+@data.command("download")
+@click.option("--exchange", required=True, help="ccxt exchange id, e.g. binance.")
+@click.option("--symbol", required=True, help="e.g. BTC/USDT.")
+@click.option("--timeframe", default="1h", show_default=True)
+@click.option("--since", default=None, help="Start (date or ms); default: resume the file, else the beginning.")
+@click.option("--until", default=None, help="End (exclusive).")
+@click.option("--out", default=None, help="CSV to write (resumed if it exists).")
+@click.option("--api-url", default=None, help="Base URL override (a mirror or a local test server).")
+def data_download(exchange: str, symbol: str, timeframe: str, since: str | None, until: str | None,
+                  out: str | None, api_url: str | None) -> None:
+    """Download candles with pagination, rate limits and resume."""
+    from ml.download import download_main
+
+    sys.exit(download_main(exchange, symbol, timeframe, since, until, out, api_url=api_url))
+
+
+@main.group()
+def ml() -> None:
+    """ML signals: train (walk-forward), evaluate (honest, after costs), serve."""
+
+
+@ml.command("train")
+@click.option("--data", "data_paths", multiple=True, required=True,
+              help="OHLCV CSV; the first is the target asset, others feed cross-asset features.")
+@click.option("--out", required=True, help="Model registry directory.")
+@click.option("--ml-config", "ml_config", default=None, help="TOML with training hyper-parameters.")
+@click.option("--models", multiple=True, help="Model kinds (comma list): xgboost,lightgbm,stack,lstm,transformer.")
+@click.option("--until", default=None, help="Train only on bars before this date (keep later data for evaluation).")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.pass_context
+def ml_train(ctx: click.Context, data_paths: tuple[str, ...], out: str, ml_config: str | None,
+             models: tuple[str, ...], until: str | None, no_progress: bool) -> None:
+    """Walk-forward training of the configured models; a new registry version; a run record in the database."""
+    from bots.ml_sink import StoreRunSink
+    from ml.train import train_main
+
+    cfg = _load_config(ctx)
+    sink = StoreRunSink(cfg.db.sqlalchemy_url())
+    sys.exit(train_main(list(data_paths), out, ml_config, list(models) or None, until,
+                        progress=not no_progress, sink=sink))
+
+
+@ml.command("evaluate")
+@click.option("--data", "data_path", required=True, help="OHLCV CSV not overlapping the training range.")
+@click.option("--model", "model_dir", required=True, help="Model registry directory (its latest version).")
+@click.option("--json", "json_out", default=None, help="Write the full result as JSON (- for stdout).")
+@click.option("--report", "report_dir", default=None, help="Write the PNG/HTML report here.")
+@click.option("--fee-bps", type=float, default=10.0, show_default=True, help="Fee per side.")
+@click.option("--slippage-bps", type=float, default=5.0, show_default=True, help="Slippage per side.")
+@click.option("--seeds", type=click.IntRange(1000), default=1000, show_default=True,
+              help="Coin-flip baseline seeds.")
+@click.option("--other", "others", multiple=True, help="Other assets' CSVs (if the model used cross-asset features).")
+def ml_evaluate(data_path: str, model_dir: str, json_out: str | None, report_dir: str | None, fee_bps: float,
+                slippage_bps: float, seeds: int, others: tuple[str, ...]) -> None:
+    """Out-of-sample evaluation against buy-and-hold, momentum and coin flips, after costs."""
+    from ml.evaluate import evaluate_main
+
+    sys.exit(evaluate_main(data_path, model_dir, json_out, report_dir, fee_bps=fee_bps,
+                           slippage_bps=slippage_bps, seeds=seeds, others=list(others)))
+
+
+@ml.command("serve")
+@click.option("--model", "model_dir", required=True, help="Model registry directory (hot-reloads its latest).")
+@click.option("--data", "data_paths", multiple=True, required=True, help="Candle CSV(s) per symbol.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: a free port.")
+@click.option("--reload-interval", type=float, default=30.0, show_default=True)
+def ml_serve(model_dir: str, data_paths: tuple[str, ...], host: str, port: int, reload_interval: float) -> None:
+    """HTTP signal service: GET /signal?symbol=BTC/USDT, /health, /metrics."""
+    from ml.serve import serve_main
+
+    sys.exit(serve_main(model_dir, list(data_paths), host, port, reload_interval))
+
+
 if __name__ == "__main__":
     main()

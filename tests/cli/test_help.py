@@ -38,7 +38,9 @@ def test_help(path: tuple[str, ...], flag: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     usage = result.stdout.splitlines()[0]
-    expected = " ".join([*path, "[OPTIONS]"]) + (" COMMAND [ARGS]..." if isinstance(cmd, click.Group) else "")
+    arguments = [p.make_metavar(click.Context(cmd)) for p in cmd.params if isinstance(p, click.Argument)]
+    expected = " ".join([*path, "[OPTIONS]", *arguments]) + (
+        " COMMAND [ARGS]..." if isinstance(cmd, click.Group) else "")
     assert usage.startswith("Usage: ") and usage.endswith(expected), usage
     assert "Options:" in result.stdout
     if isinstance(cmd, click.Group):  # a group lists every subcommand
