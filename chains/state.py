@@ -56,6 +56,15 @@ from chains.blocks import BlockData
 from chains.decode import LogDecodeError
 from chains.devnet.addressbook import AddressBook
 
+# Aave's fixed-point and interest math, shared with the liquidation math (one implementation, checked against
+# the real Pool there).
+from chains.lending.aave_v3 import calculateCompoundedInterest as _compounded_interest
+from chains.lending.aave_v3 import calculateLinearInterest as _linear_interest
+from chains.lending.aave_v3 import percentMul as _percent_mul
+from chains.lending.aave_v3 import rayDiv as _ray_div
+from chains.lending.aave_v3 import rayMul as _ray_mul
+from chains.lending.aave_v3 import wadDiv as _wad_div
+
 __all__ = [
     "AaveState",
     "AccountData",
@@ -195,46 +204,6 @@ class AccountData:
     def as_tuple(self) -> tuple[int, int, int, int, int, int]:
         return (self.total_collateral_base, self.total_debt_base, self.available_borrows_base,
                 self.current_liquidation_threshold, self.ltv, self.health_factor)
-
-
-# Aave's fixed-point helpers (WadRayMath / PercentageMath / MathUtils of core-v3 1.19), half-up rounding.
-RAY = 10**27
-WAD = 10**18
-_HALF_RAY = RAY // 2
-SECONDS_PER_YEAR = 365 * 24 * 3600
-
-
-def _ray_mul(a: int, b: int) -> int:
-    return (a * b + _HALF_RAY) // RAY
-
-
-def _ray_div(a: int, b: int) -> int:
-    return (a * RAY + b // 2) // b
-
-
-def _percent_mul(value: int, percentage: int) -> int:
-    return (value * percentage + 5_000) // 10_000
-
-
-def _wad_div(a: int, b: int) -> int:
-    return (a * WAD + b // 2) // b
-
-
-def _linear_interest(rate: int, last: int, now: int) -> int:
-    return RAY + rate * (now - last) // SECONDS_PER_YEAR
-
-
-def _compounded_interest(rate: int, last: int, now: int) -> int:
-    exp = now - last
-    if exp == 0:
-        return RAY
-    exp_minus_one = exp - 1
-    exp_minus_two = exp - 2 if exp > 2 else 0
-    base_power_two = _ray_mul(rate, rate) // (SECONDS_PER_YEAR * SECONDS_PER_YEAR)
-    base_power_three = _ray_mul(base_power_two, rate) // SECONDS_PER_YEAR
-    second = exp * exp_minus_one * base_power_two // 2
-    third = exp * exp_minus_one * exp_minus_two * base_power_three // 6
-    return RAY + rate * exp // SECONDS_PER_YEAR + second + third
 
 
 @dataclass(slots=True, eq=False)
