@@ -41,7 +41,7 @@ import inspect
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -49,6 +49,7 @@ from typing import Any
 import aiohttp
 from eth_utils.crypto import keccak
 
+from chains.flashbots import bundle_hash  # the one definition of Flashbots' bundle hash
 from chains.node import AnvilNode, RpcCallError
 from chains.rpc import RpcClient, RpcError
 
@@ -90,11 +91,6 @@ class BundleStatus(enum.StrEnum):
 
 def _tx_hash(raw: bytes) -> str:
     return "0x" + keccak(raw).hex()
-
-
-def bundle_hash(txs: Iterable[bytes]) -> str:
-    """Flashbots' bundle hash: keccak256 of the concatenated tx hashes."""
-    return "0x" + keccak(b"".join(keccak(raw) for raw in txs)).hex()
 
 
 @dataclass(frozen=True, slots=True)
