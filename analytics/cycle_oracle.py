@@ -1,4 +1,4 @@
-"""The test oracle for the DEX arbitrage bot: every cycle over every devnet pool, by brute force.
+"""The independent oracle for the DEX arbitrage bot: every cycle over every pool, by brute force.
 
 Deliberately independent of ``analytics.routing``: it reads each pool's state straight from the chain
 (``chains.snapshot.read_v2_pair`` / ``read_v3_pool`` at the block), enumerates every simple cycle from WETH of
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chains.amm.uniswap_v2 import get_amount_out
+from chains.amm.uniswap_v3.errors import UniswapV3Revert
 from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState, quote_exact_input
 from chains.devnet.addressbook import AddressBook, PoolInfo
 from chains.snapshot import read_v2_pair, read_v3_pool
@@ -61,7 +62,7 @@ class _Pools:
             return None
         try:
             res = quote_exact_input(st, zfo, amount)
-        except Exception:  # noqa: BLE001 - any math revert makes this size infeasible
+        except UniswapV3Revert:  # the pool would revert at this size: infeasible
             return None
         used, got = (res.amount0, -res.amount1) if zfo else (res.amount1, -res.amount0)
         if used != amount:  # ran out of liquidity: the executor would revert / strand input
