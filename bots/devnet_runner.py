@@ -1,4 +1,9 @@
-"""`mevsuite devnet up`: anvil + the deployed world + our block builder + simulated users, until interrupted.
+"""`mevsuite devnet up`: anvil + the deployed world + our block builder + the local Flashbots-compatible relay
+(with MEV-Share) + simulated users, until interrupted.
+
+The relay's URL and its MEV-Share hint stream are in the address book (``relay_url``, ``mev_share_url``) and in
+the printed summary; with ``devnet up`` a share (:data:`DEVNET_PRIVATE_FRACTION`) of the users' swaps is private
+order flow sent to the relay (hinted on the stream, never in the public mempool).
 
 :class:`Devnet` is also what the demo and the tests use to bring the whole local chain up in-process.
 """
@@ -21,22 +26,25 @@ from bots.config import Config
 from chains.devnet.addressbook import AddressBook
 from chains.devnet.builder import BlockBuilder, BlockReport
 from chains.devnet.deploy import deploy_world
+from chains.devnet.relay import LocalRelay
 from chains.devnet.traffic import TrafficConfig, TrafficGenerator
 from chains.node import AnvilNode
 
 log = logging.getLogger(__name__)
 
 DEVNET_ACCOUNTS = 40  # 0-9 bots/liquidators, 10-29 simulated traders, 30-39 free (see docs/devnet.md)
+DEVNET_PRIVATE_FRACTION = 0.1  # share of `devnet up` swaps sent to the relay as private order flow
 
 
 class DevnetError(RuntimeError):
     """`mevsuite devnet up` could not complete (the message says which step)."""
 
 
-def traffic_config(cfg: Config) -> TrafficConfig:
+def traffic_config(cfg: Config, *, private_fraction: float = 0.0) -> TrafficConfig:
     """The traffic generator's settings from the ``[devnet]`` config section."""
     d = cfg.devnet
     return TrafficConfig(
+        private_fraction=private_fraction,
         swaps_per_second=d.swaps_per_second,
         swaps_per_block=max(d.swaps_per_second * max(d.block_time_s, 1.0), 0.0),
         size_usd_median=d.swap_size_usd_median,
@@ -59,18 +67,22 @@ class Devnet:
     builder: BlockBuilder
     traffic: TrafficGenerator
     deploy_seconds: float
+    relay: LocalRelay | None = None
     reports: list[BlockReport] = field(default_factory=list)
 
     @classmethod
     async def start(
         cls, cfg: Config, *, seed: int | None = None, block_time: float | None = None,
-        progress: Callable[[str], None] | None = None,
+        progress: Callable[[str], None] | None = None, relay: bool = True, private_fraction: float = 0.0,
     ) -> Devnet:
+        """Start anvil, deploy the world, and set up the builder, the local relay (``relay``) and the traffic
+        (``private_fraction`` of swaps as private order flow through the relay; needs ``relay``)."""
         seed = cfg.devnet.seed if seed is None else seed
         interval = cfg.devnet.block_time_s if block_time is None else block_time
         say = progress or (lambda _msg: None)
         say("starting anvil")
         node = await asyncio.to_thread(AnvilNode.start, automine=True, accounts=DEVNET_ACCOUNTS)
+        local_relay: LocalRelay | None = None
         try:
             t0 = time.perf_counter()
             book = await asyncio.to_thread(deploy_world, node, seed, say)
@@ -78,11 +90,21 @@ class Devnet:
             # From here on anvil never mines by itself: pending txs wait for our block builder.
             node.set_automine(False)
             builder = BlockBuilder(node, interval_s=max(interval, 0.05), block_time_s=max(round(interval), 1))
-            traffic = TrafficGenerator(node, book, traffic_config(cfg), seed=seed)
+            if relay:
+                say("starting the local relay")
+                local_relay = LocalRelay(builder)
+                await local_relay.start()
+                book.relay_url, book.mev_share_url = local_relay.url, local_relay.sse_url
+            traffic = TrafficGenerator(node, book, traffic_config(cfg, private_fraction=private_fraction if relay
+                                                                  else 0.0),
+                                       seed=seed, relay_url=book.relay_url or None)
         except BaseException:
+            if local_relay is not None:
+                await local_relay.stop()
             node.stop()
             raise
-        devnet = cls(node=node, book=book, builder=builder, traffic=traffic, deploy_seconds=deploy_seconds)
+        devnet = cls(node=node, book=book, builder=builder, traffic=traffic, deploy_seconds=deploy_seconds,
+                     relay=local_relay)
         builder.add_block_listener(devnet.reports.append)
         return devnet
 
@@ -91,6 +113,9 @@ class Devnet:
         self.builder.stop()
         with contextlib.suppress(Exception):
             await self.traffic.aclose()
+        if self.relay is not None:
+            with contextlib.suppress(Exception):
+                await self.relay.stop()
         with contextlib.suppress(Exception):
             await self.builder.aclose()
         self.node.stop()
@@ -113,7 +138,8 @@ async def run_devnet(
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
-        devnet = await Devnet.start(cfg, seed=seed, block_time=block_time, progress=say)
+        devnet = await Devnet.start(cfg, seed=seed, block_time=block_time, progress=say,
+                                    private_fraction=DEVNET_PRIVATE_FRACTION if traffic else 0.0)
         try:
             await _serve(devnet, stop, say, out_path=out_path, traffic=traffic, max_blocks=max_blocks)
         finally:
@@ -135,6 +161,8 @@ async def _serve(devnet: Devnet, stop: asyncio.Event, say: Callable[[str], None]
         say("interrupted during start-up: stopping")
         return
     say(f"RPC {devnet.node.http_url}  WebSocket {devnet.node.ws_url}  — Ctrl-C to stop")
+    if devnet.relay is not None:
+        say(f"relay {devnet.relay.url}  MEV-Share stream {devnet.relay.sse_url}")
 
     def on_block(report: BlockReport) -> None:
         say(f"block {report.number}: {report.tx_count} txs, gas {report.gas_used:,}, "

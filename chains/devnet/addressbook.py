@@ -1,6 +1,7 @@
 """The devnet's address book: every deployed contract, token, pool and actor, as JSON.
 
 `mevsuite devnet up` prints it and writes it to a file; bots, the traffic generator and tests read it.
+``relay_url`` / ``mev_share_url`` name the local relay (:mod:`chains.devnet.relay`) when one runs.
 Addresses are EIP-55 checksummed strings; amounts and parameters are ints.
 """
 
@@ -97,6 +98,8 @@ class AddressBook:
     traders: list[str] = field(default_factory=list)  # unlocked dev accounts used by the traffic generator
     deployed_at_block: int = 0
     format_version: int = FORMAT_VERSION
+    relay_url: str = ""  # the local Flashbots-compatible relay (JSON-RPC, POST); "" when none runs
+    mev_share_url: str = ""  # its MEV-Share hint stream (server-sent events, GET)
 
     def token(self, symbol: str) -> TokenInfo:
         try:
@@ -144,6 +147,8 @@ class AddressBook:
             traders=list(d.get("traders", [])),
             deployed_at_block=d.get("deployed_at_block", 0),
             format_version=d["format_version"],
+            relay_url=d.get("relay_url", ""),
+            mev_share_url=d.get("mev_share_url", ""),
         )
 
     @classmethod

@@ -61,8 +61,12 @@ __all__ = [
     "BuilderStats",
     "Bundle",
     "BundleOutcome",
+    "BundleSimulation",
     "BundleStatus",
     "DropReason",
+    "Refund",
+    "SimulationFailed",
+    "TxSimulation",
     "bundle_hash",
 ]
 
@@ -71,6 +75,10 @@ log = logging.getLogger(__name__)
 
 class BuilderError(RuntimeError):
     """The node did something the builder cannot work around (a snapshot that cannot be reverted ...)."""
+
+
+class SimulationFailed(RuntimeError):
+    """:meth:`BlockBuilder.simulate_bundle` could not run the bundle (a tx rejected or not mined)."""
 
 
 class DropReason(enum.StrEnum):
@@ -94,6 +102,25 @@ def _tx_hash(raw: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Refund:
+    """MEV-Share refund: ``percent`` of a backrun bundle's refundable value, paid to ``recipient``.
+
+    The refundable value is the bundle's coinbase payment minus the priority fees of its ``user_tx_hashes``
+    (the user's own fees are not the backrunner's payment).  The builder pays it with a plain transfer from its
+    coinbase at the END of the block that includes the bundle (priority fee 0, max fee = the block's base fee;
+    the coinbase also pays that transfer's 21,000 gas), so the recipient receives exactly
+    ``value * percent // 100`` wei."""
+
+    recipient: str
+    percent: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.percent, bool) or not isinstance(self.percent, int) or not 0 <= self.percent <= 100:
+            raise ValueError("refund percent must be an int in 0..100")
+        object.__setattr__(self, "recipient", self.recipient.lower())
+
+
+@dataclass(frozen=True, slots=True)
 class Bundle:
     """A bundle as a searcher (through the local relay) hands it to the builder."""
 
@@ -104,6 +131,9 @@ class Bundle:
     reverting_tx_hashes: frozenset[str] = frozenset()  # txs allowed to revert ("0x…" hashes, any case)
     replacement_uuid: str | None = None
     signer: str | None = None  # the searcher's identity (relay signature address) for stats
+    refunds: tuple[Refund, ...] = ()  # MEV-Share: paid from the coinbase at the end of the including block
+    user_tx_hashes: frozenset[str] = frozenset()  # users' txs carried by a backrun (not part of the refund base)
+    received_at: float | None = None  # wall-clock time the relay received it (default: submit time)
 
     def __post_init__(self) -> None:
         if not self.txs:
@@ -112,6 +142,9 @@ class Bundle:
             raise ValueError("bundle txs must be non-empty raw bytes")
         object.__setattr__(self, "txs", tuple(bytes(t) for t in self.txs))
         object.__setattr__(self, "reverting_tx_hashes", frozenset(h.lower() for h in self.reverting_tx_hashes))
+        object.__setattr__(self, "user_tx_hashes", frozenset(h.lower() for h in self.user_tx_hashes))
+        if sum(r.percent for r in self.refunds) > 100:
+            raise ValueError("refund percents add up to more than 100")
 
     @property
     def tx_hashes(self) -> tuple[str, ...]:
@@ -140,6 +173,11 @@ class BundleOutcome:
     gas_used: int = 0  # from the (standalone) simulation, or the real receipts once included
     coinbase_payment: int = 0  # wei: priority fees + direct coinbase transfers, mempool txs' fees excluded
     effective_gas_price: int = 0  # coinbase_payment // gas used by its non-mempool txs (wei per gas)
+    received_at: float | None = None  # wall-clock seconds (time.time()) of submission
+    simulated_at: float | None = None  # its first (standalone) trial simulation finished
+    considered_at: float | None = None  # a block build took it as eligible
+    sealed_at: float | None = None  # the block holding it was mined
+    refunds_paid: tuple[tuple[str, int, str], ...] = ()  # (recipient, wei, refund tx hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +209,73 @@ class BuilderStats:
     order_violations: int = 0  # real blocks whose bundle prefix was not as built (should stay 0)
     errors: int = 0  # failed build_block calls inside run()
     outcomes_lost: int = 0  # outcome queue full
+    refunds_paid: int = 0  # MEV-Share refund transfers mined
+    refund_failures: int = 0  # refund transfers the node rejected (coinbase without funds ...)
     last_build_seconds: float = 0.0
     max_build_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TxSimulation:
+    """One tx of :meth:`BlockBuilder.simulate_bundle` (the fields of an ``eth_callBundle`` result entry)."""
+
+    tx_hash: str
+    from_address: str
+    to_address: str | None
+    gas_used: int
+    gas_fees: int  # priority fees paid to the coinbase: gas_used * (effective gas price - base fee)
+    eth_sent_to_coinbase: int  # direct transfers to block.coinbase (successful call frames only)
+    success: bool
+    output: str  # return data (or revert data) as 0x-hex
+    logs: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def coinbase_diff(self) -> int:
+        return self.gas_fees + self.eth_sent_to_coinbase
+
+    @property
+    def gas_price(self) -> int:
+        return self.coinbase_diff // self.gas_used if self.gas_used else 0
+
+
+@dataclass(frozen=True, slots=True)
+class BundleSimulation:
+    """A bundle mined in a throw-away block on top of the head (``eth_callBundle``'s numbers)."""
+
+    bundle_hash: str
+    block_number: int  # the simulated block (head + 1)
+    state_block_number: int  # its parent
+    timestamp: int
+    base_fee: int
+    coinbase: str
+    coinbase_diff: int  # the coinbase balance change over the whole block (fees + direct payments)
+    results: tuple[TxSimulation, ...]
+
+    @property
+    def total_gas_used(self) -> int:
+        return sum(r.gas_used for r in self.results)
+
+    @property
+    def gas_fees(self) -> int:
+        return sum(r.gas_fees for r in self.results)
+
+    @property
+    def eth_sent_to_coinbase(self) -> int:
+        return sum(r.eth_sent_to_coinbase for r in self.results)
+
+    @property
+    def bundle_gas_price(self) -> int:
+        return self.coinbase_diff // self.total_gas_used if self.total_gas_used else 0
+
+
+def _sent_to(frame: dict[str, Any], coinbase: str) -> int:
+    """Wei moved to ``coinbase`` by a callTracer frame and its children; reverted subtrees move nothing."""
+    if frame.get("error"):
+        return 0
+    own = 0
+    if str(frame.get("to") or "").lower() == coinbase and frame.get("type") != "DELEGATECALL":
+        own = int(frame.get("value") or "0x0", 16)
+    return own + sum(_sent_to(c, coinbase) for c in frame.get("calls") or ())
 
 
 OutcomeListener = Callable[[BundleOutcome], Awaitable[object] | object]
@@ -217,6 +320,9 @@ class _Pending:
     hash: str
     tx_hashes: tuple[str, ...]
     seq: int
+    received_at: float = 0.0
+    simulated_at: float | None = None
+    considered_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -251,6 +357,7 @@ class _Sim:
     detail: str = ""
     gas_used: int = 0
     payment: int = 0
+    refundable: int = 0  # payment minus the priority fees of the bundle's user_tx_hashes
     score: Fraction = Fraction(0)
     senders: tuple[tuple[str, int], ...] = ()  # (sender, nonce) of the bundle's txs
 
@@ -268,6 +375,7 @@ class _Ctx:
     pool_read: bool = False  # the initial pool read is done; later finds are late arrivals
     coinbase: str = ""
     parent_balance: int = 0
+    base_fee: int = 0  # of the block being built (learnt from a trial block)
 
 
 def _err_text(err: RpcCallError) -> str:
@@ -320,6 +428,7 @@ class BlockBuilder:
         self._stop = asyncio.Event()
         self._coinbase_set = False
         self._head: int | None = None
+        self._pre_build_hooks: list[Callable[[int], Awaitable[object] | object]] = []
 
     # ------------------------------------------------------------------ RPC seam
     async def _call(self, method: str, params: list[Any] | None = None) -> Any:
@@ -327,6 +436,10 @@ class BlockBuilder:
 
     async def _batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
         return await self._rpc.batch(calls)
+
+    async def request(self, method: str, params: list[Any] | None = None) -> Any:
+        """One JSON-RPC call to the builder's node (for the relay's reads and set-up; never under the lock)."""
+        return await self._call(method, params)
 
     async def aclose(self) -> None:
         self.stop()
@@ -348,7 +461,8 @@ class BlockBuilder:
         self.stats.bundles_received += 1
         if key in self._pending:
             return h
-        pend = _Pending(bundle=bundle, hash=h, tx_hashes=bundle.tx_hashes, seq=next(self._seq))
+        pend = _Pending(bundle=bundle, hash=h, tx_hashes=bundle.tx_hashes, seq=next(self._seq),
+                        received_at=bundle.received_at if bundle.received_at is not None else time.time())
         if bundle.replacement_uuid is not None:
             ukey = (bundle.signer, bundle.replacement_uuid)
             old = self._by_uuid.get(ukey)
@@ -393,6 +507,21 @@ class BlockBuilder:
     def add_block_listener(self, listener: BlockListener) -> None:
         self._block_listeners.append(listener)
 
+    def add_pre_build_hook(self, hook: Callable[[int], Awaitable[object] | object]) -> None:
+        """Called with the number of the block about to be built, before its bundles are chosen (the local relay
+        uses it to hand in private transactions that nobody backran).  May submit bundles for that block."""
+        self._pre_build_hooks.append(hook)
+
+    def set_coinbase(self, address: str) -> None:
+        """Use ``address`` as block.coinbase from the next block on (``anvil_setCoinbase``)."""
+        self.coinbase = address
+        self._coinbase_set = False
+
+    @property
+    def head(self) -> int | None:
+        """The latest block number the builder has seen (None before its first build)."""
+        return self._head
+
     def outcome_queue(self, maxsize: int = 10_000) -> asyncio.Queue[BundleOutcome]:
         """A queue receiving every final (INCLUDED / DROPPED) outcome; when full, new ones are counted as lost."""
         q: asyncio.Queue[BundleOutcome] = asyncio.Queue(maxsize)
@@ -402,7 +531,9 @@ class BlockBuilder:
     def _outcome_of(self, p: _Pending, status: BundleStatus, **kw: Any) -> BundleOutcome:
         b = p.bundle
         return BundleOutcome(bundle_hash=p.hash, status=status, target_block=b.block_number, signer=b.signer,
-                             replacement_uuid=b.replacement_uuid, tx_hashes=p.tx_hashes, **kw)
+                             replacement_uuid=b.replacement_uuid, tx_hashes=p.tx_hashes,
+                             received_at=p.received_at, simulated_at=p.simulated_at,
+                             considered_at=p.considered_at, **kw)
 
     def _drop(self, p: _Pending, reason: DropReason, detail: str, sim: _Sim | None = None) -> BundleOutcome:
         kw: dict[str, Any] = {}
@@ -474,6 +605,10 @@ class BlockBuilder:
         """Build and mine exactly one block; returns its report (observers are notified before returning)."""
         async with self._lock:
             t0 = time.perf_counter()
+            if self._pre_build_hooks:
+                head = await self._call("eth_blockNumber")
+                for hook in list(self._pre_build_hooks):
+                    await _notify(hook, int(head, 16) + 1)
             report, included = await self._build()
             dt = time.perf_counter() - t0
             report = _with_time(report, dt)
@@ -518,6 +653,7 @@ class BlockBuilder:
             elif b.min_timestamp is not None and ts < b.min_timestamp:
                 self._drop(p, DropReason.TOO_EARLY, f"block timestamp {ts} < min_timestamp {b.min_timestamp}")
             else:
+                p.considered_at = time.time()
                 eligible.append(p)
                 continue
             reason = self._outcomes[key].reason
@@ -565,6 +701,7 @@ class BlockBuilder:
                 if i:
                     await self._reset(ctx)
                 sim = await self._trial(ctx, [], p)
+                p.simulated_at = time.time()
                 if sim.ok:
                     scored.append((p, sim))
                 else:
@@ -608,8 +745,20 @@ class BlockBuilder:
             calls = [("eth_sendRawTransaction", ["0x" + raw.hex()]) for p, _ in kept for raw in p.bundle.txs]
             n_bundle_txs = len(calls)
             calls += [tx.send_call() for tx in public_seq]
+            n_before_refunds = len(calls)
+            refund_plan = await self._refund_plan(ctx, kept)
+            calls += [call for _, _, call in refund_plan]
             results = await self._batch(calls)
+            refund_tx: dict[str, list[tuple[str, int, str]]] = {}
             for i, res in enumerate(results):
+                if i >= n_before_refunds:
+                    bh, (recipient, amount), _ = refund_plan[i - n_before_refunds]
+                    if isinstance(res, RpcCallError):
+                        self.stats.refund_failures += 1
+                        log.error("refund of %d wei to %s for bundle %s rejected: %s", amount, recipient, bh, res)
+                    else:
+                        refund_tx.setdefault(bh, []).append((recipient, amount, str(res)))
+                    continue
                 if isinstance(res, RpcCallError):
                     if i < n_bundle_txs:
                         log.error("bundle tx rejected while building the real block: %s", res)
@@ -633,6 +782,7 @@ class BlockBuilder:
         gas_by_tx = {h: int(r["gasUsed"], 16) for h, r in zip(expected, receipts, strict=True)
                      if isinstance(r, dict) and r}
         included: list[str] = []
+        sealed_at = time.time()
         for p, sim in kept:
             idx = mined.index(p.tx_hashes[0]) if p.tx_hashes[0] in mined else None
             if idx is None or any(h not in gas_by_tx for h in p.tx_hashes):
@@ -642,10 +792,12 @@ class BlockBuilder:
             self._record(self._outcome_of(
                 p, BundleStatus.INCLUDED, block_number=self._head, block_hash=blk["hash"], position=idx,
                 gas_used=sum(gas_by_tx[h] for h in p.tx_hashes), coinbase_payment=sim.payment,
-                effective_gas_price=int(sim.score),
+                effective_gas_price=int(sim.score), sealed_at=sealed_at,
+                refunds_paid=tuple(r for r in refund_tx.get(p.hash, ()) if r[2] in mined),
             ))
             included.append(p.hash)
-        in_bundles = set(expected)
+        in_bundles = set(expected) | {r[2] for rs in refund_tx.values() for r in rs}
+        self.stats.refunds_paid += sum(1 for rs in refund_tx.values() for r in rs if r[2] in mined)
         n_public = sum(1 for h in mined if h not in in_bundles)
         self.stats.rescued_txs += len(ctx.late)
         return self._report(blk, included, dropped, n_bundle_txs, dropped_public, n_public), included
@@ -680,7 +832,111 @@ class BlockBuilder:
             dropped_public_txs=tuple(dropped_public), build_seconds=0.0,
         )
 
+    # ------------------------------------------------------------------ eth_callBundle
+    async def simulate_bundle(self, txs: Sequence[bytes], *, timestamp: int | None = None) -> BundleSimulation:
+        """Mine ``txs`` alone in a throw-away block on top of the head (number head+1, the timestamp the builder's
+        next block gets unless ``timestamp`` is given), read the receipts, traces and the coinbase balance, then
+        revert: the chain and the public mempool are as before (public txs go back in their FIFO order).  Runs
+        under the build lock, so it never interleaves with a block build.  Every tx may revert (reported per tx);
+        a tx the node rejects or does not mine raises :class:`SimulationFailed`."""
+        bundle = Bundle(txs=tuple(txs), block_number=0)
+        hashes = bundle.tx_hashes
+        async with self._lock:
+            if self.coinbase and not self._coinbase_set:
+                await self._call("anvil_setCoinbase", [self.coinbase])
+                self._coinbase_set = True
+            parent = await self._call("eth_getBlockByNumber", ["latest", False])
+            number = int(parent["number"], 16) + 1
+            ts = timestamp if timestamp is not None else int(parent["timestamp"], 16) + self.block_time_s
+            ctx = _Ctx(number=number, timestamp=ts, snapshot=None, bundle_txs=set(hashes), public={}, late=[])
+            ctx.coinbase = str(await self._call("eth_coinbase")).lower()
+            ctx.parent_balance = int(await self._call("eth_getBalance", [ctx.coinbase, hex(number - 1)]), 16)
+            ctx.snapshot = str(await self._call("evm_snapshot"))
+            public_order: list[str] = []
+            try:
+                first = await self._absorb_pool(ctx, drop=False)
+                ctx.pool_read = True
+                if first:
+                    await self._call("evm_setNextBlockTimestamp", [ts])
+                    await self._call("evm_mine")
+                    blk = await self._call("eth_getBlockByNumber", ["latest", False])
+                    mined_unknown = [h for h in blk["transactions"] if h not in ctx.public]
+                    await self._rescue_mined(ctx, mined_unknown)
+                    public_order = [h for h in blk["transactions"] if h in ctx.public]
+                await self._reset(ctx)
+                pend = _Pending(bundle=Bundle(txs=bundle.txs, block_number=number,
+                                              reverting_tx_hashes=frozenset(hashes)),
+                                hash=bundle.bundle_hash, tx_hashes=hashes, seq=-1)
+                sim = await self._trial(ctx, [], pend)
+                if not sim.ok:
+                    raise SimulationFailed(sim.detail or "bundle could not be simulated")
+                calls: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", ["latest", True])]
+                calls += [("eth_getTransactionReceipt", [h]) for h in hashes]
+                calls += [("debug_traceTransaction", [h, {"tracer": "callTracer"}]) for h in hashes]
+                calls.append(("eth_getBalance", [ctx.coinbase, "latest"]))
+                out = await self._batch(calls)
+                for item in out:
+                    if isinstance(item, RpcCallError):
+                        raise item
+            finally:
+                await self._restore_after_simulation(ctx, public_order)
+        blk, n = out[0], len(hashes)
+        receipts, traces, balance = out[1:1 + n], out[1 + n:1 + 2 * n], int(out[-1], 16)
+        base_fee = int(blk.get("baseFeePerGas") or "0x0", 16)
+        results = []
+        for h, rc, tr in zip(hashes, receipts, traces, strict=True):
+            gas = int(rc["gasUsed"], 16)
+            ok = int(rc["status"], 16) == 1
+            results.append(TxSimulation(
+                tx_hash=h, from_address=str(rc["from"]), to_address=rc.get("to"), gas_used=gas,
+                gas_fees=gas * (int(rc["effectiveGasPrice"], 16) - base_fee),
+                eth_sent_to_coinbase=_sent_to(tr, ctx.coinbase), success=ok,
+                output=str(tr.get("output") or "0x"), logs=tuple(rc.get("logs") or ()),
+            ))
+        return BundleSimulation(bundle_hash=bundle.bundle_hash, block_number=number, state_block_number=number - 1,
+                                timestamp=ts, base_fee=base_fee, coinbase=ctx.coinbase,
+                                coinbase_diff=balance - ctx.parent_balance, results=tuple(results))
+
+    async def _restore_after_simulation(self, ctx: _Ctx, public_order: list[str]) -> None:
+        """Back to the parent state with the public txs back in the pool, in their FIFO order."""
+        if ctx.snapshot is not None:
+            snap, ctx.snapshot = ctx.snapshot, None
+            if not await self._call("evm_revert", [snap]):
+                raise BuilderError(f"evm_revert({snap}) failed: someone else reverted under the builder")
+        await self._absorb_pool(ctx, drop=True)  # late arrivals, and any trial leftovers
+        ours = [h for h in ctx.bundle_txs if h not in ctx.public]
+        if ours:
+            await self._batch([("anvil_dropTransaction", [h]) for h in ours])
+        order = [*public_order, *[h for h in ctx.public if h not in public_order and h not in ctx.late], *ctx.late]
+        seen: set[str] = set()
+        calls = []
+        for h in order:
+            if h in ctx.public and h not in seen:
+                seen.add(h)
+                calls.append(ctx.public[h].send_call())
+        if calls:
+            await self._batch(calls)
+
     # ------------------------------------------------------------------ helpers of the bundle path
+    async def _refund_plan(self, ctx: _Ctx, kept: list[tuple[_Pending, _Sim]]
+                           ) -> list[tuple[str, tuple[str, int], tuple[str, list[Any]]]]:
+        """The MEV-Share refund transfers of the kept bundles: (bundle hash, (recipient, wei), send call)."""
+        plan: list[tuple[str, tuple[str, int], tuple[str, list[Any]]]] = []
+        for p, sim in kept:
+            for r in p.bundle.refunds:
+                amount = sim.refundable * r.percent // 100
+                if amount > 0:
+                    tx = {"from": ctx.coinbase, "to": r.recipient, "value": hex(amount), "gas": hex(21_000),
+                          "maxFeePerGas": hex(ctx.base_fee), "maxPriorityFeePerGas": "0x0"}
+                    plan.append((p.hash, (r.recipient, amount), ("eth_sendTransaction", [tx])))
+        if plan:
+            if int(ctx.coinbase, 16) == 0:
+                self.stats.refund_failures += len(plan)
+                log.error("refunds need a builder coinbase (set_coinbase); the zero address cannot pay them")
+                return []
+            await self._call("anvil_impersonateAccount", [ctx.coinbase])
+        return plan
+
     async def _reset(self, ctx: _Ctx) -> None:
         """Back to the parent state, with a fresh snapshot for the next trial (anvil snapshots are single-use)."""
         assert ctx.snapshot is not None
@@ -765,6 +1021,8 @@ class BlockBuilder:
                 reason = DropReason.CONFLICT if prefix else DropReason.SIMULATION_ERROR
                 return _Sim(False, reason, f"not mined in order: missing {missing[:3]} (nonce gap/replaced/gas)")
             base_fee = int(blk.get("baseFeePerGas") or "0x0", 16)
+            ctx.base_fee = base_fee
+            user_fees = 0
             gas_total = 0
             mempool_fees = 0
             mempool_gas = 0
@@ -780,6 +1038,8 @@ class BlockBuilder:
                 if h in ctx.public:
                     mempool_fees += gas * (int(rc["effectiveGasPrice"], 16) - base_fee)
                     mempool_gas += gas
+                elif h in p.bundle.user_tx_hashes:
+                    user_fees += gas * (int(rc["effectiveGasPrice"], 16) - base_fee)
             senders = tuple((str(t["from"]).lower(), int(t["nonce"], 16)) for t in blk["transactions"][len(prefix):])
             if prefix:  # re-simulation: only validity matters, the score is the standalone one
                 return _Sim(True, gas_used=gas_total, senders=senders)
@@ -788,7 +1048,8 @@ class BlockBuilder:
             payment = int(balance, 16) - ctx.parent_balance - mempool_fees
             own_gas = gas_total - mempool_gas
             score = Fraction(payment, own_gas) if own_gas > 0 and payment > 0 else Fraction(0)
-            return _Sim(True, gas_used=gas_total, payment=payment, score=score, senders=senders)
+            return _Sim(True, gas_used=gas_total, payment=payment, score=score, senders=senders,
+                        refundable=max(0, payment - user_fees))
         return _Sim(False, DropReason.SIMULATION_ERROR, "the pool kept receiving txs during the trial")
 
 

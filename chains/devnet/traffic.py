@@ -12,6 +12,12 @@ swaps of one trader in one block get consecutive nonces.
   trader's balance.  ``amountOutMin`` comes from a real quote (``getAmountsOut`` / ``QuoterV2``) at the latest
   block: tight (``tight_slippage_bps`` below the quote) or, for a ``loose_fraction`` of swaps, ``loose_slippage``
   below it — the backrunnable / sandwichable victims.
+* Private order flow: with ``private_fraction > 0`` and a ``relay_url`` (the local relay,
+  :mod:`chains.devnet.relay`), that share of swaps is signed by the node (``eth_signTransaction``) and sent to the
+  relay with ``eth_sendPrivateTransaction`` (hints ``private_hints``) instead of the mempool: it never enters the
+  public pool, searchers see only the MEV-Share hint, and the builder includes it (backrun or alone).  Private
+  swaps come from their own traders (the last ``private_fraction`` share of ``traders``, at least one), each with
+  at most one private swap outstanding, so public and private nonces never collide.
 * Oracle: a random walk on the Aave ``PriceOracle`` (``setAssetPrice``; USD with 8 decimals), plus
   :meth:`TrafficGenerator.shock` for an explicit move (e.g. to make a borrower liquidatable).
 
@@ -31,9 +37,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from eth_utils.crypto import keccak
+
 from chains.devnet.addressbook import AddressBook, PoolInfo, TokenInfo
 from chains.devnet.artifacts import load
 from chains.devnet.builder import AsyncJsonRpc
+from chains.flashbots import FlashbotsClient, FlashbotsError
 from chains.node import AnvilNode, RpcCallError
 
 __all__ = [
@@ -75,12 +84,17 @@ class TrafficConfig:
     stable_volatility: float = 0.0005  # ... of stablecoins
     stables: frozenset[str] = frozenset({"USDC", "USDT", "DAI"})
     token_kinds: frozenset[str] = frozenset({"standard", "weth"})  # fee-on-transfer / reverting tokens left out
+    private_fraction: float = 0.0  # share of swaps sent to the relay as private order flow (needs relay_url)
+    private_hints: tuple[str, ...] = ("hash", "contract_address", "function_selector", "logs")
+    private_max_blocks: int = 25  # a private swap's maxBlockNumber = latest block + this
 
     def __post_init__(self) -> None:
         if not 0 <= self.loose_fraction <= 1 or not 0 < self.loose_slippage < 1:
             raise ValueError("loose_fraction must be in [0, 1] and loose_slippage in (0, 1)")
         if not 0 < self.max_balance_fraction <= 1:
             raise ValueError("max_balance_fraction must be in (0, 1]")
+        if not 0 <= self.private_fraction <= 1 or self.private_max_blocks < 1:
+            raise ValueError("private_fraction must be in [0, 1] and private_max_blocks >= 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +111,7 @@ class SwapRecord:
     loose: bool
     usd_size: float
     sent_at_block: int  # the latest block when sent (it can be mined in the next one at the earliest)
+    private: bool = False  # sent to the relay as private order flow (never in the public mempool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +136,8 @@ class TrafficStats:
     reverted_by_venue: Counter[str] = field(default_factory=Counter)
     oracle_moves: int = 0
     oracle_shocks: int = 0
+    private_swaps: int = 0  # accepted by the relay
+    private_expired: int = 0  # not mined within private_max_blocks (+1)
 
     @property
     def total_sent(self) -> int:
@@ -136,7 +153,8 @@ class TrafficGenerator:
     them continuously at the configured rates until :meth:`stop`."""
 
     def __init__(self, node: AnvilNode | str, book: AddressBook, config: TrafficConfig | None = None,
-                 *, seed: int = 0, traders: list[str] | None = None) -> None:
+                 *, seed: int = 0, traders: list[str] | None = None, relay_url: str | None = None,
+                 relay_auth_key: bytes | None = None) -> None:
         url = node.http_url if isinstance(node, AnvilNode) else node
         self.book = book
         self.config = config or TrafficConfig()
@@ -146,6 +164,18 @@ class TrafficGenerator:
         if not self.traders:
             raise ValueError("the address book has no traders")
         self.stats = TrafficStats()
+        if self.config.private_fraction > 0 and not relay_url:
+            raise ValueError("private_fraction > 0 needs the relay's relay_url")
+        self.private_traders: list[str] = []
+        if self.config.private_fraction > 0:
+            k = max(1, round(len(self.traders) * self.config.private_fraction))
+            self.private_traders = self.traders[-k:]
+            if len(self.traders) > k:
+                self.traders = self.traders[:-k]
+        self._private_pending: dict[str, SwapRecord] = {}  # trader -> its outstanding private swap
+        # the searcher-style identity our users sign relay requests with (not a funded account)
+        auth = relay_auth_key or keccak(f"mevsuite-traffic-relay:{seed}".encode())
+        self._relay = FlashbotsClient(auth, {"relay": relay_url}, timeout=10.0, retries=1) if relay_url else None
         self.swaps: list[SwapRecord] = []
         self.oracle_moves: list[OracleMove] = []
         self._unsettled: dict[str, SwapRecord] = {}
@@ -177,6 +207,8 @@ class TrafficGenerator:
     async def aclose(self) -> None:
         self.stop()
         await self._rpc.aclose()
+        if self._relay is not None:
+            await self._relay.close()
 
     async def __aenter__(self) -> TrafficGenerator:
         return self
@@ -224,11 +256,24 @@ class TrafficGenerator:
     # ------------------------------------------------------------------ swaps
     async def send_swap(self, *, venue: str | None = None, loose: bool | None = None, trader: str | None = None,
                         pool: PoolInfo | None = None, zero_for_one: bool | None = None,
-                        usd_size: float | None = None, multihop: bool | None = None) -> SwapRecord | None:
-        """Send one swap into the mempool; every unspecified choice is drawn from the generator's RNG.
+                        usd_size: float | None = None, multihop: bool | None = None,
+                        private: bool | None = None) -> SwapRecord | None:
+        """Send one swap into the mempool (or, ``private``, to the relay); every unspecified choice is drawn
+        from the generator's RNG.
 
         Returns None (and counts a skip) when the trader has nothing to sell or no quote exists."""
         cfg, rng = self.config, self.rng
+        if private is None:
+            private = cfg.private_fraction > 0 and rng.random() < cfg.private_fraction
+        if private:
+            if self._relay is None:
+                raise ValueError("private swaps need the relay's relay_url")
+            free = [t for t in (self.private_traders or self.traders) if t not in self._private_pending]
+            if trader is None:
+                if not free:  # every private trader has a swap outstanding: this one goes public
+                    private = False
+                else:
+                    trader = rng.choice(free)
         if pool is not None:
             venue = pool.venue
         elif venue is None:
@@ -308,20 +353,37 @@ class TrafficGenerator:
         tx = {"from": trader, "to": router, "data": data, "value": hex(value), "gas": hex(gas),
               "maxPriorityFeePerGas": hex(tip), "maxFeePerGas": hex(2 * base_fee + tip)}
         try:
-            tx_hash = str(await self._call("eth_sendTransaction", [tx]))
-        except RpcCallError as exc:
+            if private:
+                tx_hash = await self._send_private(tx, block_no)
+            else:
+                tx_hash = str(await self._call("eth_sendTransaction", [tx]))
+        except (RpcCallError, FlashbotsError) as exc:
             self.stats.send_errors += 1
             log.warning("traffic: swap not accepted: %s", exc)
             return None
         rec = SwapRecord(tx_hash=tx_hash, trader=trader, venue=venue, method=method, path=tuple(path),
                          fees=tuple(fees), amount_in=amount_in, quote=quote, amount_out_min=amount_out_min,
-                         loose=loose, usd_size=usd_size, sent_at_block=block_no)
+                         loose=loose, usd_size=usd_size, sent_at_block=block_no, private=bool(private))
+        if private:
+            self._private_pending[trader] = rec
+            self.stats.private_swaps += 1
         self.swaps.append(rec)
         self._unsettled[tx_hash] = rec
         self.stats.swaps_sent[venue] += 1
         self.stats.swaps_by_method[method] += 1
         self.stats.loose_swaps += int(loose)
         return rec
+
+    async def _send_private(self, tx: dict[str, Any], block_no: int) -> str:
+        """Have the node sign ``tx`` (its sender is unlocked) and hand it to the relay as private order flow."""
+        assert self._relay is not None
+        nonce = await self._call("eth_getTransactionCount", [tx["from"], "latest"])
+        chain_id = await self._call("eth_chainId")
+        signed = await self._call("eth_signTransaction", [{**tx, "nonce": nonce, "chainId": chain_id, "type": "0x2"}])
+        raw = signed if isinstance(signed, str) else signed["raw"]
+        params = {"tx": raw, "maxBlockNumber": hex(block_no + self.config.private_max_blocks),
+                  "preferences": {"privacy": {"hints": list(self.config.private_hints)}}}
+        return str(await self._relay.request("eth_sendPrivateTransaction", [params]))
 
     async def _balance_of(self, token: TokenInfo, owner: str) -> int:
         out = await self._call("eth_call", [{"to": token.address,
@@ -359,9 +421,19 @@ class TrafficGenerator:
         recs = list(self._unsettled.values())
         receipts = await self._batch([("eth_getTransactionReceipt", [r.tx_hash]) for r in recs])
         done: list[tuple[SwapRecord, bool]] = []
+        head: int | None = None
         for rec, rc in zip(recs, receipts, strict=True):
             if not isinstance(rc, dict):
+                if rec.private:  # a private swap nobody mined within its window is gone for good
+                    if head is None:
+                        head = _u(await self._call("eth_blockNumber"))
+                    if head > rec.sent_at_block + self.config.private_max_blocks:
+                        del self._unsettled[rec.tx_hash]
+                        self._private_pending.pop(rec.trader, None)
+                        self.stats.private_expired += 1
                 continue
+            if rec.private:
+                self._private_pending.pop(rec.trader, None)
             ok = _u(rc["status"]) == 1
             del self._unsettled[rec.tx_hash]
             self.stats.swaps_mined += 1
