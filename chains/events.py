@@ -726,6 +726,12 @@ class PendingSwap(Event):
     reversed; ``fees`` holds the V3 pool fee of each hop (``len(path) - 1`` entries) and is empty for V2.
     Exact-input swaps set ``amount_in`` and ``amount_out_min``; exact-output swaps set ``amount_out`` and
     ``amount_in_max``.  ``deadline`` is None when the call carries none (SwapRouter02 without multicall deadline).
+
+    The mempool watcher also fills what a backrunner or sandwicher needs without a second lookup: ``method``
+    (the router function, e.g. ``"swapExactETHForTokens"``, or ``"multicall/exactInput"`` inside a multicall),
+    the tx's ``value`` (for ETH-in calls it *is* the input: ``amount_in`` or ``amount_in_max``), its ``nonce``
+    and fee caps (legacy txs: ``gasPrice`` in both), and ``seen_at`` (wall-clock unix seconds of arrival).
+    They default to empty so that other producers may leave them out.
     """
 
     KIND: ClassVar[str] = "pending_swap"
@@ -744,6 +750,12 @@ class PendingSwap(Event):
     amount_in_max: Uint256 | None = None
     deadline: Uint256 | None = None
     recipient: Address | None = None
+    method: str = ""
+    value: Uint256 = 0
+    nonce: Uint64 | None = None
+    max_fee_per_gas: Uint256 | None = None
+    max_priority_fee_per_gas: Uint256 | None = None
+    seen_at: float = 0.0
 
     def _validate(self) -> None:
         where = f"PendingSwap {self.tx_hash}"

@@ -17,8 +17,11 @@ from aiohttp import web
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chains.flashbots import (
+    _SECP256K1_N,
     BuilderResult,
     CallBundleResult,
     FlashbotsClient,
@@ -432,3 +435,23 @@ async def test_inclusion_orphaned_after_reorg(anvil_nomine: AnvilNode) -> None:
         res = await tracker.poll()
         assert res[b1].status is InclusionStatus.ORPHANED
         assert res[b1 + 1].status is InclusionStatus.LANDED and res[b1 + 1].included == (hash_a,)
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=st.integers(min_value=1, max_value=_SECP256K1_N - 1), body=st.binary(max_size=300),
+       legacy_v=st.booleans())
+def test_fast_recovery_agrees_with_eth_account(key: int, body: bytes, legacy_v: bool) -> None:
+    """The relay's coincurve recovery gives eth-account's answer, for v in {27, 28} and in {0, 1}."""
+    acct = Account.from_key(key.to_bytes(32, "big"))
+    text = "0x" + keccak(body).hex()
+    sig = bytearray(Account.sign_message(encode_defunct(text=text), acct.key).signature)
+    if not legacy_v:
+        sig[64] -= 27
+    header = f"{acct.address}:0x{bytes(sig).hex()}"
+    assert recover_signature_header(body, header) == acct.address
+    assert recover_signature_header(body + b" ", header) is None
+    bad_v = bytearray(sig)
+    bad_v[64] = 29
+    assert recover_signature_header(body, f"{acct.address}:0x{bytes(bad_v).hex()}") is None
+    zero_r = bytes(32) + bytes(sig[32:])
+    assert recover_signature_header(body, f"{acct.address}:0x{zero_r.hex()}") is None
