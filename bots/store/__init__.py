@@ -6,7 +6,8 @@ SQLite (``mevsuite.db`` in the current directory, WAL) by default, PostgreSQL vi
     store = await Store.open(config.db.url, upgrade=True, metrics=metrics)
     await store.record_block(chain_id=1, number=n, hash=h, parent_hash=p, timestamp=ts)
     ...
-    await store.delete_from_block(chain_id=1, block_number=first_replaced)   # on a reorg
+    await store.rollback_reorg(chain_id=1, first_orphaned=first_replaced)   # on a reorg
+    # (bots.reorg.ReorgHandler does this when wired to chains.blocks.BlockWatcher)
 """
 
 from bots.store.crud import delete_from_block, insert_ignore, sum_amount, upsert
@@ -30,7 +31,7 @@ from bots.store.models import (
     Trade,
     Transaction,
 )
-from bots.store.repository import Store
+from bots.store.repository import OrphanedBundle, ReorgRollback, Store
 from bots.store.types import ExactDecimal, Int256, Uint256, UTCDateTime
 
 __all__ = [
@@ -44,7 +45,9 @@ __all__ = [
     "Int256",
     "ModelRun",
     "Opportunity",
+    "OrphanedBundle",
     "PnlSnapshot",
+    "ReorgRollback",
     "Store",
     "Trade",
     "Transaction",

@@ -121,6 +121,7 @@ class Bundle(Base):
         UniqueConstraint("chain_id", "block_hash", "bundle_hash"),
         Index(None, "chain_id", "block_number"),
         Index(None, "chain_id", "included_block_number"),
+        Index(None, "chain_id", "bundle_hash"),  # status updates and reorg lookups by bundle hash (0002)
     )
 
     id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
@@ -131,7 +132,8 @@ class Bundle(Base):
     target_block: Mapped[int] = mapped_column(BigInteger)
     bot: Mapped[str] = mapped_column(String(64))
     opportunity_key: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))  # simulated | submitted | included | failed | dropped
+    # simulated | submitted | included | failed | dropped | orphaned (landed in a block a reorg replaced)
+    status: Mapped[str] = mapped_column(String(16))
     tx_count: Mapped[int] = mapped_column(Integer)
     expected_profit: Mapped[int] = mapped_column(Int256)
     tip: Mapped[int] = mapped_column(Uint256)  # coinbase payment / priority fees, wei

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Self
 
@@ -34,7 +35,7 @@ from bots.store.models import (
     Transaction,
 )
 
-__all__ = ["Store"]
+__all__ = ["OrphanedBundle", "ReorgRollback", "Store"]
 
 _MODELS: tuple[type[Base], ...] = (
     Block,
@@ -46,6 +47,29 @@ _MODELS: tuple[type[Base], ...] = (
     PnlSnapshot,
     ModelRun,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanedBundle:
+    """A bundle that had landed in a block a reorg replaced (now status ``orphaned``, inclusion cleared)."""
+
+    bundle_hash: str
+    bot: str
+    included_block_number: int
+    included_block_hash: str | None
+    tx_hashes: tuple[str, ...]  # its transactions as recorded (``transactions.bundle_hash``), in block order
+
+
+@dataclass(frozen=True, slots=True)
+class ReorgRollback:
+    """What :meth:`Store.rollback_reorg` did: the bundles orphaned and the rows deleted per table."""
+
+    orphaned_bundles: tuple[OrphanedBundle, ...]
+    deleted: dict[str, int]
+
+    @property
+    def rows_deleted(self) -> int:
+        return sum(v for k, v in self.deleted.items() if k != "bundles_uncommitted")
 
 
 def _hash(value: str, what: str = "hash") -> str:
@@ -399,6 +423,69 @@ class Store:
         """Remove every chain-derived row at or after ``block_number`` (see :func:`crud.delete_from_block`)."""
         async with self.session() as session:
             return await crud.delete_from_block(session, chain_id, block_number)
+
+    async def orphan_bundles_from(
+        self, chain_id: int, block_number: int, *, session: AsyncSession | None = None
+    ) -> list[OrphanedBundle]:
+        """Mark every bundle that landed at or after ``block_number`` as ``orphaned`` (inclusion cleared).
+
+        Returns them with the hashes of their recorded transactions (read before the reorg deletes those rows),
+        so a caller can tell when the same transactions land again on the new branch.
+        """
+        if session is None:
+            async with self.session() as own:
+                return await self.orphan_bundles_from(chain_id, block_number, session=own)
+        bundles = crud.table_of(Bundle)
+        txs = crud.table_of(Transaction)
+        conn = await session.connection()
+        rows = (await conn.execute(
+            select(bundles.c.bundle_hash, bundles.c.bot, bundles.c.included_block_number,
+                   bundles.c.included_block_hash)
+            .where(bundles.c.chain_id == chain_id, bundles.c.included_block_number >= block_number)
+            .order_by(bundles.c.included_block_number, bundles.c.id)
+        )).all()
+        out: list[OrphanedBundle] = []
+        for bundle_hash, bot, included_number, included_hash in rows:
+            tx_hashes = (await conn.execute(
+                select(txs.c.tx_hash)
+                .where(txs.c.chain_id == chain_id, txs.c.bundle_hash == bundle_hash)
+                .order_by(txs.c.block_number, txs.c.tx_index)
+            )).scalars().all()
+            out.append(OrphanedBundle(str(bundle_hash), str(bot), int(included_number),
+                                      None if included_hash is None else str(included_hash),
+                                      tuple(str(h) for h in tx_hashes)))
+        if out:
+            await conn.execute(
+                update(bundles)
+                .where(bundles.c.chain_id == chain_id, bundles.c.included_block_number >= block_number)
+                .values(status="orphaned", included_block_number=None, included_block_hash=None)
+            )
+        return out
+
+    async def rollback_reorg(self, chain_id: int, first_orphaned: int) -> ReorgRollback:
+        """Undo the rows of the blocks a reorg replaced, in ONE transaction.
+
+        Bundles that had landed at or after ``first_orphaned`` become ``orphaned`` (see
+        :meth:`orphan_bundles_from`); then every chain-derived row at or after it is deleted
+        (:meth:`delete_from_block`: blocks, opportunities, bundles built there, transactions, trades, and the PnL
+        snapshots -- so the orphaned bundles' PnL goes too).  Idempotent: a second call changes nothing.
+        """
+        async with self.session() as session:
+            orphaned_bundles = await self.orphan_bundles_from(chain_id, first_orphaned, session=session)
+            deleted = await crud.delete_from_block(session, chain_id, first_orphaned)
+        return ReorgRollback(tuple(orphaned_bundles), deleted)
+
+    async def bundle_status(self, chain_id: int, bundle_hash: str) -> tuple[str, int | None, str | None] | None:
+        """``(status, included_block_number, included_block_hash)`` of a bundle (the latest recorded row)."""
+        async with self.sessionmaker() as session:
+            stmt = (
+                select(Bundle.status, Bundle.included_block_number, Bundle.included_block_hash)
+                .where(Bundle.chain_id == chain_id, Bundle.bundle_hash == _hash(bundle_hash, "bundle_hash"))
+                .order_by(Bundle.id.desc())
+                .limit(1)
+            )
+            row = (await session.execute(stmt)).first()
+            return None if row is None else (str(row[0]), row[1], row[2])
 
     async def block_hash_at(self, chain_id: int, number: int) -> str | None:
         """The stored hash of block ``number`` (None if not recorded); compared with the chain on reorgs."""

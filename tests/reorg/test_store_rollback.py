@@ -1,0 +1,55 @@
+"""Store side of a reorg: orphaning landed bundles and deleting the replaced blocks' rows, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from bots.store import PnlSnapshot, Store
+
+H = "0x" + "ab" * 32
+
+
+def h(n: int) -> str:
+    return f"0x{n:064x}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
+
+
+async def test_rollback_orphans_landed_bundles_deletes_rows_and_is_idempotent(store_url: str) -> None:
+    async with await Store.open(store_url, upgrade=True) as s:
+        for n in range(10, 14):
+            await s.record_block(chain_id=1, number=n, hash=h(n), parent_hash=h(n - 1), timestamp=1000 + n)
+        # landed before the reorg point (kept), landed in a replaced block (orphaned), built on a replaced block
+        # (deleted with it), and one on another chain (untouched)
+        for bundle, built, landed, chain in ((h(100), 10, 11, 1), (h(101), 11, 12, 1), (h(102), 12, 13, 1),
+                                             (h(103), 11, 12, 2)):
+            await s.record_bundle(chain_id=chain, block_number=built, block_hash=h(built), bundle_hash=bundle,
+                                  target_block=landed, bot="arb", status="submitted", tx_count=1,
+                                  expected_profit=5, tip=1)
+            await s.set_bundle_status(chain_id=chain, bundle_hash=bundle, status="included",
+                                      included_block_number=landed, included_block_hash=h(landed))
+            await s.record_transaction(chain_id=chain, block_number=landed, block_hash=h(landed), tx_index=0,
+                                       tx_hash=h(200 + landed), sender="0x" + "11" * 20, nonce=landed, value=0,
+                                       gas_used=21_000, effective_gas_price=10**9, success=True, bundle_hash=bundle)
+            await s.record_pnl(chain_id=chain, block_number=landed, block_hash=h(landed), bot="arb",
+                               token="0x" + "00" * 20, realized=7, gas_spent=2, net=5)
+
+        result = await s.rollback_reorg(1, 12)
+        assert [(b.bundle_hash, b.included_block_number, b.included_block_hash, b.tx_hashes)
+                for b in result.orphaned_bundles] == [(h(101), 12, h(12), (h(212),)), (h(102), 13, h(13), (h(213),))]
+        assert result.deleted == {"opportunities": 0, "bundles": 1, "transactions": 2, "trades": 0,
+                                  "pnl_snapshots": 2, "blocks": 2, "bundles_uncommitted": 0}
+        assert await s.bundle_status(1, h(100)) == ("included", 11, h(11))
+        assert await s.bundle_status(1, h(101)) == ("orphaned", None, None)
+        assert await s.bundle_status(1, h(102)) is None  # built on a replaced block: gone with it
+        assert await s.bundle_status(2, h(103)) == ("included", 12, h(12))
+        assert await s.total(PnlSnapshot.net, PnlSnapshot.chain_id == 1) == 5
+        assert await s.latest_block(1) == (11, h(11))
+
+        again = await s.rollback_reorg(1, 12)
+        assert again.orphaned_bundles == () and again.rows_deleted == 0
+        with pytest.raises(ValueError, match="bundle_hash"):
+            await s.bundle_status(1, "0x12")
