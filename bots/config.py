@@ -196,6 +196,7 @@ class DevnetConfig(_Section):
     tight_slippage_bps: int = Field(default=50, ge=0, le=10_000)  # everyone else's tolerance, bps
     oracle_volatility: float = Field(default=0.01, ge=0)  # std-dev of one oracle log-price move
     oracle_moves_per_second: float = Field(default=0.5, ge=0)  # random-walk oracle moves
+    private_swap_fraction: float = Field(default=0.1, ge=0, le=1)  # share of swaps sent privately to the relay
 
 
 class BotConfig(_Section):

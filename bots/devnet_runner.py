@@ -2,7 +2,7 @@
 (with MEV-Share) + simulated users, until interrupted.
 
 The relay's URL and its MEV-Share hint stream are in the address book (``relay_url``, ``mev_share_url``) and in
-the printed summary; with ``devnet up`` a share (:data:`DEVNET_PRIVATE_FRACTION`) of the users' swaps is private
+the printed summary; with ``devnet up`` a share (``[devnet] private_swap_fraction``) of the users' swaps is private
 order flow sent to the relay (hinted on the stream, never in the public mempool).
 
 :class:`Devnet` is also what the demo and the tests use to bring the whole local chain up in-process.
@@ -33,7 +33,6 @@ from chains.node import AnvilNode
 log = logging.getLogger(__name__)
 
 DEVNET_ACCOUNTS = 40  # 0-9 bots/liquidators, 10-29 simulated traders, 30-39 free (see docs/devnet.md)
-DEVNET_PRIVATE_FRACTION = 0.1  # share of `devnet up` swaps sent to the relay as private order flow
 
 
 class DevnetError(RuntimeError):
@@ -139,7 +138,7 @@ async def run_devnet(
         loop.add_signal_handler(sig, stop.set)
     try:
         devnet = await Devnet.start(cfg, seed=seed, block_time=block_time, progress=say,
-                                    private_fraction=DEVNET_PRIVATE_FRACTION if traffic else 0.0)
+                                    private_fraction=cfg.devnet.private_swap_fraction if traffic else 0.0)
         try:
             await _serve(devnet, stop, say, out_path=out_path, traffic=traffic, max_blocks=max_blocks)
         finally:
