@@ -320,6 +320,8 @@ class _Deployer:
                       risk["ltv"], risk["liquidation_threshold"], risk["liquidation_bonus"])
             self.send(d, configurator, "PoolConfigurator", "setReserveBorrowing", asset, True)
             self.send(d, configurator, "PoolConfigurator", "setReserveFactor", asset, risk["reserve_factor"])
+            # Aave V3 reserves start with flash loans off (error 91): the executor's flashLoanSimple needs them.
+            self.send(d, configurator, "PoolConfigurator", "setReserveFlashLoaning", asset, True)
         for spec in W.TOKENS:  # every token has a USD price (8 decimals), reserves or not
             self.send(d, oracle, "PriceOracle", "setAssetPrice", self.addr(spec.symbol), round(spec.usd * 1e8))
         self.tx.flush()

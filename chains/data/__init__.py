@@ -1,0 +1,1 @@
+"""Data files shipped with chains (the compiled ArbExecutor artifact)."""
