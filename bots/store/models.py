@@ -93,6 +93,7 @@ class Opportunity(Base):
     __table_args__ = (
         UniqueConstraint("chain_id", "block_hash", "bot", "key"),
         Index(None, "chain_id", "block_number"),
+        Index(None, "chain_id", "bundle_hash"),
     )
 
     id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
@@ -107,6 +108,12 @@ class Opportunity(Base):
     expected_profit: Mapped[int] = mapped_column(Int256)  # in token base units, after gas when known
     gas_estimate: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # found | simulated | rejected | submitted | landed | not_landed | failed | orphaned  (migration 0003)
+    status: Mapped[str] = mapped_column(String(16), default="found", server_default="found")
+    simulated_profit: Mapped[int | None] = mapped_column(Int256)  # net, after gas and tip, at the target state
+    realized_profit: Mapped[int | None] = mapped_column(Int256)  # net, read from the landed receipts
+    bundle_hash: Mapped[str | None] = mapped_column(String(_HASH))
+    target_block: Mapped[int | None] = mapped_column(BigInteger)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -194,6 +194,53 @@ class Store:
         }
         return await self._insert(Opportunity, row, ("chain_id", "block_hash", "bot", "key"), session)
 
+    async def update_opportunity(
+        self,
+        *,
+        chain_id: int,
+        block_hash: str,
+        bot: str,
+        key: str,
+        status: str,
+        simulated_profit: int | None = None,
+        realized_profit: int | None = None,
+        bundle_hash: str | None = None,
+        target_block: int | None = None,
+        session: AsyncSession | None = None,
+    ) -> int:
+        """Move an opportunity along its lifecycle; ``None`` fields are left as they are.  Returns rows updated."""
+        table = crud.table_of(Opportunity)
+        values: dict[str, Any] = {"status": status}
+        for name, value in (("simulated_profit", simulated_profit), ("realized_profit", realized_profit),
+                            ("target_block", target_block)):
+            if value is not None:
+                values[name] = value
+        if bundle_hash is not None:
+            values["bundle_hash"] = _hash(bundle_hash, "bundle_hash")
+        stmt = update(table).where(
+            table.c.chain_id == chain_id, table.c.block_hash == _hash(block_hash, "block_hash"),
+            table.c.bot == bot, table.c.key == key,
+        ).values(**values)
+        return await self._execute_update(stmt, session)
+
+    async def update_opportunities_of_bundle(
+        self, *, chain_id: int, bundle_hash: str, status: str, session: AsyncSession | None = None,
+    ) -> int:
+        """Set the status of every opportunity a bundle carried (e.g. ``not_landed``, ``orphaned``)."""
+        table = crud.table_of(Opportunity)
+        stmt = update(table).where(
+            table.c.chain_id == chain_id, table.c.bundle_hash == _hash(bundle_hash, "bundle_hash"),
+        ).values(status=status)
+        return await self._execute_update(stmt, session)
+
+    async def _execute_update(self, stmt: Any, session: AsyncSession | None) -> int:
+        if session is not None:
+            result = await (await session.connection()).execute(stmt)
+        else:
+            async with self.session() as own:
+                result = await (await own.connection()).execute(stmt)
+        return int(result.rowcount)
+
     async def record_bundle(
         self,
         *,
@@ -466,12 +513,20 @@ class Store:
         """Undo the rows of the blocks a reorg replaced, in ONE transaction.
 
         Bundles that had landed at or after ``first_orphaned`` become ``orphaned`` (see
-        :meth:`orphan_bundles_from`); then every chain-derived row at or after it is deleted
+        :meth:`orphan_bundles_from`), and so do the opportunities they carried (their realized profit is cleared);
+        then every chain-derived row at or after it is deleted
         (:meth:`delete_from_block`: blocks, opportunities, bundles built there, transactions, trades, and the PnL
         snapshots -- so the orphaned bundles' PnL goes too).  Idempotent: a second call changes nothing.
         """
         async with self.session() as session:
             orphaned_bundles = await self.orphan_bundles_from(chain_id, first_orphaned, session=session)
+            for b in orphaned_bundles:  # opportunities found before the fork that those bundles had carried
+                await self._execute_update(
+                    update(crud.table_of(Opportunity))
+                    .where(Opportunity.chain_id == chain_id, Opportunity.bundle_hash == b.bundle_hash)
+                    .values(status="orphaned", realized_profit=None),
+                    session,
+                )
             deleted = await crud.delete_from_block(session, chain_id, first_orphaned)
         return ReorgRollback(tuple(orphaned_bundles), deleted)
 
