@@ -116,7 +116,11 @@ class ForkSim:
     # ------------------------------------------------------------------ calls
     def call(self, caller: str, to: str, data: bytes, *, value: int = 0, gas: int = 3_000_000,
              gas_price: int = 0, commit: bool = False) -> SimResult:
-        """Execute one transaction from ``caller``; reverted afterwards unless ``commit``."""
+        """Execute one transaction from ``caller``; reverted afterwards unless ``commit``.
+
+        ``commit=True`` keeps the state changes, but pyrevm then prices later calls as a continuation of the same
+        transaction (access lists stay warm, SSTORE original values are not refreshed): their ``gas_used`` can
+        be lower than on chain.  For exact gas, simulate each transaction on its own (``commit=False``)."""
         self.calls += 1
         cp = self.evm.snapshot()
         try:
