@@ -27,14 +27,16 @@ import random
 import re
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 import aiohttp
 from coincurve import PublicKey
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from chains.signer import Signer
 
@@ -438,6 +440,28 @@ def _validate_privacy(privacy: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------- client
+class _ClientMetrics:
+    """Relay-client metric families, created once per registry (several clients may share one)."""
+
+    _by_registry: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, _ClientMetrics]] = (
+        weakref.WeakKeyDictionary())
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter("mevsuite_relay_client_requests_total",
+                                "Signed requests to relays/builders by outcome (ok, relay_error, timeout, transport)",
+                                ["builder", "method", "outcome"], registry=registry)
+        self.latency = Histogram("mevsuite_relay_client_latency_seconds",
+                                 "Time from the first attempt to the final answer or error",
+                                 ["builder", "method"], registry=registry)
+
+    @classmethod
+    def on(cls, registry: CollectorRegistry) -> _ClientMetrics:
+        found = cls._by_registry.get(registry)
+        if found is None:
+            found = cls._by_registry[registry] = cls(registry)
+        return found
+
+
 class FlashbotsClient:
     """Signed JSON-RPC to one relay or several builders (``builders``: name → URL, in priority order).
 
@@ -447,7 +471,8 @@ class FlashbotsClient:
     """
 
     def __init__(self, signer_key: bytes | str | Signer, builders: Mapping[str, str], *, timeout: float = 2.0,
-                 retries: int = 2, backoff: float = 0.05, backoff_max: float = 1.0) -> None:
+                 retries: int = 2, backoff: float = 0.05, backoff_max: float = 1.0,
+                 registry: CollectorRegistry | None = None) -> None:
         if not builders:
             raise ValueError("FlashbotsClient needs at least one builder URL")
         if timeout <= 0 or retries < 0 or backoff < 0:
@@ -461,6 +486,7 @@ class FlashbotsClient:
         self.backoff_max = backoff_max
         self._session: aiohttp.ClientSession | None = None
         self._ids = 0
+        self._metrics = _ClientMetrics.on(registry) if registry is not None else None
 
     @property
     def address(self) -> str:
@@ -515,6 +541,28 @@ class FlashbotsClient:
 
     async def _post(self, name: str, url: str, method: str, body: bytes, headers: Mapping[str, str]
                     ) -> tuple[Any, int]:
+        """:meth:`_post_retrying`, counted in the metrics (outcome: ok / relay_error / timeout / transport)."""
+        if self._metrics is None:
+            return await self._post_retrying(name, url, method, body, headers)
+        t0 = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self._post_retrying(name, url, method, body, headers)
+        except RelayTimeoutError:
+            outcome = "timeout"
+            raise
+        except RelayError:
+            outcome = "relay_error"
+            raise
+        except FlashbotsError:
+            outcome = "transport"
+            raise
+        finally:
+            self._metrics.requests.labels(builder=name, method=method, outcome=outcome).inc()
+            self._metrics.latency.labels(builder=name, method=method).observe(time.perf_counter() - t0)
+
+    async def _post_retrying(self, name: str, url: str, method: str, body: bytes, headers: Mapping[str, str]
+                             ) -> tuple[Any, int]:
         """POST with retries; returns (result, attempts).  RelayError is raised at once, never retried."""
         last: str = ""
         timed_out = False

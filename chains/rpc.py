@@ -36,12 +36,15 @@ import random
 import re
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector as PromCollector
 from web3 import AsyncWeb3
 from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
@@ -510,6 +513,27 @@ class Endpoint:
 
 
 # ---------------------------------------------------------------------------------------------- client
+class _RpcCollector(PromCollector):
+    def __init__(self, client: RpcClient, name: str) -> None:
+        self.client, self.name = client, name
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.client.stats()
+        keys = ("requests", "calls", "node_errors", "errors", "timeouts", "retries", "failovers", "probes",
+                "reconnects")
+        for key in keys:
+            fam = CounterMetricFamily(f"mevsuite_rpc_{key}", f"RpcClient {key.replace('_', ' ')} per endpoint",
+                                      labels=["client", "endpoint"])
+            for endpoint, c in stats.items():
+                fam.add_metric([self.name, endpoint], c[key])
+            yield fam
+        up = GaugeMetricFamily("mevsuite_rpc_endpoint_up", "1 if the endpoint is in rotation",
+                               labels=["client", "endpoint"])
+        for endpoint, c in stats.items():
+            up.add_metric([self.name, endpoint], c["up"])
+        yield up
+
+
 class RpcClient:
     """Async JSON-RPC client over one or several endpoints (``http(s)://`` and/or ``ws(s)://``).
 
@@ -688,6 +712,11 @@ class RpcClient:
     def stats(self) -> dict[str, dict[str, int]]:
         """Counters per endpoint (keyed by redacted URL)."""
         return {ep.name: ep.counters() for ep in self.endpoints}
+
+    def register_metrics(self, registry: CollectorRegistry, client: str = "rpc") -> None:
+        """Expose the per-endpoint counters on ``registry`` (read at scrape time, nothing on the hot path):
+        ``mevsuite_rpc_<counter>_total{client, endpoint}`` and ``mevsuite_rpc_endpoint_up``."""
+        registry.register(_RpcCollector(self, client))
 
     @property
     def current_endpoint(self) -> Endpoint:

@@ -139,10 +139,13 @@ class ForkSim:
 
     def view(self, to: str, data: bytes, *, caller: str = "0x" + "00" * 19 + "01") -> bytes:
         """A static call; raises :class:`SimError` when it reverts."""
+        cp = self.evm.snapshot()  # even a static call warms accounts and slots for later calls: undo it
         try:
             return bytes(self.evm.message_call(caller, to, data, is_static=True))
         except RuntimeError as exc:
             raise SimError(f"view call to {to} failed: {self._failure(str(exc)).reason}") from exc
+        finally:
+            self.evm.revert(cp)
 
     def erc20_balance(self, token: str, owner: str) -> int:
         return int.from_bytes(self.view(token, _BALANCE_OF + _word_address(owner)), "big")

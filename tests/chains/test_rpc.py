@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError
 
@@ -340,8 +341,10 @@ async def test_failover_when_first_node_is_killed(two_nodes: tuple[AnvilNode, An
     first, second = two_nodes
     per_worker, workers, kill_at = 40, 4, 10
     results: list[str] = []
+    registry = CollectorRegistry()
     async with RpcClient([_url(first, scheme), _url(second, scheme)], timeout=5, retries=3,
                          cooloff=60) as client:
+        client.register_metrics(registry, client="test")
 
         async def worker(k: int) -> None:
             for j in range(per_worker):
@@ -367,6 +370,11 @@ async def test_failover_when_first_node_is_killed(two_nodes: tuple[AnvilNode, An
     assert c2["up"] == 1 and c2["errors"] == 0, c2
     # Every call the first node did not answer was answered by the second.
     assert c2["calls"] >= per_worker * workers - (c1["calls"] - c1["errors"]), (c1, c2)
+    # The drop is visible in the metrics a scrape reads.
+    for key in ("errors", "failovers", "requests"):
+        sample = registry.get_sample_value(f"mevsuite_rpc_{key}_total", {"client": "test", "endpoint": ep1.name})
+        assert sample == c1[key], key
+    assert registry.get_sample_value("mevsuite_rpc_endpoint_up", {"client": "test", "endpoint": ep1.name}) == 0
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1", "ws://127.0.0.1:1"])

@@ -63,3 +63,18 @@ def test_decode_revert_forms() -> None:
 def test_fork_of_unreachable_rpc_is_a_clear_error() -> None:
     with pytest.raises(SimError, match="cannot fork"):
         ForkSim("http://127.0.0.1:9/", 1)
+
+
+def test_views_do_not_warm_later_calls(devnet: Devnet) -> None:
+    """A read before a simulated tx must not make the tx cheaper (pyrevm keeps warm slots across calls)."""
+    erc = load("MintableERC20")
+    trader = devnet.book.traders[1]
+    usdc = devnet.book.token("USDC").address
+    data = bytes.fromhex(erc.encode_call("transfer", "0x000000000000000000000000000000000000bEEF", 3)[2:])
+    clean = ForkSim(devnet.node.http_url, "latest").call(trader, usdc, data)
+    sim = ForkSim(devnet.node.http_url, "latest")
+    sim.erc20_balance(usdc, trader)
+    sim.erc20_balance(usdc, "0x000000000000000000000000000000000000bEEF")
+    sim.call(trader, usdc, data)  # a reverted call before it must not warm anything either
+    after = sim.call(trader, usdc, data)
+    assert after.gas_used == clean.gas_used
