@@ -6,7 +6,7 @@ Deliberately independent of ``analytics.routing``: it reads each pool's state st
 each cycle with an integer ternary search on the exact profit function (``chains.amm`` math only), refined by
 a scan around the optimum.  It shares nothing with the route finder but the per-pool exact math.
 
-An opportunity is "above gas cost" when ``profit - gas(hops) * base_fee > 0`` with the executor's measured gas.
+An opportunity is "above gas cost" when ``profit - gas(route) * base_fee > 0`` with the executor's measured gas.
 """
 
 from __future__ import annotations
@@ -141,7 +141,9 @@ def best_size(pools: _Pools, legs: Sequence[Leg], upper: int) -> tuple[int, int]
 
 
 def opportunities(pools: _Pools, cycles: Sequence[tuple[Leg, ...]], base: str, *, base_fee: int,
-                  gas_for: Callable[[int], int]) -> list[OracleOpportunity]:
+                  gas_for: Callable[[tuple[str, ...]], int]) -> list[OracleOpportunity]:
+    """Every cycle with a positive gross profit, best net first; ``gas_for(kinds)`` is the gas of a route whose
+    hops are of those pool kinds (``"v2"``/``"v3"``)."""
     out: list[OracleOpportunity] = []
     for legs in cycles:
         first = pools.info[legs[0].pool]
@@ -153,7 +155,7 @@ def opportunities(pools: _Pools, cycles: Sequence[tuple[Leg, ...]], base: str, *
         x, p = best_size(pools, legs, upper)
         if x == 0:
             continue
-        gas = gas_for(len(legs))
+        gas = gas_for(tuple(pools.info[leg.pool].kind for leg in legs))
         out.append(OracleOpportunity(tuple(legs), x, p, gas, p - gas * base_fee))
     out.sort(key=lambda o: -o.net)
     return out

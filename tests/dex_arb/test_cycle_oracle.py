@@ -16,7 +16,9 @@ from chains.devnet.traffic import TrafficGenerator
 from chains.rpc import RpcClient
 from tests.fixtures.devnet import Devnet
 
-GAS = {2: 180_000, 3: 250_000, 4: 320_000}
+
+def gas_for(kinds: tuple[str, ...]) -> int:
+    return 56_000 + sum(77_000 if k == "v2" else 87_000 for k in kinds)
 
 
 def _execute(devnet: Devnet, trader: str, legs: tuple, amount_in: int) -> None:
@@ -62,7 +64,7 @@ def test_oracle_best_cycle_realizes_its_predicted_profit(devnet_state: Devnet) -
         async with RpcClient(devnet.node.http_url) as rpc:
             block = int(await rpc.request("eth_blockNumber", []), 16)
             state = await read_pools(rpc, pools, block)
-        return opportunities(state, cycles, book.weth, base_fee=10**9, gas_for=GAS.__getitem__)
+        return opportunities(state, cycles, book.weth, base_fee=10**9, gas_for=gas_for)
 
     opps = asyncio.run(skew_and_read())
     chosen = independent_set(opps)
