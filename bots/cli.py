@@ -223,7 +223,7 @@ def devnet_up(ctx: click.Context, seed: int | None, out_path: Path, block_time: 
 @click.option("--db-url", default=None, help="Database URL (default: config db.url, SQLite mevsuite.db).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Port for /metrics (0: a free one). Default: config.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json-summary", "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the summary as JSON here.")
 @click.pass_context
 def demo(ctx: click.Context, blocks: int, seed: int | None, db_url: str | None, metrics_port: int | None,
@@ -244,6 +244,75 @@ def demo(ctx: click.Context, blocks: int, seed: int | None, db_url: str | None, 
     if json_out is not None:
         try:
             json_out.write_text(json.dumps(summary, indent=2) + "\n")
+        except OSError as exc:
+            _fail(EXIT_FAILED, f"cannot write the summary to {json_out}: {exc.strerror or exc}")
+
+
+# ---------------------------------------------------------------------------------------------- bots
+@main.group()
+def run() -> None:
+    """Run a bot."""
+
+
+def _factory_option(value: str, what: str) -> tuple[str, str, int]:
+    name, _, rest = value.partition("=")
+    addr, _, fee = rest.partition(":")
+    if not name or not addr:
+        raise click.BadParameter(f"{what} must look like NAME=0xFACTORY[:FEE_BPS], not {value!r}")
+    try:
+        return name, addr, int(fee) if fee else 30
+    except ValueError:
+        raise click.BadParameter(f"fee in {value!r} is not an integer (bps)") from None
+
+
+@run.command("dex-arb")
+@click.option("--fork-url", required=True, help="RPC to fork (its own anvil is started on a free port).")
+@click.option("--fork-block", type=click.IntRange(min=0), default=None, help="Block to fork at (default: head).")
+@click.option("--book", "book_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A devnet address book (JSON): pools, tokens and WETH.")
+@click.option("--pools", "pools_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Pool file: a JSON list of pool-state documents (docs/pool-state-format.md) or "
+                   "{address, kind, token0, token1, fee} objects.")
+@click.option("--weth", default=None, help="WETH address (needed with --pools or discovery).")
+@click.option("--v2-factory", "v2_factories", multiple=True, metavar="NAME=0xADDR[:FEE_BPS]",
+              help="Discover V2 pairs from this factory's PairCreated logs (repeatable).")
+@click.option("--v3-factory", "v3_factories", multiple=True, metavar="0xADDR",
+              help="Discover V3 pools from this factory's PoolCreated logs (repeatable).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Discovery checkpoint file (resumed if it exists).")
+@click.option("--live", is_flag=True, help="Send bundles (default: dry-run, simulate and record only).")
+@click.option("--blocks", type=click.IntRange(min=1), default=10, show_default=True, help="Blocks to run.")
+@click.option("--block-time", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              help="Seconds between the fork's blocks.")
+@click.option("--fund-weth", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              help="WETH to give the executor on the fork (own-balance funding).")
+@click.option("--db-url", default=None, help="Record to this database (default: no recording).")
+@click.option("--json-summary", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the run's summary as JSON here.")
+@click.pass_context
+def run_dex_arb(ctx: click.Context, fork_url: str, fork_block: int | None, book_path: Path | None,
+                pools_path: Path | None, weth: str | None, v2_factories: tuple[str, ...], v3_factories: tuple[str, ...],
+                checkpoint: Path | None, live: bool, blocks: int, block_time: float, fund_weth: float,
+                db_url: str | None, json_out: Path | None) -> None:
+    """The DEX arbitrage bot on its own anvil fork of FORK_URL, with a local builder and relay."""
+    _require_anvil()
+    from bots.dex_arb_fork import ForkOptions, ForkRunError, run_fork
+
+    opts = ForkOptions(
+        fork_url=fork_url, fork_block=fork_block, book=book_path, pools=pools_path, weth=weth,
+        v2_factories=[_factory_option(v, "--v2-factory") for v in v2_factories],
+        v3_factories=list(v3_factories), checkpoint=checkpoint, live=live, blocks=blocks, block_time=block_time,
+        fund_wei=int(fund_weth * 10**18), db_url=db_url)
+    try:
+        summary = _guard(lambda: asyncio.run(_interruptible(
+            run_fork(opts, progress=lambda m: click.echo(m, err=True)))))
+    except ForkRunError as exc:
+        _fail(EXIT_FAILED, str(exc))
+    text = json.dumps(summary, indent=2)
+    click.echo(text)
+    if json_out is not None:
+        try:
+            json_out.write_text(text + "\n")
         except OSError as exc:
             _fail(EXIT_FAILED, f"cannot write the summary to {json_out}: {exc.strerror or exc}")
 

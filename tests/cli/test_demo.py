@@ -45,7 +45,7 @@ def test_demo_subprocess_sqlite(tmp_path: Path) -> None:
     assert counts["blocks"] == 4
     assert counts["transactions"] == summary["transactions_mined"]
     assert counts["trades"] > 0
-    assert counts["opportunities"] == summary["opportunities_found"]
+    assert counts["opportunities"] == summary["opportunities_found"] + summary["arb"]["opportunities_found"]
     assert {k: summary["rows"][k] for k in TABLES} == counts
     # Everything it started is stopped: /metrics no longer answers.
     with pytest.raises(OSError):

@@ -1,0 +1,267 @@
+"""Assemble and run the DEX arbitrage bot against any node: the devnet, a fork of it, or a fork of any RPC.
+
+:class:`DexArbRunner` wires the parts: pool states loaded at the head (:func:`chains.state.load_initial`), a
+token screen (:mod:`chains.tokens`: fee-on-transfer and reverting tokens are excluded from the graph), the
+route finder over the remaining pools, the :class:`chains.blocks.BlockWatcher` that applies each block and
+calls the bot, the reorg handler, and the relay client.  Pools come from an :class:`ArbChain` (built from an
+address book, a pool file, or factory-log discovery: :func:`chain_from_book`, :func:`chain_from_pools_file`,
+:func:`chain_from_discovery`).
+
+:func:`setup_devnet_executor` deploys the committed ``ArbExecutor`` on a dev node (devnet or fork) and funds it
+with WETH, for the own-balance funding mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from eth_utils.address import to_checksum_address
+
+from analytics.routing import GasModel, RouteFinder, pools_from_chain_state
+from bots.dex_arb import DexArbBot, DexArbSettings
+from bots.metrics import Metrics
+from bots.reorg import ReorgHandler
+from bots.store import Store
+from chains.blocks import BlockData, BlockWatcher, ChainReorg, fetch_block
+from chains.devnet.addressbook import AddressBook
+from chains.devnet.builder import BlockBuilder
+from chains.discovery import Factory, discover_pools
+from chains.executor import deploy_executor
+from chains.flashbots import FlashbotsClient
+from chains.node import AnvilNode
+from chains.rpc import RpcClient
+from chains.signer import Signer
+from chains.state import ChainState, StateAddresses, load_initial
+from chains.tokens import TokenVerdict, screen_tokens
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ArbChain", "ArbPool", "DexArbRunner", "chain_from_book", "chain_from_discovery",
+           "chain_from_pools_file", "setup_devnet_executor"]
+
+# Measured on the devnet (docs/executor.md, `make bench`): own-balance mode, before refunds.
+EXECUTOR_GAS = GasModel(overhead=21_000 + 35_000, per_hop={"v2": 77_000, "v3": 87_000})
+
+
+@dataclass(frozen=True, slots=True)
+class ArbPool:
+    address: str
+    kind: Literal["v2", "v3"]
+    token0: str
+    token1: str
+    fee: int  # v2: bps; v3: hundredths of a bip
+
+
+@dataclass
+class ArbChain:
+    rpc_url: str
+    chain_id: int
+    weth: str
+    pools: list[ArbPool]
+    ws_url: str | None = None
+
+
+def chain_from_book(book: AddressBook, rpc_url: str | None = None) -> ArbChain:
+    pools = [ArbPool(p.address, p.kind, p.token0, p.token1, p.fee) for p in book.pools]
+    return ArbChain(rpc_url or book.rpc_url, book.chain_id, book.weth, pools, None)
+
+
+def chain_from_pools_file(path: str | Path, rpc_url: str, chain_id: int, weth: str) -> ArbChain:
+    """Pools from a JSON file: a list of pool-state documents (``mevsuite pool snapshot``, docs/pool-state-format.md)
+    or of ``{"address", "kind": "v2"|"v3", "token0", "token1", "fee"}`` objects."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read pools file {path}: {exc}") from exc
+    items = doc if isinstance(doc, list) else doc.get("pools") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: expected a list of pools (or {{\"pools\": [...]}})")
+    pools: list[ArbPool] = []
+    for i, it in enumerate(items):
+        try:
+            kind = {"uniswap_v2": "v2", "uniswap_v3": "v3"}.get(str(it["kind"]), str(it["kind"]))
+            if kind not in ("v2", "v3"):
+                raise ValueError(f"kind {it['kind']!r} is not v2/v3")
+            fee = int(it.get("fee_bps", it.get("fee", 30)))
+            pools.append(ArbPool(to_checksum_address(it["address"]), kind,  # type: ignore[arg-type]
+                                 to_checksum_address(it["token0"]), to_checksum_address(it["token1"]), fee))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: pool #{i} is not usable: {exc}") from exc
+    return ArbChain(rpc_url, chain_id, to_checksum_address(weth), pools)
+
+
+async def chain_from_discovery(rpc_url: str, chain_id: int, weth: str, factories: Sequence[Factory], *,
+                               checkpoint: str | Path | None = None, from_block: int = 0) -> ArbChain:
+    async with RpcClient(rpc_url) as rpc:
+        found = await discover_pools(rpc, factories, checkpoint=checkpoint, from_block=from_block,
+                                     on_progress=lambda m: log.info("discovery: %s", m))
+    pools = [ArbPool(p.address, p.kind, p.token0, p.token1, p.fee) for p in found]
+    return ArbChain(rpc_url, chain_id, to_checksum_address(weth), pools)
+
+
+def setup_devnet_executor(node: AnvilNode, owner: str, weth: str, *, fund_wei: int, aave_pool: str | None = None,
+                          sender: str | None = None) -> str:
+    """Deploy ``ArbExecutor`` (owner ``owner``, an unlocked dev account) and give it ``fund_wei`` of WETH.
+
+    Mines its own blocks with automine switched on for the duration, then restores the node's mode."""
+    automine = node.automine()
+    node.set_automine(True)
+    try:
+        node.rpc("anvil_setBalance", [owner, hex(fund_wei + 1000 * 10**18)])
+        executor = deploy_executor(node, owner, weth=weth, aave_pool=aave_pool, sender=sender)
+        for data, value in (("0xd0e30db0", fund_wei),  # deposit()
+                            ("0xa9059cbb" + "00" * 12 + executor[2:].lower() + f"{fund_wei:064x}", 0)):  # transfer
+            h = node.rpc("eth_sendTransaction", [{"from": owner, "to": weth, "data": data, "value": hex(value),
+                                                  "gas": hex(100_000)}])
+            for _ in range(1000):
+                r = node.rpc("eth_getTransactionReceipt", [h])
+                if r is not None:
+                    break
+                node.mine()
+            if r is None or r["status"] != "0x1":
+                raise RuntimeError(f"funding the executor failed: {r}")
+        return executor
+    finally:
+        node.set_automine(automine)
+
+
+async def builder_heads(builder: BlockBuilder) -> AsyncIterator[dict[str, Any]]:
+    """Heads of the blocks a devnet :class:`BlockBuilder` produces, as the watcher's head stream.
+
+    The builder trial-mines and reverts blocks while it builds one; a watcher polling ``latest`` could catch a
+    trial block and take it for a (soon reorged) head.  Following the builder's real blocks avoids that."""
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    builder.add_block_listener(lambda r: queue.put_nowait({"number": hex(r.number), "hash": r.hash}))
+    while True:
+        yield await queue.get()
+
+
+@dataclass
+class DexArbRunner:
+    """The bot on a node.  ``await start()``, then ``await run()`` (until :meth:`stop`), then ``await close()``."""
+
+    chain: ArbChain
+    signer: Signer
+    executor: str
+    relay_url: str | None = None
+    relay_auth: Signer | None = None  # the Flashbots reputation key (default: a fresh one per run)
+    settings: DexArbSettings = field(default_factory=DexArbSettings)
+    store: Store | None = None
+    metrics: Metrics | None = None
+    coinbase: str | None = None
+    max_hops: int = 3
+    top_k: int = 40  # cycles re-checked with the exact math per block
+    poll_interval: float = 0.05
+    gas: GasModel = EXECUTOR_GAS
+    heads: AsyncIterable[dict[str, Any]] | None = None  # block headers to follow (default: poll the node)
+
+    rpc: RpcClient | None = None
+    watcher: BlockWatcher | None = None
+    bot: DexArbBot | None = None
+    relay: FlashbotsClient | None = None
+    verdicts: dict[str, TokenVerdict] = field(default_factory=dict)
+    excluded: set[str] = field(default_factory=set)
+    block_listeners: list[Any] = field(default_factory=list)
+    _reorg_handler: ReorgHandler | None = None
+    _finder_state: ChainState | None = None
+    processed: int = 0  # the last block the bot has fully evaluated (and submitted for)
+    _processed_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        self.rpc = RpcClient([self.chain.rpc_url])
+        head = int(await self.rpc.request("eth_blockNumber", []), 16)
+        self.processed = head
+        addresses = StateAddresses(v2_pairs={p.address: p.fee for p in self.chain.pools if p.kind == "v2"},
+                                   v3_pools=[p.address for p in self.chain.pools if p.kind == "v3"])
+        state = await load_initial(self.rpc, addresses, head)
+        holders: dict[str, str] = {}
+        for p in self.chain.pools:
+            holders.setdefault(p.token0, p.address)
+            holders.setdefault(p.token1, p.address)
+        self.verdicts = await asyncio.to_thread(screen_tokens, self.chain.rpc_url, head, holders)
+        self.excluded = {t for t, v in self.verdicts.items() if not v.ok}
+        for t in sorted(self.excluded):
+            log.info("dex_arb: token %s excluded: %s (%s)", t, self.verdicts[t].verdict, self.verdicts[t].detail)
+        if self.relay_url:
+            self.relay = FlashbotsClient(self.relay_auth or Signer(bytes(range(1, 33))), {"relay": self.relay_url},
+                                         timeout=5.0, retries=1)
+        finder = self._finder(state)
+        self.bot = DexArbBot(rpc=self.rpc, rpc_url=self.chain.rpc_url, finder=finder, executor=self.executor,
+                             signer=self.signer, weth=self.chain.weth, chain_id=self.chain.chain_id,
+                             settings=self.settings, relay=self.relay, store=self.store, metrics=self.metrics,
+                             coinbase=self.coinbase)
+        self.watcher = BlockWatcher(self.rpc, state, resync=self._resync, chain_id=self.chain.chain_id,
+                                    registry=self.metrics.registry if self.metrics else None,
+                                    poll_interval=self.poll_interval, heads=self.heads)
+        self.watcher.add_block_listener(self._on_block)
+        self.watcher.add_reorg_listener(self._on_reorg)
+        if self.store is not None:
+            self._reorg_handler = ReorgHandler(self.store, self.chain.chain_id, metrics=self.metrics)
+            self.watcher.add_reorg_listener(self._reorg_handler.on_reorg)
+        # The watcher reports new blocks only: evaluate the state we start on now, so an opportunity that is
+        # already open is bundled for the next block too.
+        await self._on_block(await fetch_block(self.rpc, head))
+
+    def _finder(self, state: ChainState) -> RouteFinder:
+        v3_tokens = {p.address: (p.token0, p.token1) for p in self.chain.pools if p.kind == "v3"}
+        self._finder_state = state
+        return RouteFinder(pools_from_chain_state(state, v3_tokens), base_tokens=[self.chain.weth],
+                           max_hops=self.max_hops, excluded_tokens=self.excluded, gas=self.gas, top_k=self.top_k,
+                           registry=self.metrics.registry if self.metrics else None)
+
+    async def _resync(self, block: int) -> ChainState:
+        assert self.rpc is not None
+        addresses = StateAddresses(v2_pairs={p.address: p.fee for p in self.chain.pools if p.kind == "v2"},
+                                   v3_pools=[p.address for p in self.chain.pools if p.kind == "v3"])
+        return await load_initial(self.rpc, addresses, block)
+
+    async def _on_block(self, data: BlockData) -> None:
+        assert self.bot is not None and self.watcher is not None
+        if self._stale_finder():
+            self.bot.finder = self._finder(self.watcher.state)
+        await self.bot.on_block(data)
+        for listener in self.block_listeners:
+            await listener(data)
+        self.processed = data.block.number
+        self._processed_event.set()
+
+    async def wait_processed(self, number: int, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Wait until the bot has evaluated block ``number`` (``TimeoutError`` after ``timeout`` seconds)."""
+        async with asyncio.timeout(timeout):
+            while self.processed < number:
+                self._processed_event.clear()
+                await self._processed_event.wait()
+
+    def _stale_finder(self) -> bool:
+        assert self.watcher is not None
+        return self._finder_state is not self.watcher.state
+
+    async def _on_reorg(self, reorg: ChainReorg) -> None:
+        assert self.bot is not None and self.watcher is not None
+        await self.bot.on_reorg(reorg)
+        # Rolled-back pools are restored objects: rebuild the graph's adapters on the state as it is now.
+        self.bot.finder = self._finder(self.watcher.state)
+
+    async def run(self) -> None:
+        assert self.watcher is not None, "call start() first"
+        await self.watcher.run()
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    async def close(self) -> None:
+        self.stop()
+        if self.relay is not None:
+            with contextlib.suppress(Exception):
+                await self.relay.close()
+        if self.rpc is not None:
+            with contextlib.suppress(Exception):
+                await self.rpc.close()
