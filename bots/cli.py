@@ -281,6 +281,7 @@ def _factory_option(value: str, what: str) -> tuple[str, str, int]:
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Discovery checkpoint file (resumed if it exists).")
 @click.option("--live", is_flag=True, help="Send bundles (default: dry-run, simulate and record only).")
+@click.option("--backrun", is_flag=True, help="Also backrun pending router swaps (needs --book for the routers).")
 @click.option("--blocks", type=click.IntRange(min=1), default=10, show_default=True, help="Blocks to run.")
 @click.option("--block-time", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds between the fork's blocks.")
@@ -292,7 +293,7 @@ def _factory_option(value: str, what: str) -> tuple[str, str, int]:
 @click.pass_context
 def run_dex_arb(ctx: click.Context, fork_url: str, fork_block: int | None, book_path: Path | None,
                 pools_path: Path | None, weth: str | None, v2_factories: tuple[str, ...], v3_factories: tuple[str, ...],
-                checkpoint: Path | None, live: bool, blocks: int, block_time: float, fund_weth: float,
+                checkpoint: Path | None, live: bool, backrun: bool, blocks: int, block_time: float, fund_weth: float,
                 db_url: str | None, json_out: Path | None) -> None:
     """The DEX arbitrage bot on its own anvil fork of FORK_URL, with a local builder and relay."""
     _require_anvil()
@@ -302,7 +303,7 @@ def run_dex_arb(ctx: click.Context, fork_url: str, fork_block: int | None, book_
         fork_url=fork_url, fork_block=fork_block, book=book_path, pools=pools_path, weth=weth,
         v2_factories=[_factory_option(v, "--v2-factory") for v in v2_factories],
         v3_factories=list(v3_factories), checkpoint=checkpoint, live=live, blocks=blocks, block_time=block_time,
-        fund_wei=int(fund_weth * 10**18), db_url=db_url)
+        fund_wei=int(fund_weth * 10**18), db_url=db_url, backrun=backrun)
     try:
         summary = _guard(lambda: asyncio.run(_interruptible(
             run_fork(opts, progress=lambda m: click.echo(m, err=True)))))

@@ -27,12 +27,18 @@ Every opportunity is recorded (``found`` → ``simulated``/``rejected`` → ``su
 ``not_landed`` / ``failed``; reorgs make them ``orphaned`` through :class:`bots.reorg.ReorgHandler`), with the
 bundle and a PnL row per landed block.  Nothing is sent that was not simulated profitable at its target state.
 
-Pending swaps are not used yet (the bot evaluates after blocks only; backrunning is a later issue).
+**Pending swaps** (:meth:`DexArbBot.on_pending_swap`, fed by :class:`chains.mempool.MempoolWatcher`): a
+pending router swap is simulated on top of the last block (``eth_simulateV1`` on the node, with the next block's
+environment); the pools it moves are handed to the route finder as hypothetical states (restored afterwards);
+the whole plan for block N+1 is then redone *after* the user's swap and sent as ``[user tx, our txs...]``.  It
+uses the same nonces as the block-level bundle, so the builder lands whichever pays more.  The user's tx always
+comes first: we backrun, never front-run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import statistics
 import time
@@ -43,16 +49,20 @@ from typing import Any, Literal
 
 from eth_utils.crypto import keccak
 
-from analytics.routing import Opportunity, RouteFinder
+from analytics.routing import Opportunity, RouteFinder, V2RoutePool, V3RoutePool
 from bots.metrics import Metrics
 from bots.store import Store
+from chains.amm.uniswap_v3.pool import apply_swap
 from chains.blocks import BlockData, ChainReorg
+from chains.decode import V3_SWAP_TOPIC
+from chains.events import PendingSwap
 from chains.executor import ArbPlan, Funding, FundingMode, Hop, encode_execute
 from chains.flashbots import FlashbotsClient, bundle_hash
 from chains.gas import next_base_fee
 from chains.rpc import RpcClient
 from chains.signer import Signer
 from chains.sim import ForkSim, SimLog, SimResult
+from chains.state import T_SYNC
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +71,7 @@ __all__ = ["DexArbBot", "DexArbSettings", "PlannedTx", "SentBundle", "token_delt
 TRANSFER = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 DEPOSIT = "0x" + keccak(text="Deposit(address,uint256)").hex()
 WITHDRAWAL = "0x" + keccak(text="Withdrawal(address,uint256)").hex()
-STAGES = ("find", "simulate", "sign", "submit", "settle", "block")
+STAGES = ("find", "simulate", "sign", "submit", "settle", "block", "backrun")
 
 
 def _topic_addr(topic: str) -> str:
@@ -108,6 +118,7 @@ class DexArbSettings:
     gas_limit_margin: Fraction = Fraction(13, 10)
     funding: FundingMode = FundingMode.OWN_BALANCE
     max_fee_multiplier: int = 2  # maxFeePerGas = multiplier × the target block's base fee
+    backrun: bool = True  # re-plan after pending swaps (when a mempool feed is connected)
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,7 @@ class SentBundle:
     sent: bool
     status: str = "submitted"
     realized: dict[str, int] = field(default_factory=dict)  # tx hash -> realized net
+    victim: str | None = None  # a backrun bundle: the user's tx it follows
 
 
 @dataclass
@@ -157,6 +169,9 @@ class DexArbStats:
     tips_paid_wei: int = 0
     latencies: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     mismatches: list[str] = field(default_factory=list)  # landed txs whose realized != simulated
+    pending_seen: int = 0
+    backrun_bundles: int = 0
+    backrun_landed: int = 0
 
     def latency_summary(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -167,6 +182,10 @@ class DexArbStats:
             p99 = s[min(len(s) - 1, max(0, round(0.99 * len(s)) - 1))]
             out[stage] = {"n": len(s), "p50_ms": round(statistics.median(s) * 1e3, 3), "p99_ms": round(p99 * 1e3, 3)}
         return out
+
+
+def victim_key(victim: dict[str, Any]) -> str:
+    return f"{str(victim['from']).lower()[2:8]}{int(str(victim['nonce']), 16):x}"
 
 
 def opportunity_key(opp: Opportunity) -> str:
@@ -209,17 +228,27 @@ class DexArbBot:
         self.pending: dict[int, list[SentBundle]] = {}  # target block -> bundles sent for it
         self.history: list[SentBundle] = []
         self._pools = set(finder.pool_index)
+        self._lock = asyncio.Lock()  # blocks and pending swaps are planned one at a time
+        self._head: Any = None  # the last evaluated block's header (NewBlock)
+        self._head_base_fee = 0
+        self._seen_pending: set[str] = set()
         if self.settings.send_mode == "bundle" and self.settings.live and relay is None:
             raise ValueError("bundle mode needs a relay client (FlashbotsClient)")
 
     # ------------------------------------------------------------------ block pipeline
     async def on_block(self, block: BlockData) -> None:
+        async with self._lock:
+            await self._on_block(block)
+
+    async def _on_block(self, block: BlockData) -> None:
         t_block = time.perf_counter()
         self.stats.blocks += 1
         head = block.block
         await self._settle(block)
         changed = {str(lg.get("address", "")).lower() for lg in block.logs} & self._pools
         base_fee = next_base_fee(head.base_fee_per_gas or 0, head.gas_used, head.gas_limit)
+        self._head, self._head_base_fee = head, base_fee
+        self._seen_pending.clear()
         with self._stage("find"):
             self.finder.set_gas_price(base_fee)
             opps = self.finder.update(changed)
@@ -369,10 +398,11 @@ class DexArbBot:
                 status="simulated" if p else "rejected", simulated_profit=p.simulated_net if p else None)
 
     # ------------------------------------------------------------------ submission
-    async def _submit(self, number: int, block_hash: str, base_fee: int, planned: list[PlannedTx]) -> None:
+    async def _submit(self, number: int, block_hash: str, base_fee: int, planned: list[PlannedTx],
+                      *, victim: tuple[str, str] | None = None) -> None:
         s = self.settings
         target = number + 1
-        raws = [p.raw for p in planned]
+        raws = ([victim[1]] if victim else []) + [p.raw for p in planned]
         bhash = bundle_hash(raws)
         sent = False
         if s.live:
@@ -395,11 +425,13 @@ class DexArbBot:
             if not sent:
                 self.stats.send_errors += 1
         status = "submitted" if sent else ("simulated" if not s.live else "failed")
-        bundle = SentBundle(number, block_hash, target, base_fee, list(planned), bhash, sent, status)
+        bundle = SentBundle(number, block_hash, target, base_fee, list(planned), bhash, sent, status,
+                            victim=victim[0] if victim else None)
         if sent:
             self.pending.setdefault(target, []).append(bundle)
             self.stats.submitted_bundles += 1
             self.stats.submitted_txs += len(planned)
+            self.stats.backrun_bundles += victim is not None
         if self.metrics:
             self.metrics.actions_total.labels(bot=s.bot, kind=s.send_mode, outcome=status).inc()
         self.history.append(bundle)
@@ -413,6 +445,160 @@ class DexArbBot:
                 await self.store.update_opportunity(
                     chain_id=self.chain_id, block_hash=block_hash, bot=s.bot, key=p.key,
                     status="submitted" if sent else "simulated", bundle_hash=bhash, target_block=target)
+
+    # ------------------------------------------------------------------ pending swaps (backruns)
+    async def on_pending_swap(self, swap: PendingSwap) -> None:
+        """Redo the plan for the next block as if ``swap``'s tx came first, and send ``[user tx, ours...]``."""
+        if not self.settings.backrun or self._head is None:
+            return
+        async with self._lock:
+            head, base_fee = self._head, self._head_base_fee
+            if swap.tx_hash in self._seen_pending:
+                return
+            self._seen_pending.add(swap.tx_hash)
+            self.stats.pending_seen += 1
+            t0 = time.perf_counter()
+            try:
+                await self._backrun(head, base_fee, swap.tx_hash)
+            except Exception as exc:  # a bad pending tx or a node hiccup must not stop the bot
+                log.warning("dex_arb: backrun of %s failed: %s: %s", swap.tx_hash, type(exc).__name__, exc)
+            self._observe("backrun", time.perf_counter() - t0)
+
+    async def _backrun(self, head: Any, base_fee: int, tx_hash: str) -> None:
+        tx, raw = await self.rpc.batch([("eth_getTransactionByHash", [tx_hash]),
+                                        ("eth_getRawTransactionByHash", [tx_hash])])
+        if not isinstance(tx, dict) or not raw or tx.get("blockNumber"):
+            return  # gone, or already mined
+        victim = {"from": tx["from"], "to": tx["to"], "data": tx.get("input", "0x"), "value": tx.get("value", "0x0"),
+                  "gas": tx["gas"], "nonce": tx["nonce"]}
+        if tx.get("maxFeePerGas"):
+            victim |= {"maxFeePerGas": tx["maxFeePerGas"], "maxPriorityFeePerGas": tx["maxPriorityFeePerGas"]}
+        else:
+            victim["gasPrice"] = tx["gasPrice"]
+        first = await self._simulate_calls(head, base_fee, [victim])
+        if first is None or first[0]["status"] != "0x1":
+            return  # the user's tx would revert: nothing to backrun
+        moved = self._states_after(first[0]["logs"])
+        if not moved:
+            return
+        finder = self.finder
+        originals = {a: finder.pools[finder.pool_index[a]].state for a in moved}  # type: ignore[attr-defined]
+        try:
+            with self._stage("find"):
+                opps = finder.update(moved)
+                chosen = self._select(opps)
+        finally:
+            finder.update(originals)
+        if not chosen:
+            return
+        with self._stage("simulate"):
+            planned = await self._plan_after(head, base_fee, victim, chosen)
+        if planned:
+            for p in planned:
+                if self.store:
+                    opp = p.opportunity
+                    await self.store.record_opportunity(
+                        chain_id=self.chain_id, block_number=head.number, block_hash=head.hash,
+                        bot=self.settings.bot, kind="backrun", key=p.key, expected_profit=opp.net_profit,
+                        token=self.weth, gas_estimate=opp.gas_units,
+                        details={"pools": list(opp.pools), "victim": tx_hash, "amount_in": str(p.plan.amount_in)})
+                    await self.store.update_opportunity(chain_id=self.chain_id, block_hash=head.hash,
+                                                        bot=self.settings.bot, key=p.key, status="simulated",
+                                                        simulated_profit=p.simulated_net)
+            self.stats.found += len(chosen)
+            self.stats.simulated += len(planned)
+            await self._submit(head.number, head.hash, base_fee, planned, victim=(tx_hash, str(raw)))
+
+    def _states_after(self, logs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Hypothetical states of the finder's pools after these logs (copies; the finder's own are untouched)."""
+        finder = self.finder
+        out: dict[str, Any] = {}
+        for lg in logs:
+            addr = str(lg.get("address", "")).lower()
+            idx = finder.pool_index.get(addr)
+            topics = lg.get("topics") or []
+            if idx is None or not topics:
+                continue
+            pool = finder.pools[idx]
+            data = bytes.fromhex(str(lg.get("data", "0x"))[2:])
+            t0 = str(topics[0]).lower()
+            if isinstance(pool, V2RoutePool) and t0 == T_SYNC and len(data) >= 64:
+                base = out.get(addr, pool.state)
+                out[addr] = dataclasses.replace(base, reserve0=int.from_bytes(data[:32], "big"),
+                                                reserve1=int.from_bytes(data[32:64], "big"))
+            elif isinstance(pool, V3RoutePool) and t0 == V3_SWAP_TOPIC and len(data) >= 160:
+                st = (out.get(addr) or pool.state).copy()
+                apply_swap(st, int.from_bytes(data[64:96], "big"), int.from_bytes(data[128:160], "big", signed=True),
+                           int.from_bytes(data[96:128], "big"))
+                out[addr] = st
+        return out
+
+    async def _simulate_calls(self, head: Any, base_fee: int, calls: list[dict[str, Any]]
+                              ) -> list[dict[str, Any]] | None:
+        """``eth_simulateV1`` of ``calls`` in sequence on block ``head``'s state, in the next block's environment."""
+        env = {"number": hex(head.number + 1), "time": hex(head.timestamp + 1), "baseFeePerGas": hex(base_fee),
+               "feeRecipient": self.coinbase or "0x" + "00" * 20}
+        res = await self.rpc.request("eth_simulateV1", [{"blockStateCalls": [{"blockOverrides": env,
+                                                                               "calls": calls}],
+                                                          "validation": False}, hex(head.number)])
+        if not isinstance(res, list) or not res or not isinstance(res[0], dict):
+            return None
+        out = res[0].get("calls")
+        return out if isinstance(out, list) and len(out) == len(calls) else None
+
+    def _call_of(self, plan: ArbPlan, base_fee: int, nonce: int) -> dict[str, Any]:
+        return {"from": self.signer.address, "to": self.executor, "data": "0x" + encode_execute(plan).hex(),
+                "gas": hex(3_000_000), "nonce": hex(nonce), "maxFeePerGas": hex(base_fee * self.settings.max_fee_multiplier),
+                "maxPriorityFeePerGas": "0x0"}
+
+    async def _plan_after(self, head: Any, base_fee: int, victim: dict[str, Any],
+                          chosen: Sequence[Opportunity]) -> list[PlannedTx]:
+        """Plan ``chosen`` after the user's tx: two simulated passes (no tip; then tip and minimum) of the whole
+        sequence, dropping what fails or does not pay, until every kept tx succeeds as simulated."""
+        s = self.settings
+        nonce = int(await self.rpc.request("eth_getTransactionCount", [self.signer.address, hex(head.number)]), 16)
+        cands = list(chosen)
+        for _round in range(3):
+            if not cands:
+                return []
+            plans = [self._plan(o, tip=0, min_profit=0) for o in cands]
+            res = await self._simulate_calls(head, base_fee, [victim] + [self._call_of(p, base_fee, nonce + i)
+                                                                          for i, p in enumerate(plans)])
+            if res is None or res[0]["status"] != "0x1":
+                return []
+            keep: list[tuple[Opportunity, int, int]] = []  # (opp, tip, min_profit)
+            for o, r in zip(cands, res[1:], strict=True):
+                if r["status"] != "0x1":
+                    continue
+                gas = int(r["gasUsed"], 16)
+                budget = token_delta(r["logs"], self.weth, self.executor) - gas * base_fee
+                if budget > s.min_net_profit_wei:
+                    keep.append((o, int(s.tip_share * budget), gas * base_fee + s.min_net_profit_wei))
+            plans = [self._plan(o, tip=t, min_profit=m) for o, t, m in keep]
+            res = await self._simulate_calls(head, base_fee, [victim] + [self._call_of(p, base_fee, nonce + i)
+                                                                          for i, p in enumerate(plans)])
+            if res is None or res[0]["status"] != "0x1":
+                return []
+            out: list[PlannedTx] = []
+            ok = True
+            for i, ((o, tip, _m), plan, r) in enumerate(zip(keep, plans, res[1:], strict=True)):
+                gas = int(r["gasUsed"], 16) if r["status"] == "0x1" else 0
+                delta = token_delta(r["logs"], self.weth, self.executor) if gas else 0
+                net = delta - gas * base_fee
+                if not gas or net < s.min_net_profit_wei:
+                    ok = False
+                    break
+                gas_limit = int(gas * s.gas_limit_margin) + 10_000
+                signed = self.signer.sign_eip1559({
+                    "chainId": self.chain_id, "nonce": nonce + i, "to": self.executor, "value": 0,
+                    "data": encode_execute(plan), "gas": gas_limit,
+                    "maxFeePerGas": base_fee * s.max_fee_multiplier, "maxPriorityFeePerGas": 0})
+                key = f"br{victim_key(victim)}:{opportunity_key(o)}"
+                out.append(PlannedTx(o, key, plan, signed.raw_hex, signed.hash_hex, gas, gas_limit, delta, tip, net))
+            if ok:
+                return out
+            cands = [o for o, _t, _m in keep][: len(out)]  # drop the first failing one and what follows; retry
+        return []
 
     # ------------------------------------------------------------------ settlement
     async def _settle(self, block: BlockData) -> None:
@@ -460,6 +646,7 @@ class DexArbBot:
                     self.stats.gas_spent_wei += gas_cost
                 b.status = "landed" if all(mined[p.tx_hash.lower()].success for p in landed) else "failed"
                 self.stats.landed_bundles += 1
+                self.stats.backrun_landed += b.victim is not None
                 await self._mark(b, head.number, head.hash, landed=landed, realized=realized_total,
                                  gas=gas_total)
         self._observe("settle", time.perf_counter() - t0)

@@ -65,6 +65,7 @@ class ForkOptions:
     block_time: float = 1.0
     fund_wei: int = 100 * 10**18
     db_url: str | None = None
+    backrun: bool = False  # also watch the fork's mempool and backrun pending swaps (needs --book: routers)
 
 
 def _signer() -> Signer:
@@ -120,7 +121,9 @@ async def run_fork(opts: ForkOptions, *, progress: Callable[[str], None] | None 
             store = await Store.open(opts.db_url, upgrade=True, metrics=metrics)
         runner = DexArbRunner(chain, signer, executor, relay_url=relay.url, settings=DexArbSettings(live=opts.live),
                               store=store, metrics=metrics, coinbase=DEVNET_BUILDER_COINBASE,
-                              heads=builder_heads(builder))
+                              heads=builder_heads(builder), pending_swaps=opts.backrun)
+        if opts.backrun and not chain.routers:
+            raise ForkRunError("--backrun needs router addresses: give --book")
         await runner.start()
         start = runner.processed
         say(f"bot started at block {start} ({'live' if opts.live else 'dry-run'}); "
@@ -140,6 +143,8 @@ async def run_fork(opts: ForkOptions, *, progress: Callable[[str], None] | None 
             "excluded_tokens": {t: v.verdict for t, v in runner.verdicts.items() if not v.ok},
             "opportunities_found": st.found, "simulated": st.simulated, "bundles_submitted": st.submitted_bundles,
             "bundles_landed": st.landed_bundles, "txs_landed": st.landed_txs,
+            "pending_swaps_seen": st.pending_seen, "backrun_bundles": st.backrun_bundles,
+            "backrun_bundles_landed": st.backrun_landed,
             "simulated_profit_wei": st.simulated_profit_wei, "realized_profit_wei": st.realized_profit_wei,
             "realized_equals_simulated": st.realized_profit_wei == st.simulated_profit_wei and not st.mismatches,
             "mismatches": st.mismatches,

@@ -33,8 +33,10 @@ from chains.blocks import BlockData, BlockWatcher, ChainReorg, fetch_block
 from chains.devnet.addressbook import AddressBook
 from chains.devnet.builder import BlockBuilder
 from chains.discovery import Factory, discover_pools
+from chains.events import Event, PendingSwap
 from chains.executor import deploy_executor
 from chains.flashbots import FlashbotsClient
+from chains.mempool import MempoolWatcher, RouterKind, routers_for_book
 from chains.node import AnvilNode
 from chains.rpc import RpcClient
 from chains.signer import Signer
@@ -66,11 +68,13 @@ class ArbChain:
     weth: str
     pools: list[ArbPool]
     ws_url: str | None = None
+    routers: dict[str, RouterKind] = field(default_factory=dict)  # router address -> kind (pending-swap feed)
 
 
 def chain_from_book(book: AddressBook, rpc_url: str | None = None) -> ArbChain:
     pools = [ArbPool(p.address, p.kind, p.token0, p.token1, p.fee) for p in book.pools]
-    return ArbChain(rpc_url or book.rpc_url, book.chain_id, book.weth, pools, None)
+    ws = book.ws_url if rpc_url is None or rpc_url == book.rpc_url else rpc_url.replace("http", "ws", 1)
+    return ArbChain(rpc_url or book.rpc_url, book.chain_id, book.weth, pools, ws, routers_for_book(book))
 
 
 def chain_from_pools_file(path: str | Path, rpc_url: str, chain_id: int, weth: str) -> ArbChain:
@@ -161,6 +165,7 @@ class DexArbRunner:
     poll_interval: float = 0.05
     gas: GasModel = EXECUTOR_GAS
     heads: AsyncIterable[dict[str, Any]] | None = None  # block headers to follow (default: poll the node)
+    pending_swaps: bool = False  # watch the mempool (chain.ws_url, chain.routers) and backrun pending swaps
 
     rpc: RpcClient | None = None
     watcher: BlockWatcher | None = None
@@ -171,6 +176,9 @@ class DexArbRunner:
     block_listeners: list[Any] = field(default_factory=list)
     _reorg_handler: ReorgHandler | None = None
     _finder_state: ChainState | None = None
+    mempool: MempoolWatcher | None = None
+    _pending_q: asyncio.Queue[PendingSwap] | None = None
+    _pending_task: asyncio.Task[None] | None = None
     processed: int = 0  # the last block the bot has fully evaluated (and submitted for)
     _processed_event: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -208,6 +216,27 @@ class DexArbRunner:
         # The watcher reports new blocks only: evaluate the state we start on now, so an opportunity that is
         # already open is bundled for the next block too.
         await self._on_block(await fetch_block(self.rpc, head))
+        if self.pending_swaps:
+            if not self.chain.ws_url or not self.chain.routers:
+                raise ValueError("pending swaps need the chain's websocket URL and its router addresses")
+            self._pending_q = asyncio.Queue(maxsize=1_000)
+            self.mempool = MempoolWatcher(self, self.chain.routers, ws_url=self.chain.ws_url, mode="auto",
+                                          registry=self.metrics.registry if self.metrics else None)
+            await self.mempool.start()
+            self._pending_task = asyncio.create_task(self._pending_worker(), name="dex_arb-pending")
+
+    async def publish(self, topic: str, event: Event) -> None:
+        """The mempool watcher's publisher: queue pending swaps for the bot (dropping the oldest when behind)."""
+        if isinstance(event, PendingSwap) and self._pending_q is not None:
+            if self._pending_q.full():
+                self._pending_q.get_nowait()
+            self._pending_q.put_nowait(event)
+
+    async def _pending_worker(self) -> None:
+        assert self._pending_q is not None and self.bot is not None
+        while True:
+            swap = await self._pending_q.get()
+            await self.bot.on_pending_swap(swap)
 
     def _finder(self, state: ChainState) -> RouteFinder:
         v3_tokens = {p.address: (p.token0, p.token1) for p in self.chain.pools if p.kind == "v3"}
@@ -259,6 +288,13 @@ class DexArbRunner:
 
     async def close(self) -> None:
         self.stop()
+        if self._pending_task is not None:
+            self._pending_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._pending_task
+        if self.mempool is not None:
+            with contextlib.suppress(Exception):
+                await self.mempool.stop()
         if self.relay is not None:
             with contextlib.suppress(Exception):
                 await self.relay.close()

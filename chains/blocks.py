@@ -481,6 +481,7 @@ class BlockWatcher:
     async def run(self) -> None:
         """Follow the chain until cancelled or :meth:`stop` is called.  Never raises on bad data or RPC errors."""
         stream = self._head_stream()
+        next_head: asyncio.Future[dict[str, Any]] | None = None
         try:
             while not self._stopping.is_set():
                 next_head = asyncio.ensure_future(anext(stream))
@@ -501,7 +502,12 @@ class BlockWatcher:
                     continue
                 await self.sync_to(head.number, head.hash)
         finally:
-            await stream.aclose()
+            if next_head is not None and not next_head.done():  # cancelled while waiting for a head
+                next_head.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await next_head
+            with contextlib.suppress(RuntimeError):  # the generator may still be closing on its own
+                await stream.aclose()
 
     async def sync_to(self, number: int, block_hash: str | None = None) -> None:
         """Bring the state to the canonical block ``number`` (handling reorgs), retrying errors with backoff."""
