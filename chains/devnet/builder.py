@@ -685,17 +685,7 @@ class BlockBuilder:
         ctx.snapshot = str(await self._call("evm_snapshot"))
         public_order: list[str] = []
         try:
-            first = await self._absorb_pool(ctx, drop=False)
-            ctx.pool_read = True
-            if first:
-                await self._set_next_block(ts)
-                await self._call("evm_mine")
-                blk = await self._call("eth_getBlockByNumber", ["latest", False])
-                public_order = [h for h in blk["transactions"] if h in ctx.public]
-                mined_unknown = [h for h in blk["transactions"] if h not in ctx.public]
-                await self._rescue_mined(ctx, mined_unknown)
-                public_order += [h for h in mined_unknown if h in ctx.public]
-            await self._reset(ctx)  # also takes leftovers (queued / did not fit) and late arrivals out of the pool
+            public_order = await self._public_order(ctx)
             ctx.late = [h for h in ctx.late if h not in public_order]
 
             # 2. standalone simulation of every eligible bundle → score
@@ -835,6 +825,23 @@ class BlockBuilder:
             dropped_public_txs=tuple(dropped_public), build_seconds=0.0,
         )
 
+    async def _public_order(self, ctx: _Ctx) -> list[str]:
+        """Take the public pool into ``ctx`` and learn anvil's FIFO order of it from one trial block of only the
+        public txs (txs that slipped in are rescued); then back to the parent state with an empty pool."""
+        public_order: list[str] = []
+        first = await self._absorb_pool(ctx, drop=False)
+        ctx.pool_read = True
+        if first:
+            await self._set_next_block(ctx.timestamp)
+            await self._call("evm_mine")
+            blk = await self._call("eth_getBlockByNumber", ["latest", False])
+            public_order = [h for h in blk["transactions"] if h in ctx.public]
+            mined_unknown = [h for h in blk["transactions"] if h not in ctx.public]
+            await self._rescue_mined(ctx, mined_unknown)
+            public_order += [h for h in mined_unknown if h in ctx.public]
+        await self._reset(ctx)  # also takes leftovers (queued / did not fit) and late arrivals out of the pool
+        return public_order
+
     async def _set_next_block(self, timestamp: int) -> None:
         """Timestamp and base fee of the next mined block (trial or real).  The base fee is pinned to the EIP-1559
         value of the real parent: anvil advances its own base-fee tracker on every mined block, trial blocks that
@@ -865,16 +872,7 @@ class BlockBuilder:
             ctx.snapshot = str(await self._call("evm_snapshot"))
             public_order: list[str] = []
             try:
-                first = await self._absorb_pool(ctx, drop=False)
-                ctx.pool_read = True
-                if first:
-                    await self._set_next_block(ts)
-                    await self._call("evm_mine")
-                    blk = await self._call("eth_getBlockByNumber", ["latest", False])
-                    mined_unknown = [h for h in blk["transactions"] if h not in ctx.public]
-                    await self._rescue_mined(ctx, mined_unknown)
-                    public_order = [h for h in blk["transactions"] if h in ctx.public]
-                await self._reset(ctx)
+                public_order = await self._public_order(ctx)
                 pend = _Pending(bundle=Bundle(txs=bundle.txs, block_number=number,
                                               reverting_tx_hashes=frozenset(hashes)),
                                 hash=bundle.bundle_hash, tx_hashes=hashes, seq=-1)

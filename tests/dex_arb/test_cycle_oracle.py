@@ -12,8 +12,8 @@ from analytics.cycle_oracle import (
     read_pools,
     tradable_pools,
 )
-from chains.devnet.traffic import TrafficGenerator
 from chains.rpc import RpcClient
+from tests.dex_arb.helpers import skew_async
 from tests.fixtures.devnet import Devnet
 
 
@@ -50,17 +50,9 @@ def test_oracle_best_cycle_realizes_its_predicted_profit(devnet_state: Devnet) -
     cycles = enumerate_cycles(pools, book.weth, 3)
     assert cycles and all(c[0].token_in == book.weth and c[-1].token_out == book.weth for c in cycles)
     assert all(len({leg.pool for leg in c}) == len(c) for c in cycles)
-    v2_weth = next(p for p in pools if p.kind == "v2" and book.weth in (p.token0, p.token1))
 
     async def skew_and_read() -> list:
-        gen = TrafficGenerator(devnet.node, book)
-        try:
-            rec = await gen.send_swap(pool=v2_weth, zero_for_one=v2_weth.token0 == book.weth, usd_size=400_000,
-                                      loose=True, multihop=False)
-            assert rec is not None
-            await gen.settle()
-        finally:
-            await gen.aclose()
+        await skew_async(devnet, 400_000)
         async with RpcClient(devnet.node.http_url) as rpc:
             block = int(await rpc.request("eth_blockNumber", []), 16)
             state = await read_pools(rpc, pools, block)

@@ -10,33 +10,15 @@ import asyncio
 import json
 from pathlib import Path
 
-from chains.devnet.traffic import TrafficGenerator
 from chains.rpc import RpcClient
 from chains.snapshot import snapshot_pool
 from tests.cli.conftest import run_cli
+from tests.dex_arb.helpers import skew
 from tests.fixtures.devnet import Devnet
 
 
-def _skew(devnet: Devnet) -> None:
-    book = devnet.book
-    pool = next(p for p in book.pools if p.kind == "v2" and book.weth in (p.token0, p.token1)
-                and all(book.token_by_address(t).kind in ("standard", "weth") for t in (p.token0, p.token1)))
-
-    async def go() -> None:
-        gen = TrafficGenerator(devnet.node, book)
-        try:
-            rec = await gen.send_swap(pool=pool, zero_for_one=pool.token0 == book.weth, usd_size=300_000,
-                                      loose=True, multihop=False)
-            assert rec is not None
-            await gen.settle()
-        finally:
-            await gen.aclose()
-
-    asyncio.run(go())
-
-
 def test_bot_lands_bundles_on_a_fork_of_the_devnet(devnet_state: Devnet, tmp_path: Path) -> None:
-    _skew(devnet_state)
+    skew(devnet_state)
     book_path = devnet_state.book.write(tmp_path / "book.json")
     out = tmp_path / "summary.json"
     r = run_cli(["run", "dex-arb", "--fork-url", devnet_state.node.http_url, "--book", str(book_path), "--live",
@@ -54,7 +36,7 @@ def test_bot_lands_bundles_on_a_fork_of_the_devnet(devnet_state: Devnet, tmp_pat
 
 
 def test_dry_run_with_discovered_pools_sends_nothing(devnet_state: Devnet, tmp_path: Path) -> None:
-    _skew(devnet_state)
+    skew(devnet_state)
     book = devnet_state.book
     ck = tmp_path / "pools.checkpoint.json"
     args = ["run", "dex-arb", "--fork-url", devnet_state.node.http_url, "--weth", book.weth, "--blocks", "2",
