@@ -25,10 +25,19 @@ async def skew_async(devnet: Devnet, usd_size: float, pool: PoolInfo | None = No
         rec = await gen.send_swap(pool=pool, zero_for_one=pool.token0 == book.weth, usd_size=usd_size, loose=True,
                                   multihop=False)
         assert rec is not None
-        await gen.settle()
     finally:
         await gen.aclose()
-    return pool
+    # Anvil's automine can answer eth_sendTransaction before the block is queryable: wait for the receipt (and
+    # mine if automine is off), so whoever reads "latest" next sees the swap.
+    for _ in range(2000):
+        receipt = devnet.node.rpc("eth_getTransactionReceipt", [rec.tx_hash])
+        if receipt is not None:
+            assert receipt["status"] == "0x1", receipt
+            return pool
+        if not devnet.node.automine():
+            devnet.node.mine()
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"the skewing swap {rec.tx_hash} was never mined")
 
 
 def skew(devnet: Devnet, usd_size: float = 300_000) -> PoolInfo:
