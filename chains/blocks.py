@@ -46,7 +46,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ from chains.events import (
     Uint64,
     register_event,
 )
+from chains.promreg import per_registry
 
 if TYPE_CHECKING:
     from chains.state import ChainState
@@ -263,9 +263,6 @@ APPLY_BUCKETS: tuple[float, ...] = (
 class BlockWatcherMetrics:
     """The watcher's metric families on one registry (created once per registry, shared by its watchers)."""
 
-    _by_registry: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, BlockWatcherMetrics]] = (
-        weakref.WeakKeyDictionary())
-
     def __init__(self, registry: CollectorRegistry) -> None:
         r = self.registry = registry
         self.blocks_applied = Counter("mevsuite_block_watcher_blocks_applied_total",
@@ -287,10 +284,7 @@ class BlockWatcherMetrics:
 
     @classmethod
     def on(cls, registry: CollectorRegistry) -> BlockWatcherMetrics:
-        found = cls._by_registry.get(registry)
-        if found is None:
-            found = cls._by_registry[registry] = cls(registry)
-        return found
+        return per_registry(registry, f"{__name__}.{cls.__name__}", cls)
 
 
 class _ChainChanged(Exception):

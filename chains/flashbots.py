@@ -27,10 +27,9 @@ import random
 import re
 import time
 import uuid
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, Protocol, Self
 
 import aiohttp
 from coincurve import PublicKey
@@ -38,6 +37,7 @@ from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from chains.promreg import per_registry
 from chains.signer import Signer
 
 __all__ = [
@@ -443,9 +443,6 @@ def _validate_privacy(privacy: Any) -> dict[str, Any]:
 class _ClientMetrics:
     """Relay-client metric families, created once per registry (several clients may share one)."""
 
-    _by_registry: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, _ClientMetrics]] = (
-        weakref.WeakKeyDictionary())
-
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter("mevsuite_relay_client_requests_total",
                                 "Signed requests to relays/builders by outcome (ok, relay_error, timeout, transport)",
@@ -456,10 +453,7 @@ class _ClientMetrics:
 
     @classmethod
     def on(cls, registry: CollectorRegistry) -> _ClientMetrics:
-        found = cls._by_registry.get(registry)
-        if found is None:
-            found = cls._by_registry[registry] = cls(registry)
-        return found
+        return per_registry(registry, f"{__name__}.{cls.__name__}", cls)
 
 
 class FlashbotsClient:

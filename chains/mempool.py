@@ -47,7 +47,6 @@ import contextlib
 import logging
 import re
 import time
-import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,6 +64,7 @@ from chains.events import (
     Publisher,
     SwapProtocol,
 )
+from chains.promreg import per_registry
 from chains.rpc import RpcClient, RpcClientError
 from chains.subscribe import SubscriptionRejectedError, WsSubscription
 
@@ -384,12 +384,13 @@ class _Metrics:
     latency: Histogram
 
 
-_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
 
 
 def _metrics(registry: CollectorRegistry | None) -> _Metrics:
-    if registry is not None and registry in _METRICS:
-        return _METRICS[registry]
+    return per_registry(registry, __name__, _build_metrics)
+
+
+def _build_metrics(registry: CollectorRegistry | None) -> _Metrics:
     m = _Metrics(
         seen=PromCounter("mevsuite_mempool_txs_seen_total", "Pending txs received, by source", ["source"],
                          registry=registry),
@@ -407,8 +408,6 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
                           "From a pending tx's arrival on the socket to its events being published",
                           buckets=LATENCY_BUCKETS, registry=registry),
     )
-    if registry is not None:
-        _METRICS[registry] = m
     return m
 
 

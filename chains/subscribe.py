@@ -37,7 +37,6 @@ import json
 import logging
 import random
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -47,6 +46,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from chains.promreg import per_registry
 from chains.rpc import _connect_failure, redact_url
 
 __all__ = [
@@ -98,13 +98,13 @@ class _Metrics:
     connected: Gauge
 
 
-# One set of metric objects per registry: several subscriptions (mempool, blocks) share a process registry.
-_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
 
 
 def _metrics(registry: CollectorRegistry | None) -> _Metrics:
-    if registry is not None and registry in _METRICS:
-        return _METRICS[registry]
+    return per_registry(registry, __name__, _build_metrics)
+
+
+def _build_metrics(registry: CollectorRegistry | None) -> _Metrics:
     label = ["subscription"]
     m = _Metrics(
         connects=Counter("mevsuite_ws_connects_total", "Websocket subscriptions established (first and re-)",
@@ -119,8 +119,6 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
                         label, registry=registry),
         connected=Gauge("mevsuite_ws_connected", "1 while the subscription is live", label, registry=registry),
     )
-    if registry is not None:
-        _METRICS[registry] = m
     return m
 
 

@@ -45,7 +45,6 @@ import logging
 import re
 import time
 import uuid
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,6 +73,7 @@ from chains.flashbots import (
     validate_mev_bundle,
 )
 from chains.node import RpcCallError
+from chains.promreg import per_registry
 
 __all__ = [
     "DEFAULT_HINTS",
@@ -172,13 +172,13 @@ class _Metrics:
     subscribers: Gauge
 
 
-# One set of metric objects per registry (several relays may share a process registry).
-_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
 
 
 def _metrics(registry: CollectorRegistry | None) -> _Metrics:
-    if registry is not None and registry in _METRICS:
-        return _METRICS[registry]
+    return per_registry(registry, __name__, _build_metrics)
+
+
+def _build_metrics(registry: CollectorRegistry | None) -> _Metrics:
     m = _Metrics(
         requests=Counter("mevsuite_relay_requests_total", "JSON-RPC requests by method and result",
                          ["method", "result"], registry=registry),
@@ -191,8 +191,6 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
         subscribers=Gauge("mevsuite_relay_sse_subscribers", "Connected MEV-Share stream subscribers",
                           registry=registry),
     )
-    if registry is not None:
-        _METRICS[registry] = m
     return m
 
 
