@@ -56,8 +56,8 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from analytics import balancer_v1
 from chains.amm import curve_stableswap as curve
+from chains.amm.balancer import v1 as balancer_v1
 from chains.amm.balancer import weighted_math
 from chains.amm.uniswap_v2 import get_amount_out
 from chains.amm.uniswap_v3.pool import V3PoolState, swap
@@ -303,7 +303,7 @@ class BalancerWeightedRoutePool(RoutePool):
 
 
 class BalancerV1RoutePool(BalancerWeightedRoutePool):
-    """A Balancer V1 ``BPool`` (denormalised weights, raw balances), via :mod:`analytics.balancer_v1`."""
+    """A Balancer V1 ``BPool`` (denormalised weights, raw balances), via :mod:`chains.amm.balancer.v1`."""
 
     kind: ProtocolKind = "balancer_v1"
 

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from analytics import balancer_v1
 from analytics.graph_bench_data import _v3_pool, load_balancer_v1_snapshot, perturb, synthetic_graph
 from analytics.routing import (
     BalancerWeightedRoutePool,
@@ -24,6 +23,7 @@ from analytics.routing import (
     v2_closed_form,
 )
 from bench.bench_routing import BALANCER_SNAPSHOT, compare, finder_opportunities, naive_opportunities
+from chains.amm.balancer import v1 as balancer_v1
 from chains.state import V2PairState
 
 WETH = "0x" + "ee" * 20

@@ -1,4 +1,4 @@
-"""Balancer V1 ``BPool`` swap math (``BNum`` + ``BMath``), an exact integer port, for the route finder.
+"""Balancer V1 ``BPool`` swap math (``BNum`` + ``BMath``), an exact integer port.
 
 Balancer V1 pools hold raw token balances (no decimal scaling) and *denormalised* weights (each 1e18-scaled,
 e.g. 8 and 2 for an 80/20 pool); only the ratio ``weightIn / weightOut`` enters a swap, so weights need not be
@@ -11,8 +11,7 @@ normalised.  Function names follow the Solidity ones::
 fraction, stopped at ``BPOW_PRECISION`` (1e-10), as the contract computes it.  Reverts raise
 :class:`BalancerV1Error` with the contract's message (``ERR_SUB_UNDERFLOW``, ``ERR_MAX_IN_RATIO``...).
 
-Lives in ``analytics`` for now because the route-finder benchmark is its only user (the real Balancer V1
-snapshots in ``bench/data``); it belongs next to ``chains/amm/balancer`` once a bot trades V1 pools.
+The route finder uses it for Balancer V1 pools (its benchmark runs on real V1 snapshots in ``bench/data``).
 """
 
 from __future__ import annotations
