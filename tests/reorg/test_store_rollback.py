@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
-from bots.store import PnlSnapshot, Store
+from bots.store import Opportunity, PnlSnapshot, Store
 
 H = "0x" + "ab" * 32
 
@@ -53,3 +54,27 @@ async def test_rollback_orphans_landed_bundles_deletes_rows_and_is_idempotent(st
         assert again.orphaned_bundles == () and again.rows_deleted == 0
         with pytest.raises(ValueError, match="bundle_hash"):
             await s.bundle_status(1, "0x12")
+
+
+async def test_rollback_orphans_the_opportunities_a_bundle_carried(store_url: str) -> None:
+    """An opportunity found on block 11 (kept) whose bundle landed in block 12 (replaced) becomes ``orphaned`` and
+    loses its realized profit; one whose bundle landed before the fork keeps both."""
+    async with await Store.open(store_url, upgrade=True) as s:
+        for n in range(10, 13):
+            await s.record_block(chain_id=1, number=n, hash=h(n), parent_hash=h(n - 1), timestamp=1000 + n)
+        for key, built, bundle in (("kept", 10, h(300)), ("gone", 11, h(301))):
+            await s.record_opportunity(chain_id=1, block_number=built, block_hash=h(built), bot="dex_arb",
+                                       kind="cycle", key=key, expected_profit=9)
+            await s.record_bundle(chain_id=1, block_number=built, block_hash=h(built), bundle_hash=bundle,
+                                  target_block=built + 1, bot="dex_arb", status="submitted", tx_count=1,
+                                  expected_profit=8, tip=1)
+            await s.set_bundle_status(chain_id=1, bundle_hash=bundle, status="included",
+                                      included_block_number=built + 1, included_block_hash=h(built + 1))
+            assert await s.update_opportunity(chain_id=1, block_hash=h(built), bot="dex_arb", key=key,
+                                              status="landed", simulated_profit=8, realized_profit=8,
+                                              bundle_hash=bundle, target_block=built + 1) == 1
+        await s.rollback_reorg(1, 12)
+        async with s.session() as session:
+            rows = {r.key: (r.status, r.simulated_profit, r.realized_profit)
+                    for r in (await session.execute(select(Opportunity))).scalars()}
+        assert rows == {"kept": ("landed", 8, 8), "gone": ("orphaned", 8, None)}
