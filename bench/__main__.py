@@ -30,7 +30,8 @@ def main(argv: list[str]) -> int:
     names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
     if wanted:
         names = [n for n in names if n.removeprefix("bench_") in wanted or n in wanted]
-    console = Console()
+    # Piped or captured (CI logs, `make bench > file`): rich would fold wide tables to 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=220)
     for name in names:
         mod = importlib.import_module(f"bench.{name}")
         t0 = time.perf_counter()
