@@ -24,6 +24,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode
 from eth_utils.crypto import keccak
 
+from bench import percentile
 from chains.events import Event
 from chains.mempool import MempoolWatcher, RouterKind, decode_router_call
 from chains.node import AnvilNode
@@ -80,9 +81,6 @@ class _Stamps:
         self.arrived.set()
 
 
-def _pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 async def _latency(node: AnvilNode, full: bool, nonce0: int) -> tuple[dict[str, Any], int]:
@@ -108,7 +106,7 @@ async def _latency(node: AnvilNode, full: bool, nonce0: int) -> tuple[dict[str, 
                     stamps.arrived.clear()
             lat.append((stamps.at[tx.hash_hex] - t0) * 1e3)
     row = {"case": f"send -> PendingSwap ({'full txs' if full else 'hashes + batch fetch'})", "n": N_SWAPS,
-           "p50 ms": round(statistics.median(lat), 3), "p99 ms": round(_pct(lat, 0.99), 3)}
+           "p50 ms": round(statistics.median(lat), 3), "p99 ms": round(percentile(lat, 0.99), 3)}
     return row, nonce0 + N_SWAPS
 
 

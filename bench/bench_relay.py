@@ -15,6 +15,7 @@ import statistics
 import time
 from typing import Any
 
+from bench import percentile
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.relay import LocalRelay
 from chains.flashbots import FlashbotsClient
@@ -26,9 +27,6 @@ WARMUP = 50
 GWEI = 10**9
 
 
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(q * len(s)))] * 1e3
 
 
 async def _run(node: AnvilNode) -> list[dict[str, Any]]:
@@ -77,7 +75,7 @@ async def _run(node: AnvilNode) -> list[dict[str, Any]]:
     rows = []
     for what, xs in (("build + sign 2 txs + header", build_sign), ("POST to relay until accepted", post),
                      ("total: build + sign + post", total), ("FlashbotsClient.send_bundle (incl. signing)", api)):
-        rows.append({"what": what, "n": len(xs), "p50 ms": _pct(xs, 0.5), "p99 ms": _pct(xs, 0.99),
+        rows.append({"what": what, "n": len(xs), "p50 ms": 1e3 * percentile(xs, 0.5), "p99 ms": 1e3 * percentile(xs, 0.99),
                      "mean ms": statistics.fmean(xs) * 1e3})
     rows.append({"what": "bundles in the relay's audit log", "n": received})
     return rows

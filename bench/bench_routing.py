@@ -43,6 +43,7 @@ from analytics.graph_bench_data import (
     synthetic_graph,
 )
 from analytics.routing import GasModel, RouteFinder, RoutePool
+from bench import percentile
 
 DATA = Path(__file__).parent / "data"
 BALANCER_SNAPSHOT = DATA / "balancer_v1_0bf94aa7ece3.json.gz"
@@ -206,9 +207,6 @@ def weth_value_thresholds(pools: Sequence[RoutePool], weth: str, weth_amount: in
     return out
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def run() -> list[dict[str, Any]]:
@@ -265,7 +263,7 @@ def run() -> list[dict[str, Any]]:
             rows.append({
                 "graph": name, "pools": len(pools), "usable": len(finder.pools), "cycles": len(finder.cycles),
                 "build_s": round(build_s, 2), "changed": n_changed, "n": len(lat),
-                "p50_ms": 1e3 * statistics.median(lat), "p99_ms": 1e3 * _pct(lat, 0.99),
+                "p50_ms": 1e3 * statistics.median(lat), "p99_ms": 1e3 * percentile(lat, 0.99),
                 "naive_mean_s": statistics.mean(naive_s) if last else "",
                 "naive_max_s": max(naive_s) if last else "",
                 "x_faster": round(statistics.mean(naive_s) / statistics.mean(lat)) if last else "",

@@ -42,7 +42,8 @@ import dataclasses
 import logging
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
@@ -227,7 +228,6 @@ class DexArbBot:
         self.stats = DexArbStats()
         self.pending: dict[int, list[SentBundle]] = {}  # target block -> bundles sent for it
         self.history: list[SentBundle] = []
-        self._pools = set(finder.pool_index)
         self._lock = asyncio.Lock()  # blocks and pending swaps are planned one at a time
         self._head: Any = None  # the last evaluated block's header (NewBlock)
         self._head_base_fee = 0
@@ -245,7 +245,7 @@ class DexArbBot:
         self.stats.blocks += 1
         head = block.block
         await self._settle(block)
-        changed = {str(lg.get("address", "")).lower() for lg in block.logs} & self._pools
+        changed = {str(lg.get("address", "")).lower() for lg in block.logs} & self.finder.pool_index.keys()
         base_fee = next_base_fee(head.base_fee_per_gas or 0, head.gas_used, head.gas_limit)
         self._head, self._head_base_fee = head, base_fee
         self._seen_pending.clear()
@@ -256,20 +256,15 @@ class DexArbBot:
         self.stats.found += len(chosen)
         if self.metrics:
             self.metrics.opportunities_total.labels(bot=self.settings.bot, kind="cycle").inc(len(chosen))
-        if self.store:
-            for opp in chosen:
-                await self.store.record_opportunity(
-                    chain_id=self.chain_id, block_number=head.number, block_hash=head.hash, bot=self.settings.bot,
-                    kind="cycle", key=opportunity_key(opp), expected_profit=opp.net_profit, token=self.weth,
-                    gas_estimate=opp.gas_units,
-                    details={"pools": list(opp.pools), "tokens": [h.token_in for h in opp.hops],
-                             "amount_in": str(opp.amount_in), "gross_profit": str(opp.gross_profit)})
         if chosen:
             with self._stage("simulate"):
                 planned = await asyncio.to_thread(self._simulate, head.number, head.timestamp, base_fee, chosen)
-            await self._record_sims(head.number, head.hash, chosen, planned)
-            if planned:
-                await self._submit(head.number, head.hash, base_fee, planned)
+            self.stats.simulated += len(planned)
+            bundle = await self._submit(head.number, head.hash, base_fee, planned) if planned else None
+            by_key = {p.key: p for p in planned}
+            # The database is written after the bundle is out: it never delays a submission.
+            await self._record(head, "cycle", [(opportunity_key(o), o, by_key.get(opportunity_key(o)))
+                                               for o in chosen], bundle)
         self._observe("block", time.perf_counter() - t_block)
 
     async def on_reorg(self, reorg: ChainReorg) -> None:
@@ -369,37 +364,17 @@ class DexArbBot:
             if net < s.min_net_profit_wei:
                 self.stats.rejected += 1
                 continue
-            gas_limit = int(second.gas_used * s.gas_limit_margin) + 10_000
-            signed = self.signer.sign_eip1559({
-                "chainId": self.chain_id, "nonce": nonce, "to": self.executor, "value": 0, "data": encode_execute(plan),
-                "gas": gas_limit, "maxFeePerGas": base_fee * s.max_fee_multiplier + prio,
-                "maxPriorityFeePerGas": prio,
-            })
+            out.append(self._signed(opp, key, plan, second.gas_used, d2, tip, net, nonce, base_fee, prio))
             nonce += 1
-            out.append(PlannedTx(opp, key, plan, signed.raw_hex, signed.hash_hex, second.gas_used, gas_limit, d2, tip,
-                                 net))
         return out
 
     def _sim_plan(self, sim: ForkSim, plan: ArbPlan, base_fee: int, *, commit: bool) -> SimResult:
         return sim.call(self.signer.address, self.executor, encode_execute(plan), gas=3_000_000, gas_price=base_fee,
                         commit=commit)
 
-    async def _record_sims(self, number: int, block_hash: str, chosen: Sequence[Opportunity],
-                           planned: Sequence[PlannedTx]) -> None:
-        ok = {p.key: p for p in planned}
-        self.stats.simulated += len(planned)
-        if not self.store:
-            return
-        for opp in chosen:
-            key = opportunity_key(opp)
-            p = ok.get(key)
-            await self.store.update_opportunity(
-                chain_id=self.chain_id, block_hash=block_hash, bot=self.settings.bot, key=key,
-                status="simulated" if p else "rejected", simulated_profit=p.simulated_net if p else None)
-
     # ------------------------------------------------------------------ submission
     async def _submit(self, number: int, block_hash: str, base_fee: int, planned: list[PlannedTx],
-                      *, victim: tuple[str, str] | None = None) -> None:
+                      *, victim: tuple[str, str] | None = None) -> SentBundle:
         s = self.settings
         target = number + 1
         raws = ([victim[1]] if victim else []) + [p.raw for p in planned]
@@ -435,16 +410,36 @@ class DexArbBot:
         if self.metrics:
             self.metrics.actions_total.labels(bot=s.bot, kind=s.send_mode, outcome=status).inc()
         self.history.append(bundle)
-        if self.store:
-            await self.store.record_bundle(
-                chain_id=self.chain_id, block_number=number, block_hash=block_hash, bundle_hash=bhash,
-                target_block=target, bot=s.bot, status=status, tx_count=len(planned),
-                expected_profit=sum(p.simulated_net for p in planned), tip=sum(p.tip for p in planned),
-                opportunity_key=planned[0].key, relay=next(iter(self.relay.builders)) if self.relay else None)
-            for p in planned:
-                await self.store.update_opportunity(
-                    chain_id=self.chain_id, block_hash=block_hash, bot=s.bot, key=p.key,
-                    status="submitted" if sent else "simulated", bundle_hash=bhash, target_block=target)
+        return bundle
+
+    async def _record(self, head: Any, kind: str, items: Sequence[tuple[str, Opportunity, PlannedTx | None]],
+                      bundle: SentBundle | None) -> None:
+        """One transaction per evaluation: each opportunity at the status it reached, and the bundle."""
+        if not self.store:
+            return
+        s = self.settings
+        async with self.store.session() as session:
+            if bundle is not None:
+                await self.store.record_bundle(
+                    chain_id=self.chain_id, block_number=head.number, block_hash=head.hash,
+                    bundle_hash=bundle.bundle_hash, target_block=bundle.target_block, bot=s.bot,
+                    status=bundle.status, tx_count=len(bundle.txs),
+                    expected_profit=sum(p.simulated_net for p in bundle.txs), tip=sum(p.tip for p in bundle.txs),
+                    opportunity_key=bundle.txs[0].key, relay=next(iter(self.relay.builders)) if self.relay else None,
+                    session=session)
+            for key, opp, p in items:
+                details = {"pools": list(opp.pools), "tokens": [h.token_in for h in opp.hops],
+                           "amount_in": str(p.plan.amount_in if p else opp.amount_in),
+                           "gross_profit": str(opp.gross_profit)}
+                if bundle is not None and bundle.victim is not None:
+                    details["victim"] = bundle.victim
+                status = "rejected" if p is None else "submitted" if bundle is not None and bundle.sent else "simulated"
+                await self.store.record_opportunity(
+                    chain_id=self.chain_id, block_number=head.number, block_hash=head.hash, bot=s.bot, kind=kind,
+                    key=key, expected_profit=opp.net_profit, token=self.weth, gas_estimate=opp.gas_units,
+                    details=details, status=status, simulated_profit=p.simulated_net if p else None,
+                    bundle_hash=bundle.bundle_hash if p is not None and bundle is not None and bundle.sent else None,
+                    target_block=head.number + 1 if p is not None else None, session=session)
 
     # ------------------------------------------------------------------ pending swaps (backruns)
     async def on_pending_swap(self, swap: PendingSwap) -> None:
@@ -494,20 +489,10 @@ class DexArbBot:
         with self._stage("simulate"):
             planned = await self._plan_after(head, base_fee, victim, chosen)
         if planned:
-            for p in planned:
-                if self.store:
-                    opp = p.opportunity
-                    await self.store.record_opportunity(
-                        chain_id=self.chain_id, block_number=head.number, block_hash=head.hash,
-                        bot=self.settings.bot, kind="backrun", key=p.key, expected_profit=opp.net_profit,
-                        token=self.weth, gas_estimate=opp.gas_units,
-                        details={"pools": list(opp.pools), "victim": tx_hash, "amount_in": str(p.plan.amount_in)})
-                    await self.store.update_opportunity(chain_id=self.chain_id, block_hash=head.hash,
-                                                        bot=self.settings.bot, key=p.key, status="simulated",
-                                                        simulated_profit=p.simulated_net)
             self.stats.found += len(chosen)
             self.stats.simulated += len(planned)
-            await self._submit(head.number, head.hash, base_fee, planned, victim=(tx_hash, str(raw)))
+            bundle = await self._submit(head.number, head.hash, base_fee, planned, victim=(tx_hash, str(raw)))
+            await self._record(head, "backrun", [(p.key, p.opportunity, p) for p in planned], bundle)
 
     def _states_after(self, logs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Hypothetical states of the finder's pools after these logs (copies; the finder's own are untouched)."""
@@ -551,6 +536,27 @@ class DexArbBot:
                 "gas": hex(3_000_000), "nonce": hex(nonce), "maxFeePerGas": hex(base_fee * self.settings.max_fee_multiplier),
                 "maxPriorityFeePerGas": "0x0"}
 
+    async def _after_victim(self, head: Any, base_fee: int, victim: dict[str, Any], plans: Sequence[ArbPlan],
+                            nonce: int) -> list[tuple[int, int] | None] | None:
+        """``[user tx, plans...]`` in one ``eth_simulateV1``: per plan ``(gas used, executor WETH change)``, or
+        None where it reverts; None in all if the user's tx itself fails."""
+        calls = [victim] + [self._call_of(p, base_fee, nonce + i) for i, p in enumerate(plans)]
+        res = await self._simulate_calls(head, base_fee, calls)
+        if res is None or res[0]["status"] != "0x1":
+            return None
+        return [(int(r["gasUsed"], 16), token_delta(r["logs"], self.weth, self.executor)) if r["status"] == "0x1"
+                else None for r in res[1:]]
+
+    def _signed(self, opp: Opportunity, key: str, plan: ArbPlan, gas: int, delta: int, tip: int, net: int,
+                nonce: int, base_fee: int, prio: int = 0) -> PlannedTx:
+        """Sign the ``execute(plan)`` tx: its gas limit is the simulated gas plus a margin."""
+        s = self.settings
+        gas_limit = int(gas * s.gas_limit_margin) + 10_000
+        signed = self.signer.sign_eip1559({
+            "chainId": self.chain_id, "nonce": nonce, "to": self.executor, "value": 0, "data": encode_execute(plan),
+            "gas": gas_limit, "maxFeePerGas": base_fee * s.max_fee_multiplier + prio, "maxPriorityFeePerGas": prio})
+        return PlannedTx(opp, key, plan, signed.raw_hex, signed.hash_hex, gas, gas_limit, delta, tip, net)
+
     async def _plan_after(self, head: Any, base_fee: int, victim: dict[str, Any],
                           chosen: Sequence[Opportunity]) -> list[PlannedTx]:
         """Plan ``chosen`` after the user's tx: two simulated passes (no tip; then tip and minimum) of the whole
@@ -561,41 +567,26 @@ class DexArbBot:
         for _round in range(3):
             if not cands:
                 return []
-            plans = [self._plan(o, tip=0, min_profit=0) for o in cands]
-            res = await self._simulate_calls(head, base_fee, [victim] + [self._call_of(p, base_fee, nonce + i)
-                                                                          for i, p in enumerate(plans)])
-            if res is None or res[0]["status"] != "0x1":
+            first = await self._after_victim(head, base_fee, victim, [self._plan(o, tip=0, min_profit=0)
+                                                                        for o in cands], nonce)
+            if first is None:
                 return []
             keep: list[tuple[Opportunity, int, int]] = []  # (opp, tip, min_profit)
-            for o, r in zip(cands, res[1:], strict=True):
-                if r["status"] != "0x1":
-                    continue
-                gas = int(r["gasUsed"], 16)
-                budget = token_delta(r["logs"], self.weth, self.executor) - gas * base_fee
-                if budget > s.min_net_profit_wei:
-                    keep.append((o, int(s.tip_share * budget), gas * base_fee + s.min_net_profit_wei))
+            for o, r in zip(cands, first, strict=True):
+                if r is not None and r[1] - r[0] * base_fee > s.min_net_profit_wei:
+                    budget = r[1] - r[0] * base_fee
+                    keep.append((o, int(s.tip_share * budget), r[0] * base_fee + s.min_net_profit_wei))
             plans = [self._plan(o, tip=t, min_profit=m) for o, t, m in keep]
-            res = await self._simulate_calls(head, base_fee, [victim] + [self._call_of(p, base_fee, nonce + i)
-                                                                          for i, p in enumerate(plans)])
-            if res is None or res[0]["status"] != "0x1":
+            second = await self._after_victim(head, base_fee, victim, plans, nonce)
+            if second is None:
                 return []
             out: list[PlannedTx] = []
-            ok = True
-            for i, ((o, tip, _m), plan, r) in enumerate(zip(keep, plans, res[1:], strict=True)):
-                gas = int(r["gasUsed"], 16) if r["status"] == "0x1" else 0
-                delta = token_delta(r["logs"], self.weth, self.executor) if gas else 0
-                net = delta - gas * base_fee
-                if not gas or net < s.min_net_profit_wei:
-                    ok = False
+            for i, ((o, tip, _m), plan, r) in enumerate(zip(keep, plans, second, strict=True)):
+                if r is None or r[1] - r[0] * base_fee < s.min_net_profit_wei:
                     break
-                gas_limit = int(gas * s.gas_limit_margin) + 10_000
-                signed = self.signer.sign_eip1559({
-                    "chainId": self.chain_id, "nonce": nonce + i, "to": self.executor, "value": 0,
-                    "data": encode_execute(plan), "gas": gas_limit,
-                    "maxFeePerGas": base_fee * s.max_fee_multiplier, "maxPriorityFeePerGas": 0})
                 key = f"br{victim_key(victim)}:{opportunity_key(o)}"
-                out.append(PlannedTx(o, key, plan, signed.raw_hex, signed.hash_hex, gas, gas_limit, delta, tip, net))
-            if ok:
+                out.append(self._signed(o, key, plan, r[0], r[1], tip, r[1] - r[0] * base_fee, nonce + i, base_fee))
+            if len(out) == len(keep):
                 return out
             cands = [o for o, _t, _m in keep][: len(out)]  # drop the first failing one and what follows; retry
         return []
@@ -675,21 +666,16 @@ class DexArbBot:
                                         gas_spent=gas, net=realized)
 
     # ------------------------------------------------------------------ helpers
-    def _stage(self, stage: str) -> _Timer:
-        return _Timer(self, stage)
+    @contextmanager
+    def _stage(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._observe(stage, time.perf_counter() - t0)
 
     def _observe(self, stage: str, seconds: float) -> None:
         self.stats.latencies.setdefault(stage, []).append(seconds)
         if self.metrics:
             self.metrics.observe_latency(self.settings.bot, stage, seconds)
 
-
-class _Timer:
-    def __init__(self, bot: DexArbBot, stage: str) -> None:
-        self.bot, self.stage, self.t0 = bot, stage, 0.0
-
-    def __enter__(self) -> None:
-        self.t0 = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.bot._observe(self.stage, time.perf_counter() - self.t0)

@@ -31,10 +31,11 @@ from bots.reorg import ReorgHandler
 from bots.store import Store
 from chains.blocks import BlockData, BlockWatcher, ChainReorg, fetch_block
 from chains.devnet.addressbook import AddressBook
+from chains.devnet.artifacts import load
 from chains.devnet.builder import BlockBuilder
 from chains.discovery import Factory, discover_pools
 from chains.events import Event, PendingSwap
-from chains.executor import deploy_executor
+from chains.executor import deploy_executor, wait_receipt
 from chains.flashbots import FlashbotsClient
 from chains.mempool import MempoolWatcher, RouterKind, routers_for_book
 from chains.node import AnvilNode
@@ -120,17 +121,13 @@ def setup_devnet_executor(node: AnvilNode, owner: str, weth: str, *, fund_wei: i
     try:
         node.rpc("anvil_setBalance", [owner, hex(fund_wei + 1000 * 10**18)])
         executor = deploy_executor(node, owner, weth=weth, aave_pool=aave_pool, sender=sender)
-        for data, value in (("0xd0e30db0", fund_wei),  # deposit()
-                            ("0xa9059cbb" + "00" * 12 + executor[2:].lower() + f"{fund_wei:064x}", 0)):  # transfer
+        weth9 = load("WETH9")
+        for data, value in ((weth9.encode_call("deposit"), fund_wei), (weth9.encode_call("transfer", executor, fund_wei), 0)):
             h = node.rpc("eth_sendTransaction", [{"from": owner, "to": weth, "data": data, "value": hex(value),
                                                   "gas": hex(100_000)}])
-            for _ in range(1000):
-                r = node.rpc("eth_getTransactionReceipt", [h])
-                if r is not None:
-                    break
-                node.mine()
-            if r is None or r["status"] != "0x1":
-                raise RuntimeError(f"funding the executor failed: {r}")
+            receipt = wait_receipt(node, str(h))
+            if receipt["status"] != "0x1":
+                raise RuntimeError(f"funding the executor failed: {receipt}")
         return executor
     finally:
         node.set_automine(automine)

@@ -67,6 +67,7 @@ __all__ = [
     "load_artifact",
     "v2_flash_repay",
     "v3_flash_fee",
+    "wait_receipt",
 ]
 
 ARTIFACT_PATH = Path(__file__).resolve().parent / "data" / "ArbExecutor.json"
@@ -409,7 +410,8 @@ def _node(rpc: AnvilNode | str) -> AnvilNode:
     return rpc if isinstance(rpc, AnvilNode) else AnvilNode.attach(rpc)
 
 
-def _receipt(node: AnvilNode, tx_hash: str, timeout: float = 10.0) -> dict[str, Any]:
+def wait_receipt(node: AnvilNode, tx_hash: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The receipt of ``tx_hash`` on a node that mines (anvil may answer a send before the block is queryable)."""
     deadline = time.monotonic() + timeout
     while True:
         receipt: dict[str, Any] | None = node.rpc("eth_getTransactionReceipt", [tx_hash])
@@ -431,7 +433,7 @@ def deploy_executor(rpc: AnvilNode | str, owner: str, *, weth: str, aave_pool: s
             raise ExecutorError(f"{what} is not an address: {value!r}")
     code = load_artifact().init_code(owner, weth, aave_pool or "0x" + "00" * 20)
     tx_hash = node.rpc("eth_sendTransaction", [{"from": sender or owner, "data": code, "gas": hex(gas)}])
-    receipt = _receipt(node, str(tx_hash))
+    receipt = wait_receipt(node, str(tx_hash))
     if int(receipt["status"], 16) != 1 or not receipt.get("contractAddress"):
         raise ExecutorError(f"executor deployment failed: {receipt}")
     return str(to_checksum_address(receipt["contractAddress"]))

@@ -176,9 +176,13 @@ class Store:
         tx_index: int | None = None,
         gas_estimate: int | None = None,
         details: dict[str, Any] | None = None,
+        status: str = "found",
+        simulated_profit: int | None = None,
+        bundle_hash: str | None = None,
+        target_block: int | None = None,
         session: AsyncSession | None = None,
     ) -> bool:
-        """Record an opportunity (key: chain_id, block_hash, bot, key)."""
+        """Record an opportunity (key: chain_id, block_hash, bot, key), already at ``status`` if it is known."""
         row = {
             "chain_id": chain_id,
             "block_number": block_number,
@@ -191,6 +195,10 @@ class Store:
             "expected_profit": expected_profit,
             "gas_estimate": gas_estimate,
             "details": details,
+            "status": status,
+            "simulated_profit": simulated_profit,
+            "bundle_hash": None if bundle_hash is None else _hash(bundle_hash, "bundle_hash"),
+            "target_block": target_block,
         }
         return await self._insert(Opportunity, row, ("chain_id", "block_hash", "bot", "key"), session)
 
