@@ -1,7 +1,9 @@
 """The `mevsuite` command line: one entry point for the devnet, the database, the demo and (later) every bot.
 
 Errors a user can cause (a bad config value, an unreachable RPC URL, a missing anvil binary, an unreachable
-database) end with one clear line on stderr and a non-zero exit code, never a traceback:
+database) end with one clear line on stderr and a non-zero exit code, never a traceback.  RPC URLs given to a
+command may hold API keys: they are printed only redacted, and their secret parts are masked in every error line,
+log record and traceback of the process (a node's error may quote the URL it failed on):
 
     exit 1  the run failed (demo/devnet step, output file)   exit 2  configuration error (incl. metrics port)
     exit 3  chain tooling missing (anvil)                     exit 4  node / RPC unreachable
@@ -15,8 +17,10 @@ import json
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Coroutine
 from pathlib import Path
+from types import TracebackType
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -62,8 +66,36 @@ async def _interruptible(coro: Coroutine[Any, Any, T]) -> T:
             loop.remove_signal_handler(sig)
 
 
+# Secret parts of the URLs this command was given (chains.node.url_secret_parts), masked in all we print.
+_SECRET_PARTS: list[str] = []
+
+
+def _hide_url_secrets(*urls: str) -> None:
+    """Mask the secret parts of ``urls`` (user info, keys in the path or query) in every later line we print."""
+    from chains.node import url_secret_parts
+
+    for url in urls:
+        _SECRET_PARTS.extend(p for p in url_secret_parts(url) if p not in _SECRET_PARTS)
+    _SECRET_PARTS.sort(key=len, reverse=True)
+
+
+def _mask(text: str) -> str:
+    for part in _SECRET_PARTS:
+        text = text.replace(part, "***")
+    return text
+
+
+class _MaskingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return _mask(super().format(record))
+
+
+def _masked_excepthook(tp: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    sys.stderr.write(_mask("".join(traceback.format_exception(tp, value, tb))))
+
+
 def _fail(code: int, message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {_mask(message)}", err=True)
     sys.exit(code)
 
 
@@ -107,7 +139,15 @@ def _guard(fn: Callable[[], T]) -> T:
 
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    root = logging.getLogger()
+    before = list(root.handlers)
+    logging.basicConfig(level=level, format=fmt)
+    ours = [h for h in root.handlers if h not in before]
+    for handler in ours:  # (not a host's handlers, e.g. when invoked in-process by a test runner)
+        handler.setFormatter(_MaskingFormatter(fmt))
+    if ours:
+        sys.excepthook = _masked_excepthook
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -150,9 +190,10 @@ def chain_status(ctx: click.Context, rpc_urls: tuple[str, ...]) -> None:
     """Print chain id, head block and base fee as JSON."""
     cfg = _load_config(ctx)
     urls = list(rpc_urls) or list(cfg.chain.rpc_urls)
+    _hide_url_secrets(*urls)
 
     async def go() -> dict[str, Any]:
-        from chains.rpc import RpcClient
+        from chains.rpc import RpcClient, redact_url
 
         async with RpcClient(urls, timeout=cfg.chain.request_timeout_s, retries=cfg.chain.retries) as rpc:
             chain_id, head = await rpc.batch([("eth_chainId", []), ("eth_getBlockByNumber", ["latest", False])])
@@ -161,7 +202,7 @@ def chain_status(ctx: click.Context, rpc_urls: tuple[str, ...]) -> None:
                 "block_number": int(head["number"], 16),
                 "block_hash": head["hash"],
                 "base_fee_per_gas": int(head.get("baseFeePerGas", "0x0"), 16),
-                "rpc_urls": urls,
+                "rpc_urls": [redact_url(u) for u in urls],  # API keys in URLs are never printed
             }
 
     click.echo(json.dumps(_guard(lambda: asyncio.run(go())), indent=2))
@@ -251,7 +292,7 @@ def demo(ctx: click.Context, blocks: int, seed: int | None, db_url: str | None, 
 # ---------------------------------------------------------------------------------------------- bots
 @main.group()
 def run() -> None:
-    """Run a bot."""
+    """Run a bot.  A bot sends only with bot.dry_run = false in the config AND --live."""
 
 
 def _factory_option(value: str, what: str) -> tuple[str, str, int]:
@@ -266,7 +307,9 @@ def _factory_option(value: str, what: str) -> tuple[str, str, int]:
 
 
 @run.command("dex-arb")
-@click.option("--fork-url", required=True, help="RPC to fork (its own anvil is started on a free port).")
+@click.option("--fork-url", required=True, envvar="MEVSUITE_FORK_URL", show_envvar=True,
+              help="RPC to fork (its own anvil is started on a free port); shown only redacted. "
+                   "Give it in the environment to keep an API key out of the process list.")
 @click.option("--fork-block", type=click.IntRange(min=0), default=None, help="Block to fork at (default: head).")
 @click.option("--book", "book_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A devnet address book (JSON): pools, tokens and WETH.")
@@ -280,7 +323,8 @@ def _factory_option(value: str, what: str) -> tuple[str, str, int]:
               help="Discover V3 pools from this factory's PoolCreated logs (repeatable).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Discovery checkpoint file (resumed if it exists).")
-@click.option("--live", is_flag=True, help="Send bundles (default: dry-run, simulate and record only).")
+@click.option("--live", is_flag=True,
+              help="Send bundles; needs bot.dry_run = false too (default: dry-run, simulate and record only).")
 @click.option("--backrun", is_flag=True, help="Also backrun pending router swaps (needs --book for the routers).")
 @click.option("--blocks", type=click.IntRange(min=1), default=10, show_default=True, help="Blocks to run.")
 @click.option("--block-time", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
@@ -295,21 +339,37 @@ def run_dex_arb(ctx: click.Context, fork_url: str, fork_block: int | None, book_
                 pools_path: Path | None, weth: str | None, v2_factories: tuple[str, ...], v3_factories: tuple[str, ...],
                 checkpoint: Path | None, live: bool, backrun: bool, blocks: int, block_time: float, fund_weth: float,
                 db_url: str | None, json_out: Path | None) -> None:
-    """The DEX arbitrage bot on its own anvil fork of FORK_URL, with a local builder and relay."""
-    _require_anvil()
-    from bots.dex_arb_fork import ForkOptions, ForkRunError, run_fork
+    """The DEX arbitrage bot on its own anvil fork of FORK_URL, with a local builder and relay.
 
+    It sends only with bot.dry_run = false AND --live (docs/keys-and-modes.md)."""
+    cfg = _load_config(ctx)
+    from bots.keys import resolve_mode
+
+    mode = _guard(lambda: resolve_mode(cfg, live))  # exit 2 if --live contradicts bot.dry_run = true
+    from bots.dex_arb_fork import ForkOptions, ForkRunError, check_sources, run_fork
+    from bots.keys import reputation_signer, signer_from_config
+
+    owner = _guard(lambda: signer_from_config(cfg.signer, "fork"))  # a broken key stops us before anything starts
     opts = ForkOptions(
         fork_url=fork_url, fork_block=fork_block, book=book_path, pools=pools_path, weth=weth,
         v2_factories=[_factory_option(v, "--v2-factory") for v in v2_factories],
-        v3_factories=list(v3_factories), checkpoint=checkpoint, live=live, blocks=blocks, block_time=block_time,
-        fund_wei=int(fund_weth * 10**18), db_url=db_url, backrun=backrun)
+        v3_factories=list(v3_factories), checkpoint=checkpoint, live=mode.live, blocks=blocks,
+        block_time=block_time, fund_wei=int(fund_weth * 10**18), db_url=db_url, backrun=backrun)
     try:
-        summary = _guard(lambda: asyncio.run(_interruptible(
-            run_fork(opts, progress=lambda m: click.echo(m, err=True)))))
+        check_sources(opts)  # so does a bad input file: nothing is printed, created or started before this
     except ForkRunError as exc:
         _fail(EXIT_FAILED, str(exc))
-    text = json.dumps(summary, indent=2)
+    reputation = _guard(lambda: reputation_signer(cfg.signer))
+    click.echo(mode.line, err=True)
+    _hide_url_secrets(fork_url)  # (nothing above prints it; this imports chains.rpc, which takes a second)
+    _require_anvil()
+    try:
+        summary = _guard(lambda: asyncio.run(_interruptible(
+            run_fork(opts, cfg=cfg, owner=owner, reputation=reputation,
+                     progress=lambda m: click.echo(_mask(m), err=True)))))
+    except ForkRunError as exc:
+        _fail(EXIT_FAILED, str(exc))
+    text = _mask(json.dumps(summary, indent=2))
     click.echo(text)
     if json_out is not None:
         try:

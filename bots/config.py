@@ -8,13 +8,16 @@ Where values come from, lowest precedence first:
    key case-insensitive; list values as ``a,b`` or a JSON array).
 
 Secrets (every :class:`~pydantic.SecretStr` field: ``signer.private_key``, ``signer.keystore_password``,
-``db.password``) are read **only** from the environment, never from the file, and are masked in ``repr``,
-``str`` and ``model_dump_json``.  ``db.url`` may carry a password only when it comes from the environment
-(``MEVSUITE__DB__URL``); it is the complete, usable URL but is printed masked (``postgresql://u:***@h/db``).
+``signer.reputation_key``, ``db.password``) are read **only** from the environment, never from the file, and are
+masked in ``repr``, ``str`` and ``model_dump_json``.  ``db.url`` may carry a password only when it comes from the
+environment (``MEVSUITE__DB__URL``); it is the complete, usable URL but is printed masked
+(``postgresql://u:***@h/db``).
 
 Any problem — malformed TOML, a wrong type, an unknown key (typos are errors), a secret in the file — raises
 :class:`ConfigError` whose ``str()`` is one line naming the key (or file and line) and where the value came
-from; the CLI prints it and exits with status 2.  Every key is documented in ``mevsuite.example.toml``.
+from; the CLI prints it and exits with status 2.  The value itself is echoed only when it cannot hold a secret:
+never for a secret or ``db.url``, and RPC URLs only redacted (:func:`chains.rpc.redact_url`).  Every key is
+documented in ``mevsuite.example.toml``.  :meth:`Config.source_of` says where a key's value came from.
 
 We validate with plain pydantic rather than pydantic-settings because the error line must say where a value
 came from (``… (got 'abc' from MEVSUITE__METRICS__PORT)``) and pydantic-settings does not keep that.
@@ -60,6 +63,7 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_FILE = "mevsuite.toml"
+MAX_CONFIG_BYTES = 1 << 20
 ENV_PREFIX = "MEVSUITE__"
 
 
@@ -102,8 +106,14 @@ class ChainConfig(_Section):
     def _check_urls(cls, urls: list[str]) -> list[str]:
         for url in urls:
             if not re.match(r"^(https?|wss?)://", url):
-                raise ValueError(f"not an http(s):// or ws(s):// URL: {url!r}")
+                raise ValueError(f"not an http(s):// or ws(s):// URL: {_redacted(url)!r}")
         return urls
+
+
+def _redacted(url: str) -> str:
+    from chains.rpc import redact_url  # only on this error path: chains.rpc imports web3
+
+    return redact_url(url)
 
 
 def _url_without_password(url: str) -> tuple[str, str | None]:
@@ -154,11 +164,14 @@ class DbConfig(_Section):
     @field_validator("url")
     @classmethod
     def _check_url(cls, url: str | None) -> str | None:
+        # The value is never echoed (it may hold a password): say what is wrong instead.
         if url is not None:
             try:
                 make_url(url)
             except ArgumentError:
-                raise ValueError("not a database URL (e.g. postgresql+psycopg://user@host:5432/db)") from None
+                raise ValueError("not a database URL: expected dialect[+driver]://[user[:password]@]host[:port]/db "
+                                 "(e.g. postgresql+psycopg://user@host:5432/db); the value is not shown "
+                                 "because it may contain a password") from None
         return url
 
     @field_serializer("url")
@@ -203,17 +216,24 @@ class BotConfig(_Section):
     """The bot process itself."""
 
     name: str = Field(default="mevsuite", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    dry_run: bool = True  # live sending needs dry_run = false AND the CLI's --live
+    dry_run: bool = True  # live sending needs dry_run = false AND the CLI's --live (bots.keys.resolve_mode)
 
 
 class SignerConfig(_Section):
-    """Keys. Only the keystore *path* may sit in the file; passwords and keys come from the environment."""
+    """Keys. Only file *paths* may sit in the file; passwords and keys come from the environment.
+
+    ``private_key`` or ``keystore`` + ``keystore_password``: the searcher key (``bots.keys.signer_from_config``).
+    ``reputation_key`` (or the file ``reputation_key_file``, created with a random key on first use): the
+    Flashbots reputation key that signs relay requests (``bots.keys.reputation_signer``).
+    """
 
     keystore: Path | None = None
     keystore_password: SecretStr | None = None
     private_key: SecretStr | None = None
+    reputation_key: SecretStr | None = None
+    reputation_key_file: Path | None = None  # None: $XDG_DATA_HOME/mevsuite/flashbots-reputation.key
 
-    @field_validator("private_key")
+    @field_validator("private_key", "reputation_key")
     @classmethod
     def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", value.get_secret_value()):
@@ -232,11 +252,17 @@ class Config(_Section):
     signer: SignerConfig = Field(default_factory=SignerConfig)
 
     _source_file: Path | None = PrivateAttr(default=None)
+    _sources: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
 
     @property
     def source_file(self) -> Path | None:
         """The TOML file this configuration was read from (None: defaults and environment only)."""
         return self._source_file
+
+    def source_of(self, key: str) -> str:
+        """Where ``key`` (e.g. ``"bot.dry_run"``) got its value: the environment variable, the file, or
+        ``"default"``."""
+        return self._sources.get(tuple(key.split(".")), "default")
 
 
 # Keys that are another key's alias: setting one in a higher layer removes the other from lower layers.
@@ -288,6 +314,10 @@ def _secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> set[t
 
 
 _SECRETS = _secret_paths(Config)
+# Never echoed in an error either, though allowed in the file (a password may hide in a malformed URL).
+_NOT_ECHOED = {("db", "url")}
+# Echoed only redacted (API keys in the user info, path or query).
+_URL_KEYS = {("chain", "rpc_urls"), ("chain", "rpc_url"), ("chain", "ws_url")}
 
 
 def _env_var(path: tuple[str, ...]) -> str:
@@ -296,13 +326,18 @@ def _env_var(path: tuple[str, ...]) -> str:
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES >> 10} KiB: not a mevsuite config file")
     try:
         return tomllib.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: values nested too deeply") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
@@ -375,12 +410,15 @@ def _describe(error: ErrorDetails, sources: Mapping[tuple[str, ...], str]) -> st
         source = sources.get(loc[:length])
         if source is not None:
             break
-    secret = any(loc[: len(path)] == path for path in _SECRETS)
+    secret = any(loc[: len(path)] == path for path in _SECRETS | _NOT_ECHOED)
     if source is None:
         return f"config error: {key}: {message}"
-    if secret or error["type"] == "extra_forbidden" or isinstance(error.get("input"), (dict, list)):
+    value = error.get("input")
+    if secret or error["type"] == "extra_forbidden" or isinstance(value, (dict, list)):
         return f"config error: {key}: {message} (from {source})"
-    return f"config error: {key}: {message} (got {error.get('input')!r} from {source})"
+    if any(loc[: len(path)] == path for path in _URL_KEYS):
+        value = _redacted(value) if isinstance(value, str) else "<not shown>"
+    return f"config error: {key}: {message} (got {value!r} from {source})"
 
 
 def load_config(
@@ -439,4 +477,5 @@ def load_config(
             line += f" (and {len(errors) - 1} more)"
         raise ConfigError(line) from None
     config._source_file = file
+    config._sources = sources
     return config

@@ -59,6 +59,8 @@ from chains.signer import Signer
 BOT = "recorder"
 ARB_OWNER_INDEX = 36  # dev account (mnemonic index) that owns the demo's ArbExecutor: 30-39 are free
 ARB_FUNDING_WEI = 1_000 * 10**18  # WETH the executor trades with (own-balance funding)
+ARB_BOT = "dex_arb"  # the arbitrage bot's metric label (DexArbSettings.bot)
+DEMO_MODE_LINE = "mode: live on the demo's own devnet (bot.dry_run and --live apply to forks and real chains)"
 
 
 OnBlock = Callable[[BlockReport], Awaitable[None] | None]
@@ -100,6 +102,10 @@ async def run_demo(
     devnet: Devnet | None = None
     try:
         out.print(f"[bold]metrics[/] {server.url}")
+        # The exception to "bot.dry_run = false AND --live" (docs/keys-and-modes.md): the demo's bot sends only
+        # to the throw-away devnet the demo starts, with dev keys, so it is always live there.
+        out.print(DEMO_MODE_LINE, highlight=False, markup=False)
+        metrics.set_mode(ARB_BOT, True)
         out.print(f"[bold]database[/] {mask_url(url)} (migrating)")
         store = await Store.open(url, upgrade=True, metrics=metrics)
         with out.status("deploying the devnet (anvil + Uniswap V2/V3 + Aave V3)") as status:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +47,7 @@ from chains.tokens import TokenVerdict, screen_tokens
 log = logging.getLogger(__name__)
 
 __all__ = ["ArbChain", "ArbPool", "DexArbRunner", "chain_from_book", "chain_from_discovery",
-           "chain_from_pools_file", "setup_devnet_executor"]
+           "chain_from_pools_file", "read_pools_file", "setup_devnet_executor"]
 
 # Measured on the devnet (docs/executor.md, `make bench`): own-balance mode, before refunds.
 EXECUTOR_GAS = GasModel(overhead=21_000 + 35_000, per_hop={"v2": 77_000, "v3": 87_000})
@@ -78,28 +78,65 @@ def chain_from_book(book: AddressBook, rpc_url: str | None = None) -> ArbChain:
     return ArbChain(rpc_url or book.rpc_url, book.chain_id, book.weth, pools, ws, routers_for_book(book))
 
 
-def chain_from_pools_file(path: str | Path, rpc_url: str, chain_id: int, weth: str) -> ArbChain:
-    """Pools from a JSON file: a list of pool-state documents (``mevsuite pool snapshot``, docs/pool-state-format.md)
-    or of ``{"address", "kind": "v2"|"v3", "token0", "token1", "fee"}`` objects."""
+POOLS_FILE_MAX_BYTES = 64 << 20
+_POOL_KINDS = {"v2": "v2", "v3": "v3", "uniswap_v2": "v2", "uniswap_v3": "v3"}
+
+
+def read_pools_file(path: str | Path) -> list[ArbPool]:
+    """The pools of a JSON pool file: a list (or ``{"pools": [...]}``) of pool-state documents (``mevsuite pool
+    snapshot``, docs/pool-state-format.md) or of ``{"address", "kind": "v2"|"v3", "token0", "token1", "fee"}``
+    objects (``fee``: bps for v2, default 30; hundredths of a bip for v3; ``fee_bps`` is accepted too).
+
+    Any problem is a ``ValueError`` whose ``str()`` is one line naming the file and the pool."""
+    from chains.wirejson import loads
+
     try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read pools file {path}: {exc}") from exc
+        with open(path, "rb") as fh:
+            raw = fh.read(POOLS_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"pools file {path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        doc = loads(raw, max_bytes=POOLS_FILE_MAX_BYTES)
+    except ValueError as exc:
+        raise ValueError(f"pools file {path}: not valid JSON: {exc}") from None
     items = doc if isinstance(doc, list) else doc.get("pools") if isinstance(doc, dict) else None
     if not isinstance(items, list):
-        raise ValueError(f"{path}: expected a list of pools (or {{\"pools\": [...]}})")
+        raise ValueError(f"pools file {path}: expected a list of pools (or {{\"pools\": [...]}})")
     pools: list[ArbPool] = []
     for i, it in enumerate(items):
         try:
-            kind = {"uniswap_v2": "v2", "uniswap_v3": "v3"}.get(str(it["kind"]), str(it["kind"]))
-            if kind not in ("v2", "v3"):
-                raise ValueError(f"kind {it['kind']!r} is not v2/v3")
-            fee = int(it.get("fee_bps", it.get("fee", 30)))
-            pools.append(ArbPool(to_checksum_address(it["address"]), kind,  # type: ignore[arg-type]
-                                 to_checksum_address(it["token0"]), to_checksum_address(it["token1"]), fee))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: pool #{i} is not usable: {exc}") from exc
-    return ArbChain(rpc_url, chain_id, to_checksum_address(weth), pools)
+            pools.append(_pool_entry(it))
+        except ValueError as exc:
+            raise ValueError(f"pools file {path}: pool #{i} is not usable: {exc}") from None
+    return pools
+
+
+def _pool_entry(it: Any) -> ArbPool:
+    if not isinstance(it, dict):
+        raise ValueError("expected an object")
+    kind = _POOL_KINDS.get(it.get("kind")) if isinstance(it.get("kind"), str) else None
+    if kind is None:
+        raise ValueError(f"kind {str(it.get('kind'))[:40]!r} is not v2/v3 (or uniswap_v2/uniswap_v3)")
+    addrs = []
+    for key in ("address", "token0", "token1"):
+        value = it.get(key)
+        if not (isinstance(value, str) and len(value) == 42 and value[:2] in ("0x", "0X")):
+            raise ValueError(f"{key}: not an address: {str(value)[:60]!r}")
+        try:
+            addrs.append(to_checksum_address(value))
+        except ValueError:
+            raise ValueError(f"{key}: not an address: {value[:60]!r}") from None
+    raw_fee = it.get("fee_bps", it.get("fee", 30))
+    if isinstance(raw_fee, str) and raw_fee.isdecimal():
+        raw_fee = int(raw_fee)  # pool-state documents write integers as decimal strings
+    if type(raw_fee) is not int or not 0 <= raw_fee < 1_000_000:
+        raise ValueError(f"fee: not a fee: {str(raw_fee)[:40]!r}")
+    return ArbPool(addrs[0], kind, addrs[1], addrs[2], raw_fee)  # type: ignore[arg-type]
+
+
+def chain_from_pools_file(path: str | Path, rpc_url: str, chain_id: int, weth: str) -> ArbChain:
+    """:func:`read_pools_file` on a chain."""
+    return ArbChain(rpc_url, chain_id, to_checksum_address(weth), read_pools_file(path))
 
 
 async def chain_from_discovery(rpc_url: str, chain_id: int, weth: str, factories: Sequence[Factory], *,
@@ -152,7 +189,7 @@ class DexArbRunner:
     signer: Signer
     executor: str
     relay_url: str | None = None
-    relay_auth: Signer | None = None  # the Flashbots reputation key (default: a fresh one per run)
+    relay_auth: Signer | None = None  # the Flashbots reputation key (default: a fresh random one per run)
     settings: DexArbSettings = field(default_factory=DexArbSettings)
     store: Store | None = None
     metrics: Metrics | None = None
@@ -195,7 +232,8 @@ class DexArbRunner:
         for t in sorted(self.excluded):
             log.info("dex_arb: token %s excluded: %s (%s)", t, self.verdicts[t].verdict, self.verdicts[t].detail)
         if self.relay_url:
-            self.relay = FlashbotsClient(self.relay_auth or Signer(bytes(range(1, 33))), {"relay": self.relay_url},
+            # Without a configured reputation key (bots.keys.reputation_signer): a fresh random one for this run.
+            self.relay = FlashbotsClient(self.relay_auth or Signer(secrets.token_bytes(32)), {"relay": self.relay_url},
                                          timeout=5.0, retries=1)
         finder = self._finder(state)
         self.bot = DexArbBot(rpc=self.rpc, rpc_url=self.chain.rpc_url, finder=finder, executor=self.executor,

@@ -176,6 +176,12 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.bot_live = Gauge(
+            "mevsuite_bot_live",
+            "1 if the bot sends (live), 0 if it only simulates and records (dry-run); docs/keys-and-modes.md",
+            ["bot"],
+            registry=r,
+        )
 
     @contextmanager
     def stage(self, bot: str, stage: str) -> Iterator[None]:
@@ -212,6 +218,10 @@ class Metrics:
         """Periodic sample of one queue: depth and age of its oldest item."""
         self.queue_depth.labels(bot=bot, queue=queue).set(depth)
         self.queue_lag_seconds.labels(bot=bot, queue=queue).set(oldest_age)
+
+    def set_mode(self, bot: str, live: bool) -> None:
+        """Report the bot's effective mode: ``mevsuite_bot_live{bot}`` 1 (live) or 0 (dry-run)."""
+        self.bot_live.labels(bot=bot).set(1 if live else 0)
 
     def rows_written(self, table: str, count: int) -> None:
         """Count ``count`` new rows in ``table`` (the store calls this after each commit)."""

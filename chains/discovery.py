@@ -21,9 +21,11 @@ from typing import Any, Literal
 
 from eth_utils.address import to_checksum_address
 
+from chains import wirejson
 from chains.rpc import RpcClient, RpcError
 
-__all__ = ["PAIR_CREATED", "POOL_CREATED", "DiscoveredPool", "DiscoveryError", "Factory", "discover_pools"]
+__all__ = ["PAIR_CREATED", "POOL_CREATED", "DiscoveredPool", "DiscoveryError", "Factory", "discover_pools",
+           "read_checkpoint"]
 
 PAIR_CREATED = "0x0d3648bd0f6ba80134a33ba9275ac585d9d315f0ad8355cddefde31afa28d0e9"
 POOL_CREATED = "0x783cca1c0412dd0d695e784568c96da2e9c22ff989357a2e8b1d9b2b4e6b7118"
@@ -73,17 +75,49 @@ def _parse(f: Factory, log: dict[str, Any]) -> DiscoveredPool:
         raise DiscoveryError(f"malformed {f.name} creation log {str(log)[:200]}: {exc}") from exc
 
 
-def _load(path: Path | None) -> tuple[dict[str, int], dict[str, DiscoveredPool]]:
+CHECKPOINT_MAX_BYTES = 256 << 20
+
+
+def read_checkpoint(path: Path | None) -> tuple[dict[str, int], dict[str, DiscoveredPool]]:
+    """The scanned blocks and found pools of a checkpoint (nothing if `path` is None or missing);
+    :class:`DiscoveryError` (one line) if the file is not a usable checkpoint."""
     if path is None or not path.exists():
         return {}, {}
     try:
-        doc = json.loads(path.read_text())
-        if doc.get("format") != CHECKPOINT_FORMAT:
-            raise DiscoveryError(f"{path} is not a pool-discovery checkpoint")
-        pools = {p["address"]: DiscoveredPool(**p) for p in doc["pools"]}
-        return {k: int(v) for k, v in doc["scanned"].items()}, pools
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DiscoveryError(f"cannot read checkpoint {path}: {exc}") from exc
+        with open(path, "rb") as fh:
+            doc = wirejson.loads(fh.read(CHECKPOINT_MAX_BYTES + 1), max_bytes=CHECKPOINT_MAX_BYTES)
+    except (OSError, ValueError) as exc:
+        raise DiscoveryError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        raise DiscoveryError(f"{path} is not a pool-discovery checkpoint")
+    scanned, pools = doc.get("scanned"), doc.get("pools")
+    if not isinstance(scanned, dict) or not all(type(v) is int and v >= 0 for v in scanned.values()):
+        raise DiscoveryError(f"checkpoint {path}: 'scanned' must map factory names to block numbers")
+    if not isinstance(pools, list):
+        raise DiscoveryError(f"checkpoint {path}: 'pools' must be a list")
+    found: dict[str, DiscoveredPool] = {}
+    for i, p in enumerate(pools):
+        try:
+            pool = _checked_pool(p)
+        except ValueError as exc:
+            raise DiscoveryError(f"checkpoint {path}: pools[{i}]: {exc}") from None
+        found[pool.address] = pool
+    return dict(scanned), found
+
+
+def _checked_pool(p: Any) -> DiscoveredPool:
+    if not isinstance(p, dict) or set(p) != set(DiscoveredPool.__dataclass_fields__):
+        raise ValueError(f"expected an object with the keys {', '.join(DiscoveredPool.__dataclass_fields__)}")
+    for key in ("factory", "address", "token0", "token1"):
+        if not isinstance(p[key], str):
+            raise ValueError(f"{key}: expected a string")
+    for key in ("fee", "tick_spacing", "block"):
+        if type(p[key]) is not int:
+            raise ValueError(f"{key}: expected an integer")
+    if p["kind"] not in ("v2", "v3"):
+        raise ValueError(f"kind {str(p['kind'])[:20]!r} is not v2/v3")
+    addrs = {k: str(to_checksum_address(p[k])) for k in ("address", "token0", "token1")}
+    return DiscoveredPool(**{**p, **addrs})
 
 
 def _save(path: Path | None, scanned: dict[str, int], pools: dict[str, DiscoveredPool]) -> None:
@@ -101,7 +135,7 @@ async def discover_pools(rpc: RpcClient, factories: Sequence[Factory], *, from_b
                          on_progress: Callable[[str], None] | None = None) -> list[DiscoveredPool]:
     """Every pool the ``factories`` created in ``[from_block, to_block]`` (default: head), oldest first."""
     path = Path(checkpoint) if checkpoint is not None else None
-    scanned, pools = _load(path)
+    scanned, pools = read_checkpoint(path)
     head = int(await rpc.request("eth_blockNumber", []), 16) if to_block is None else to_block
     say = on_progress or (lambda _m: None)
     for f in factories:

@@ -47,6 +47,10 @@ from typing import (
 
 from eth_utils.address import to_checksum_address
 
+from chains import wirejson
+
+MAX_EVENT_BYTES = 16 << 20  # one serialised event (a block's logs are the largest)
+
 __all__ = [
     "ALL_TOPICS",
     "TOPIC_NEW_BLOCKS",
@@ -470,7 +474,7 @@ class Event:
     @classmethod
     def from_json(cls, text: str | bytes) -> Self:
         """Inverse of :meth:`to_json`."""
-        data = json.loads(text)
+        data = wirejson.loads(text, max_bytes=MAX_EVENT_BYTES)
         if not isinstance(data, dict):
             raise ValueError("serialised event must be a JSON object")
         return cls.from_dict(data)

@@ -4,7 +4,9 @@ An :class:`ArbPlan` is one cycle of :class:`Hop` s (Uniswap V2 pairs and V3 pool
 the first hop's input token, funded as :class:`Funding` says (own balance, a V2 flash swap, a V3 ``flash`` or an
 Aave V3 ``flashLoanSimple``), with a ``min_profit`` the contract enforces (it reverts with
 ``InsufficientProfit``) and an optional coinbase tip. :func:`encode_plan` packs it into the compact byte format
-of ``docs/executor.md``; :func:`encode_execute` prefixes the ``execute(bytes)`` call::
+of ``docs/executor.md``; :func:`encode_execute` prefixes the ``execute(bytes)`` call. The tip is paid out of the
+start token's profit (unwrapped WETH, so a tipping plan must start with WETH) and counted against ``min_profit``;
+a V2 flash swap repays the lender pair's own fee, carried in the plan (``Funding.fee_bps``)::
 
     from chains.executor import ArbPlan, Funding, FundingMode, Hop, deploy_executor, build_execute_tx
 
@@ -79,6 +81,7 @@ UINT160_MAX = 2**160 - 1
 MAX_HOPS = 255
 HEADER_LEN = 70  # mode u8 | hops u8 | start token 20 | amountIn u128 | minProfit u128 | tipWei u128
 LENDER_LEN = 20
+LENDER_FEE_LEN = 2  # V2 flash swap only: the lender pair's fee in bps, u16
 V2_HOP_LEN = 43  # flags u8 | pool 20 | tokenOut 20 | feeBps u16
 V3_HOP_LEN = 61  # flags u8 | pool 20 | tokenOut 20 | sqrtPriceLimitX96 u160
 AMOUNT_LEN = 16
@@ -94,7 +97,9 @@ _ERRORS = [
     "NotOwner(address)", "UnexpectedCaller(address,address)", "BadInitiator(address)",
     "InsufficientProfit(int256,uint256)", "BadPlan(uint256)", "RouteNotCycle(address,address)",
     "HopOutputTooLow(uint256,uint256,uint256)", "CallbackMissing(address)", "OverPayment(uint256,uint256)",
-    "TransferFailed(address,address,uint256)", "TipFailed(uint256)",
+    "TransferFailed(address,address,uint256)", "TipFailed(uint256)", "BadPoolDelta(address,int256,int256)",
+    "ShortPaid(uint256,uint256,uint256)", "TipNotInWeth(address)", "NotPendingOwner(address)", "ZeroAddress()",
+    "NotAContract(address)",
 ]
 ERROR_SELECTORS: dict[bytes, str] = {keccak(text=sig)[:4]: sig for sig in _ERRORS}
 
@@ -144,15 +149,22 @@ class Hop:
 class Funding:
     """``lender`` is the V2 pair / V3 pool lending the start token (modes V2_FLASH_SWAP, V3_FLASH; it must not
     be a pool of the route: it is locked during its callback); ``start_is_token1`` says which of its tokens the
-    start token is. Aave's pool is fixed at deployment."""
+    start token is. ``fee_bps`` (V2_FLASH_SWAP only, required there): the lender pair's swap fee in bps (30 on
+    Uniswap V2 and Sushiswap, other forks differ) — the executor repays ``ceil(amount·10000/(10000−fee))``
+    (:func:`v2_flash_repay`). Aave's pool is fixed at deployment."""
 
     mode: FundingMode
     lender: str | None = None
     start_is_token1: bool = False
+    fee_bps: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ArbPlan:
+    """``min_profit``: the least growth of the start token's balance after the loan and its fee are repaid and
+    after ``tip_wei`` (else ``InsufficientProfit``). ``tip_wei`` goes to ``block.coinbase``, unwrapped from WETH
+    out of that profit: a plan with a tip must start with WETH (else ``TipNotInWeth``)."""
+
     hops: tuple[Hop, ...]
     amount_in: int
     funding: Funding = Funding(FundingMode.OWN_BALANCE)
@@ -224,6 +236,12 @@ def encode_plan(plan: ArbPlan, *, registry: CollectorRegistry | None = None) -> 
             raise _fail(registry, "bad_funding", "the lender cannot also be a pool of the route (it is locked)")
         if plan.funding.start_is_token1:
             mode_byte |= MODE_TOKEN1
+        if mode is FundingMode.V2_FLASH_SWAP:
+            fee = plan.funding.fee_bps
+            if not isinstance(fee, int) or isinstance(fee, bool) or not 0 <= fee < 10_000:
+                raise _fail(registry, "bad_fee", f"a V2 flash swap needs the lender pair's fee in bps [0, 10000) "
+                                                 f"(Funding.fee_bps), not {fee!r}")
+            lender += fee.to_bytes(LENDER_FEE_LEN, "big")
     out = bytearray([mode_byte, len(hops)])
     out += start
     out += plan.amount_in.to_bytes(16, "big")
@@ -282,8 +300,15 @@ def decode_plan(data: bytes) -> ArbPlan:
     off = HEADER_LEN
     funding = Funding(mode)
     if mode in (FundingMode.V2_FLASH_SWAP, FundingMode.V3_FLASH):
-        funding = Funding(mode, _cs(data[off:off + 20]), bool(mode_byte & MODE_TOKEN1))
+        lender = _cs(data[off:off + 20])
         off += LENDER_LEN
+        fee_bps: int | None = None
+        if mode is FundingMode.V2_FLASH_SWAP:
+            if len(data) < off + LENDER_FEE_LEN:
+                raise PlanError("bad_plan", "plan truncated in the lender's fee")
+            fee_bps = int.from_bytes(data[off:off + LENDER_FEE_LEN], "big")
+            off += LENDER_FEE_LEN
+        funding = Funding(mode, lender, bool(mode_byte & MODE_TOKEN1), fee_bps)
     hops: list[Hop] = []
     token = start
     for i in range(n):
@@ -320,10 +345,14 @@ def decode_revert(data: str | bytes) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ lenders' fees
-def v2_flash_repay(amount: int) -> int:
-    """What the executor pays a V2 pair back for borrowing ``amount`` (same token): ``ceil(amount*1000/997)``,
-    the least the pair's 0.3 % K check accepts."""
-    return (amount * 1000 + 996) // 997
+def v2_flash_repay(amount: int, fee_bps: int) -> int:
+    """What the executor pays a V2 pair with a ``fee_bps`` swap fee back for borrowing ``amount`` (same token):
+    ``ceil(amount*10000/(10000-fee_bps))``, the least the pair's K check accepts (``ceil(amount*1000/997)`` at
+    Uniswap's 30 bps)."""
+    if not 0 <= fee_bps < 10_000:
+        raise ValueError(f"a V2 fee is in bps [0, 10000), not {fee_bps}")
+    keep = 10_000 - fee_bps
+    return (amount * 10_000 + keep - 1) // keep
 
 
 def v3_flash_fee(amount: int, fee_pips: int) -> int:

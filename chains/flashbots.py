@@ -13,6 +13,10 @@
   failures (refused, reset, bad JSON, HTTP 5xx without a JSON-RPC error) and per-attempt timeouts are
   retried ``retries`` times with exponential backoff and jitter, then raise :class:`RelayTransportError` /
   :class:`RelayTimeoutError`.  Every attempt is bounded by ``timeout``: a hanging relay is a timeout error.
+* **Hostile replies.** A reply is read up to ``max_reply_bytes`` and parsed with :func:`chains.wirejson.loads`
+  (nesting depth ``max_json_depth``), so no builder can exhaust memory or crash the process with deeply nested
+  JSON.  A reply over either limit raises :class:`RelayBadReplyError` at once (not retried); one that is not
+  JSON-RPC is retried and raises it after the last attempt.  Both count as outcome ``bad_reply``.
 * **Inclusion.** :class:`InclusionTracker` polls an RPC node (anything with ``async request(method, params)``,
   e.g. :class:`chains.rpc.RpcClient`) for the bundle's receipts and reports, per target block, landed / not
   landed / reverted / orphaned / pending.
@@ -39,10 +43,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from chains.promreg import per_registry
 from chains.signer import Signer
+from chains.wirejson import DEFAULT_MAX_DEPTH, WireJsonError, read_capped
+from chains.wirejson import loads as wire_loads
 
 __all__ = [
     "MAX_BUNDLE_BYTES",
     "MAX_BUNDLE_TXS",
+    "MAX_REPLY_BYTES",
     "MEV_SHARE_HINTS",
     "BlockInclusion",
     "BuilderResult",
@@ -53,6 +60,7 @@ __all__ = [
     "FlashbotsError",
     "InclusionStatus",
     "InclusionTracker",
+    "RelayBadReplyError",
     "RelayError",
     "RelayTimeoutError",
     "RelayTransportError",
@@ -65,6 +73,7 @@ __all__ = [
 
 MAX_BUNDLE_TXS = 100
 MAX_BUNDLE_BYTES = 300_000
+MAX_REPLY_BYTES = 8 * 2**20  # a relay's answer (an eth_callBundle of 100 txs is well under 1 MiB)
 MEV_SHARE_HINTS = frozenset(
     {"calldata", "contract_address", "logs", "function_selector", "hash", "tx_hash", "full"}
 )
@@ -108,6 +117,15 @@ class RelayTransportError(FlashbotsError, ConnectionError):
 
 class RelayTimeoutError(RelayTransportError, TimeoutError):
     """Every attempt timed out (the relay accepted the connection but did not answer in time)."""
+
+
+class RelayBadReplyError(RelayTransportError):
+    """The relay's reply was refused: ``reason`` ``"too_large"`` / ``"too_deep"`` (over the client's limits; not
+    retried) or ``"malformed"`` (not a JSON-RPC reply, after every attempt)."""
+
+    def __init__(self, description: str, *, reason: str, attempts: int, builder: str | None = None) -> None:
+        super().__init__(description, attempts=attempts, builder=builder)
+        self.reason = reason
 
 
 # ---------------------------------------------------------------------------------------------------- signing
@@ -341,9 +359,9 @@ def validate_mev_bundle(bundle: Mapping[str, Any], *, _depth: int = 0) -> dict[s
     inc = bundle.get("inclusion")
     if not isinstance(inc, Mapping) or "block" not in inc:
         raise ValueError("inclusion.block is required")
-    inclusion = {"block": _block_hex(inc["block"])}
+    inclusion = {"block": _field(_block_hex, inc["block"], "inclusion.block")}
     if inc.get("maxBlock") is not None:
-        inclusion["maxBlock"] = _block_hex(inc["maxBlock"])
+        inclusion["maxBlock"] = _field(_block_hex, inc["maxBlock"], "inclusion.maxBlock")
         if int(inclusion["maxBlock"], 16) < int(inclusion["block"], 16):
             raise ValueError("inclusion.maxBlock is before inclusion.block")
     out["inclusion"] = inclusion
@@ -357,13 +375,13 @@ def validate_mev_bundle(bundle: Mapping[str, Any], *, _depth: int = 0) -> dict[s
             raise ValueError(f"body[{i}] must be an object")
         keys = set(item)
         if keys == {"hash"}:
-            items.append({"hash": _hash(item["hash"])})
+            items.append({"hash": _field(_hash, item["hash"], f"body[{i}].hash")})
             has_hash = True
         elif keys in ({"tx"}, {"tx", "canRevert"}):
             can_revert = item.get("canRevert", False)
             if not isinstance(can_revert, bool):
                 raise ValueError(f"body[{i}].canRevert must be a bool")
-            raw = _raw_bytes(item["tx"])
+            raw = _field(_raw_bytes, item["tx"], f"body[{i}].tx")
             if not raw:
                 raise ValueError(f"body[{i}].tx is empty")
             items.append({"tx": "0x" + raw.hex(), "canRevert": can_revert})
@@ -387,6 +405,20 @@ def validate_mev_bundle(bundle: Mapping[str, Any], *, _depth: int = 0) -> dict[s
     return out
 
 
+def _field(parse: Any, value: Any, where: str) -> Any:
+    """``parse(value)``, with a failure reported as ``ValueError("<where>: ...")`` (the field named)."""
+    try:
+        return parse(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _list_of(value: Any, where: str, what: str) -> Sequence[Any]:
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise ValueError(f"{where} must be a list of {what}")
+    return value
+
+
 def _percent(v: Any, where: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100:
         raise ValueError(f"{where}.percent must be an integer in 0..100")
@@ -398,16 +430,21 @@ def _validate_validity(validity: Any, n_body: int) -> dict[str, Any]:
         raise ValueError("validity may only hold refund and refundConfig")
     out: dict[str, Any] = {}
     refund: list[dict[str, Any]] = []
-    for j, r in enumerate(validity.get("refund") or ()):
-        idx = r.get("bodyIdx") if isinstance(r, Mapping) else None
+    for j, r in enumerate(_list_of(validity.get("refund") or (), "validity.refund", "{bodyIdx, percent}")):
+        if not isinstance(r, Mapping):
+            raise ValueError(f"validity.refund[{j}] must be an object {{bodyIdx, percent}}")
+        idx = r.get("bodyIdx")
         if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < n_body:
             raise ValueError(f"validity.refund[{j}].bodyIdx must index the body (0..{n_body - 1})")
         refund.append({"bodyIdx": idx, "percent": _percent(r.get("percent"), f"validity.refund[{j}]")})
     if sum(r["percent"] for r in refund) > 100:
         raise ValueError("validity.refund percents add up to more than 100")
     config: list[dict[str, Any]] = []
-    for j, c in enumerate(validity.get("refundConfig") or ()):
-        addr = c.get("address") if isinstance(c, Mapping) else None
+    for j, c in enumerate(_list_of(validity.get("refundConfig") or (), "validity.refundConfig",
+                                   "{address, percent}")):
+        if not isinstance(c, Mapping):
+            raise ValueError(f"validity.refundConfig[{j}] must be an object {{address, percent}}")
+        addr = c.get("address")
         if not isinstance(addr, str) or not is_address(addr):
             raise ValueError(f"validity.refundConfig[{j}].address is not an address")
         config.append({"address": to_checksum_address(addr),
@@ -426,13 +463,13 @@ def _validate_privacy(privacy: Any) -> dict[str, Any]:
         raise ValueError("privacy may only hold hints and builders")
     out: dict[str, Any] = {}
     if privacy.get("hints") is not None:
-        hints = list(privacy["hints"])
-        bad = [h for h in hints if h not in MEV_SHARE_HINTS]
+        hints = list(_list_of(privacy["hints"], "privacy.hints", "hint names"))
+        bad = [h for h in hints if not isinstance(h, str) or h not in MEV_SHARE_HINTS]
         if bad:
             raise ValueError(f"unknown privacy hints {bad} (allowed: {sorted(MEV_SHARE_HINTS)})")
         out["hints"] = hints
     if privacy.get("builders") is not None:
-        builders = list(privacy["builders"])
+        builders = list(_list_of(privacy["builders"], "privacy.builders", "builder names"))
         if not all(isinstance(b, str) and len(b) > 0 for b in builders):
             raise ValueError("privacy.builders must be builder names")
         out["builders"] = builders
@@ -445,7 +482,8 @@ class _ClientMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter("mevsuite_relay_client_requests_total",
-                                "Signed requests to relays/builders by outcome (ok, relay_error, timeout, transport)",
+                                "Signed requests to relays/builders by outcome (ok, relay_error, timeout, transport, "
+                                "bad_reply)",
                                 ["builder", "method", "outcome"], registry=registry)
         self.latency = Histogram("mevsuite_relay_client_latency_seconds",
                                  "Time from the first attempt to the final answer or error",
@@ -461,16 +499,21 @@ class FlashbotsClient:
 
     Single-endpoint methods (:meth:`call_bundle`, :meth:`send_mev_bundle`, :meth:`get_bundle_stats_v2`) use
     the first builder unless ``builder=`` names another.  Use as ``async with FlashbotsClient(...)`` or call
-    :meth:`close`.
+    :meth:`close`.  Replies are read up to ``max_reply_bytes`` and parsed to at most ``max_json_depth`` levels.
     """
 
     def __init__(self, signer_key: bytes | str | Signer, builders: Mapping[str, str], *, timeout: float = 2.0,
                  retries: int = 2, backoff: float = 0.05, backoff_max: float = 1.0,
-                 registry: CollectorRegistry | None = None) -> None:
+                 registry: CollectorRegistry | None = None, max_reply_bytes: int = MAX_REPLY_BYTES,
+                 max_json_depth: int = DEFAULT_MAX_DEPTH) -> None:
         if not builders:
             raise ValueError("FlashbotsClient needs at least one builder URL")
         if timeout <= 0 or retries < 0 or backoff < 0:
             raise ValueError("timeout must be > 0, retries and backoff >= 0")
+        if max_reply_bytes < 1 or max_json_depth < 1:
+            raise ValueError("max_reply_bytes and max_json_depth must be >= 1")
+        self.max_reply_bytes = max_reply_bytes
+        self.max_json_depth = max_json_depth
         # One key holder for the whole project: chains.signer.Signer (hides the key, signs at coincurve speed).
         self._signer = signer_key if isinstance(signer_key, Signer) else Signer(signer_key)
         self.builders: dict[str, str] = dict(builders)
@@ -535,7 +578,8 @@ class FlashbotsClient:
 
     async def _post(self, name: str, url: str, method: str, body: bytes, headers: Mapping[str, str]
                     ) -> tuple[Any, int]:
-        """:meth:`_post_retrying`, counted in the metrics (outcome: ok / relay_error / timeout / transport)."""
+        """:meth:`_post_retrying`, counted in the metrics (outcome: ok / relay_error / timeout / transport /
+        bad_reply)."""
         if self._metrics is None:
             return await self._post_retrying(name, url, method, body, headers)
         t0 = time.perf_counter()
@@ -548,6 +592,9 @@ class FlashbotsClient:
         except RelayError:
             outcome = "relay_error"
             raise
+        except RelayBadReplyError:
+            outcome = "bad_reply"
+            raise
         except FlashbotsError:
             outcome = "transport"
             raise
@@ -559,7 +606,7 @@ class FlashbotsClient:
                              ) -> tuple[Any, int]:
         """POST with retries; returns (result, attempts).  RelayError is raised at once, never retried."""
         last: str = ""
-        timed_out = False
+        timed_out = bad_reply = False
         for attempt in range(self.retries + 1):
             if attempt:
                 delay = min(self.backoff_max, self.backoff * 2 ** (attempt - 1))
@@ -568,18 +615,27 @@ class FlashbotsClient:
                 async with asyncio.timeout(self.timeout):
                     async with self._http().post(url, data=body, headers=headers) as resp:
                         status = resp.status
-                        text = await resp.text(errors="replace")
+                        raw = await read_capped(resp, self.max_reply_bytes)
             except TimeoutError:
-                last, timed_out = f"no answer within {self.timeout:g} s", True
+                last, timed_out, bad_reply = f"no answer within {self.timeout:g} s", True, False
                 continue
+            except WireJsonError as exc:  # a reply over the size limit: the same again on a retry
+                raise RelayBadReplyError(f"reply refused: {exc}", reason=exc.reason, attempts=attempt + 1,
+                                         builder=name) from None
             except (aiohttp.ClientError, OSError) as exc:
-                last, timed_out = f"{type(exc).__name__}: {exc}", False
+                last, timed_out, bad_reply = f"{type(exc).__name__}: {exc}", False, False
                 continue
+            text = raw.decode("utf-8", "replace")
             reply: Any = None
+            parse_error: WireJsonError | None = None
             try:
-                reply = json.loads(text) if text else None
-            except ValueError:
-                reply = None
+                reply = wire_loads(raw, max_bytes=self.max_reply_bytes, max_depth=self.max_json_depth) \
+                    if raw.strip() else None
+            except WireJsonError as exc:
+                if exc.reason != "malformed":  # too deep: refused at once, never retried
+                    raise RelayBadReplyError(f"reply refused: {exc}", reason=exc.reason, attempts=attempt + 1,
+                                             builder=name) from None
+                parse_error = exc
             err = reply.get("error") if isinstance(reply, dict) else None
             if err is not None:  # the relay answered: never retry
                 if isinstance(err, Mapping):
@@ -593,12 +649,15 @@ class FlashbotsClient:
                 raise RelayError(-status, text.strip()[:500] or f"HTTP {status}", http_status=status,
                                  method=method, builder=name, attempts=attempt + 1)
             if status >= 500:
-                last, timed_out = f"HTTP {status}: {text.strip()[:200]}", False
+                last, timed_out, bad_reply = f"HTTP {status}: {text.strip()[:200]}", False, False
                 continue
             if not isinstance(reply, dict) or "result" not in reply:
-                last, timed_out = f"malformed JSON-RPC reply (HTTP {status}): {text[:200]!r}", False
+                why = f"{parse_error}" if parse_error is not None else "not a JSON-RPC reply"
+                last, timed_out, bad_reply = f"malformed reply (HTTP {status}, {why}): {text[:200]!r}", False, True
                 continue
             return reply["result"], attempt + 1
+        if bad_reply:
+            raise RelayBadReplyError(last, reason="malformed", attempts=self.retries + 1, builder=name)
         cls = RelayTimeoutError if timed_out else RelayTransportError
         raise cls(last, attempts=self.retries + 1, builder=name)
 

@@ -4,6 +4,14 @@ The node binds a free port (anvil is started with ``--port 0`` and the port it r
 ``Listening on`` line), so several nodes and other programs can share one machine.  Every control method is a
 thin wrapper over anvil's JSON-RPC (``evm_snapshot``, ``anvil_setBalance`` ...) so the same calls work against
 any anvil, including one started by someone else (:meth:`AnvilNode.attach`).
+
+**A fork URL never appears in anvil's command line** (``/proc/PID/cmdline`` is readable by every user, and hosted
+RPC URLs carry API keys).  Anvil resolves ``--fork-url ALIAS`` through ``[rpc_endpoints]`` of a ``foundry.toml``
+in its working directory, with ``${VAR}`` interpolation; so a forking anvil runs in a private temporary
+directory (mode 0700, removed by :meth:`AnvilNode.stop`) holding ``mevsuite_fork = "${MEVSUITE_ANVIL_FORK_URL}"``,
+the real URL is only in anvil's environment (readable by the same user only), and argv says
+``--fork-url mevsuite_fork``.  Every URL in anvil's captured output (its banner prints the fork endpoint, its
+errors the URL it failed on) is redacted with :func:`chains.rpc.redact_url`, and so is the ``repr``.
 """
 
 from __future__ import annotations
@@ -14,14 +22,19 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from chains import wirejson
 
 __all__ = [
     "AnvilNode",
@@ -31,12 +44,74 @@ __all__ = [
     "RpcCallError",
     "find_anvil",
     "project_root",
+    "url_secret_parts",
 ]
 
 # Anvil's well-known development mnemonic ("test test ... junk"); its keys are public and only fit devnets.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 
 _LISTEN_RE = re.compile(r"Listening on (\S+):(\d+)")
+
+# How a forking anvil finds its upstream without the URL in argv (see the module docstring).
+FORK_ALIAS = "mevsuite_fork"
+MAX_REPLY_BYTES = 256 << 20  # one reply of our own anvil (a state dump is the largest)
+FORK_URL_ENV = "MEVSUITE_ANVIL_FORK_URL"
+_FOUNDRY_TOML = f'[rpc_endpoints]\n{FORK_ALIAS} = "${{{FORK_URL_ENV}}}"\n'
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s()<>'\"`,]+")
+
+
+def url_secret_parts(url: str) -> list[str]:
+    """Pieces of ``url`` that may carry a key (the URL itself, user info, password, key-like path segments, the
+    query and its values), longest first: replace each with ``***`` in any text that may quote the URL."""
+    from chains.rpc import redact_url
+
+    shown = redact_url(url)
+    if shown == url:
+        return []  # nothing in it is secret (http://127.0.0.1:8545)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    pieces = {url, url.rstrip("/")}
+    if "@" in parts.netloc:
+        pieces.add(parts.netloc.rpartition("@")[0] + "@")  # user:password@
+    if parts.query:
+        pieces.add(parts.query)
+    # Standalone tokens only when long enough to be a key, not a word that also appears elsewhere in the output.
+    tokens = {parts.password or "", unquote(parts.password or "")}
+    tokens |= {v for _, v in parse_qsl(parts.query)}
+    shown_segments = set(shown.split("?")[0].split("/"))
+    tokens |= {seg for seg in parts.path.split("/") if seg not in shown_segments}
+    pieces |= {t for t in tokens if len(t) >= 6}
+    return sorted((p for p in pieces if len(p) >= 4), key=len, reverse=True)
+
+
+def _output_redactor(fork_url: str | None) -> Callable[[str], str]:
+    """A filter for anvil's output lines: every URL redacted, and the fork URL's secret parts masked anywhere."""
+    if not fork_url:
+        return lambda line: line
+    from chains.rpc import redact_url
+
+    fragments = url_secret_parts(fork_url)
+
+    def redact(line: str) -> str:
+        line = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), line)
+        for piece in fragments:  # the same secrets in any other form (a bare host:port/path, unquoted ...)
+            line = line.replace(piece, "***")
+        return line
+
+    return redact
+
+
+def _fork_workdir(fork_url: str) -> tuple[Path, dict[str, str]]:
+    """A private directory with the ``foundry.toml`` alias, and anvil's environment carrying the real URL."""
+    workdir = Path(tempfile.mkdtemp(prefix="mevsuite-anvil-"))  # mode 0700
+    os.chmod(workdir, 0o700)
+    (workdir / "foundry.toml").write_text(_FOUNDRY_TOML)
+    # Our own configuration (keys, passwords) is none of anvil's business.
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("MEVSUITE__")}
+    env[FORK_URL_ENV] = fork_url
+    return workdir, env
 
 
 class NodeError(RuntimeError):
@@ -93,11 +168,12 @@ def find_anvil() -> Path:
     return path
 
 
-@dataclass
+@dataclass(repr=False)
 class AnvilNode:
     """A running anvil (started by us, or attached to by URL).
 
-    Use :meth:`start` to launch one; it is stopped by :meth:`stop` or on leaving a ``with`` block.
+    Use :meth:`start` to launch one; it is stopped by :meth:`stop` or on leaving a ``with`` block.  ``args`` is
+    anvil's argv (a fork URL in it is the alias ``mevsuite_fork``); ``repr`` shows the fork URL redacted.
     """
 
     http_url: str
@@ -105,9 +181,24 @@ class AnvilNode:
     port: int
     process: subprocess.Popen[bytes] | None = None
     args: list[str] = field(default_factory=list)
-    _log: deque[str] = field(default_factory=lambda: deque(maxlen=200), repr=False)
-    _req_id: int = field(default=0, repr=False)
-    _pump: threading.Thread | None = field(default=None, repr=False)
+    _log: deque[str] = field(default_factory=lambda: deque(maxlen=200))
+    _req_id: int = 0
+    _pump: threading.Thread | None = None
+    _fork_url: str | None = None  # the real upstream URL (only in anvil's environment and here)
+    _workdir: Path | None = None  # the private directory of a forking anvil's foundry.toml
+
+    @property
+    def fork_url_redacted(self) -> str | None:
+        """The upstream this node forks, safe to show (None: not a fork we started)."""
+        if self._fork_url is None:
+            return None
+        from chains.rpc import redact_url
+
+        return redact_url(self._fork_url)
+
+    def __repr__(self) -> str:
+        fork = f", fork_url={self.fork_url_redacted!r}" if self._fork_url is not None else ""
+        return f"AnvilNode(http_url={self.http_url!r}, port={self.port}, pid={self.pid}{fork})"
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -136,6 +227,11 @@ class AnvilNode:
 
         ``automine=False`` starts it with ``--no-mining``: transactions wait in the mempool until a block is
         mined explicitly (:meth:`mine`), which is how the devnet's block builder drives it.
+
+        ``fork_url`` is passed through anvil's environment and a private ``foundry.toml``, never in argv (see the
+        module docstring); anvil then runs in that private directory, so relative paths in ``extra_args`` of a
+        fork are relative to it (``load_state`` is made absolute).  A fork keeps its upstream's chain id
+        (anvil's ``--chain-id`` does not override it): set another with ``anvil_setChainId`` over RPC.
         """
         exe = Path(binary) if binary else find_anvil()
         if not exe.is_file():
@@ -149,8 +245,10 @@ class AnvilNode:
             "--mnemonic", mnemonic,
             "--order", order,
         ]
+        workdir: Path | None = None
+        env: dict[str, str] | None = None
         if fork_url:
-            args += ["--fork-url", fork_url]
+            args += ["--fork-url", FORK_ALIAS]
             if fork_block is not None:
                 args += ["--fork-block-number", str(fork_block)]
         else:
@@ -164,15 +262,20 @@ class AnvilNode:
         if base_fee is not None:
             args += ["--base-fee", str(base_fee)]
         if load_state is not None:
-            args += ["--load-state", str(load_state)]
+            args += ["--load-state", str(Path(load_state).absolute())]
         args += list(extra_args or [])
 
+        redact = _output_redactor(fork_url)
+        if fork_url:
+            workdir, env = _fork_workdir(fork_url)
         try:
             proc = subprocess.Popen(
                 args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, cwd=workdir, env=env,
             )
         except OSError as exc:
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
             raise AnvilNotFoundError(f"cannot execute anvil at {exe}: {exc}") from exc
 
         log: deque[str] = deque(maxlen=200)
@@ -182,7 +285,7 @@ class AnvilNode:
         def pump() -> None:
             assert proc.stdout is not None
             for raw in proc.stdout:
-                line = raw.decode(errors="replace").rstrip()
+                line = redact(raw.decode(errors="replace").rstrip())
                 log.append(line)
                 if not port_box:
                     m = _LISTEN_RE.search(line)
@@ -203,7 +306,9 @@ class AnvilNode:
             pump_thread.join(5)
             if proc.stdout is not None:
                 proc.stdout.close()
-            tail = "\n".join(list(log)[-15:])
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+            tail = " ".join(t for t in (line.strip() for line in list(log)[-15:]) if t)  # one line
             raise NodeStartError(f"anvil did not start (exit code {proc.returncode}): {tail or 'no output'}")
         bound_host, bound_port = port_box[0]
         node = cls(
@@ -214,6 +319,8 @@ class AnvilNode:
             args=args,
             _log=log,
             _pump=pump_thread,
+            _fork_url=fork_url or None,
+            _workdir=workdir,
         )
         # First request is answered ~85 ms after start; poll until it is.
         while True:
@@ -223,7 +330,7 @@ class AnvilNode:
             except (OSError, NodeError) as exc:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     node.stop()
-                    raise NodeStartError(f"anvil at {node.http_url} did not answer: {exc}") from exc
+                    raise NodeStartError(f"anvil at {node.http_url} did not answer: {redact(str(exc))}") from None
                 time.sleep(0.02)
         return node
 
@@ -263,6 +370,9 @@ class AnvilNode:
             self._pump.join(timeout)
         if proc.stdout is not None and not proc.stdout.closed:
             proc.stdout.close()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
 
     def kill(self) -> None:
         """SIGKILL the process at once (used to simulate a crashed node)."""
@@ -287,9 +397,13 @@ class AnvilNode:
         )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
-                payload = json.loads(resp.read())
+                payload = wirejson.loads(resp.read(MAX_REPLY_BYTES + 1), max_bytes=MAX_REPLY_BYTES, max_depth=512)
         except urllib.error.HTTPError as exc:
             raise RpcCallError(method, f"HTTP {exc.code}: {exc.read()[:300]!r}") from exc
+        except wirejson.WireJsonError as exc:
+            raise RpcCallError(method, str(exc)) from None
+        if not isinstance(payload, dict):
+            raise RpcCallError(method, f"not a JSON-RPC reply: {str(payload)[:100]!r}")
         if "error" in payload:
             raise RpcCallError(method, payload["error"])
         return payload.get("result")
@@ -374,6 +488,7 @@ class AnvilNode:
         return bool(self.rpc("anvil_loadState", [blob]))
 
     def reset(self, fork_url: str | None = None, fork_block: int | None = None) -> None:
+        """``anvil_reset``; a ``fork_url`` goes over JSON-RPC (never argv) and is not logged."""
         if fork_url is None:
             self.rpc("anvil_reset", [])
         else:

@@ -14,14 +14,22 @@ Every component that talks to a chain goes through :class:`RpcClient`:
   again, up to ``retries`` times. Node errors that say "try later" (rate limits, header not found ...) are
   retried too; execution reverts never are. A down endpoint is re-probed in the background once its cool-off
   is over and takes traffic again (in the configured priority order) as soon as it answers.
+* **Bounded replies.** An HTTP reply is read up to ``max_reply_bytes`` and a websocket message is capped at
+  ``ws_max_size`` (default: the same); both are parsed with :func:`chains.wirejson.loads` to at most
+  ``max_json_depth`` (512) levels -- enough for a ``callTracer`` frame tree 250 calls deep, far below what
+  could overflow the C stack.  A refused or unparseable reply is a failed attempt like a dropped connection
+  (the endpoint is marked down, the request fails over / is retried, and in the end raises
+  :class:`AllEndpointsFailedError`); it is counted in ``errors`` and ``bad_replies``.  On a websocket an
+  unparseable message cannot be matched to its request: the connection is closed and every request in flight
+  on it fails over at once.
 * **web3 without extra round trips.** :meth:`RpcClient.web3` returns an ``AsyncWeb3`` built with
   ``middleware=[]`` on a provider that routes every call (and web3's batch requests) through the client, so
   one web3 call is one JSON-RPC request -- web3's default middleware spends three HTTP requests on an
   ``eth_call`` (it fetches the chain id twice for validation).
 
-Counters (``requests``, ``calls``, ``retries``, ``failovers``, ``errors``, ``timeouts``, ``reconnects`` ...)
-live on each :class:`Endpoint` as plain attributes for the metrics layer to export; this module sits on the
-lowest floor and imports nothing of ours.
+Counters (``requests``, ``calls``, ``retries``, ``failovers``, ``errors``, ``timeouts``, ``reconnects``,
+``bad_replies`` ...) live on each :class:`Endpoint` as plain attributes for the metrics layer to export; this
+module sits on the lowest floor and imports nothing of ours but :mod:`chains.wirejson` (stdlib + aiohttp).
 """
 
 from __future__ import annotations
@@ -51,6 +59,10 @@ from web3.types import RPCEndpoint, RPCResponse
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
+
+from chains.wirejson import WireJsonError, read_capped
+from chains.wirejson import loads as wire_loads
 
 __all__ = [
     "AllEndpointsFailedError",
@@ -71,6 +83,9 @@ log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 Call = tuple[str, Any]
 NotificationHandler = Callable[[JsonDict], None]
+
+MAX_REPLY_BYTES = 256 * 2**20  # one HTTP reply / websocket message (eth_getLogs and traces can be large)
+MAX_JSON_DEPTH = 512  # a callTracer frame tree takes 2 levels per call depth
 
 
 # ---------------------------------------------------------------------------------------------------- errors
@@ -187,21 +202,30 @@ def _repeatable(method: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-_SECRETISH = re.compile(r"[A-Za-z0-9_\-]{16,}")
+# A path segment shown as is: a version tag (v3) or a short lowercase word (eth, rpc, ws, eth-mainnet).  Anything
+# else — digits, upper case, long or odd characters — may be a key (Infura /v3/<key>, QuickNode /<token>/).
+_PLAIN_SEGMENT = re.compile(r"v\d{1,3}|[a-z]{1,15}(?:-[a-z]{1,15}){0,2}")
 
 
 def redact_url(url: str) -> str:
     """The URL with credentials and key-like path/query parts masked, safe for logs, errors and metric labels.
 
-    Hosted RPC URLs carry API keys in the path (``/v3/<key>``) or query; those must not end up in logs.
+    Hosted RPC URLs carry API keys in the user info, the path (``/v3/<key>``) or the query; none of them may end up
+    in logs.  Only the scheme, host, port and plain path words survive; an unparseable URL becomes ``<redacted URL>``.
     """
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    if parts.username or parts.password:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<redacted URL>"
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    if parts.username or parts.password or "@" in parts.netloc:
         netloc = f"***@{netloc}"
-    path = "/".join("***" if _SECRETISH.fullmatch(seg) else seg for seg in parts.path.split("/"))
+    path = "/".join(seg if not seg or (len(seg) < 16 and _PLAIN_SEGMENT.fullmatch(seg)) else "***"
+                    for seg in parts.path.split("/"))
     query = "***" if parts.query else ""
     return urlunsplit((parts.scheme, netloc, path, query, ""))
 
@@ -270,12 +294,20 @@ class _HttpTransport:
     kind: Literal["http"] = "http"
 
     def __init__(self, url: str, name: str, session_factory: Callable[[], aiohttp.ClientSession],
-                 headers: Mapping[str, str]) -> None:
+                 headers: Mapping[str, str], *, max_reply_bytes: int = MAX_REPLY_BYTES,
+                 max_json_depth: int = MAX_JSON_DEPTH) -> None:
         self.url = url
         self.name = name
         self._session = session_factory
         self._headers = {"Content-Type": "application/json", **headers}
+        self._max_bytes = max_reply_bytes
+        self._max_depth = max_json_depth
         self.reconnects = 0
+        self.bad_replies = 0
+
+    def _refused(self, exc: WireJsonError) -> _Failure:
+        self.bad_replies += 1
+        return _Failure(f"reply from {self.name} refused: {exc}", delivered=True)
 
     async def send(self, body: str, ids: Sequence[int], batch: bool, per_try: float) -> Any:
         session = self._session()
@@ -283,9 +315,11 @@ class _HttpTransport:
             async with asyncio.timeout(per_try):
                 async with session.post(self.url, data=body.encode(), headers=self._headers) as resp:
                     status = resp.status
-                    raw = await resp.read()
+                    raw = await read_capped(resp, self._max_bytes)
         except TimeoutError:
             raise _timeout_failure(self.name, per_try) from None
+        except WireJsonError as exc:  # over max_reply_bytes
+            raise self._refused(exc) from None
         except aiohttp.ClientConnectorError as exc:
             raise _connect_failure(self.name, exc) from None
         except aiohttp.ServerDisconnectedError:
@@ -297,13 +331,16 @@ class _HttpTransport:
         except (aiohttp.ClientError, OSError) as exc:
             raise _Failure(f"{self.name}: {type(exc).__name__}: {exc}", delivered=True) from None
         try:
-            reply = json.loads(raw)
-        except ValueError:
+            reply = wire_loads(raw, max_bytes=self._max_bytes, max_depth=self._max_depth)
+        except WireJsonError as exc:
+            if exc.reason != "malformed":
+                raise self._refused(exc) from None
             reply = None
         if status != 200 and not _is_jsonrpc_reply(reply):
             snippet = raw[:200].decode(errors="replace").strip()
             raise _Failure(f"HTTP {status} from {self.name}: {snippet}", delivered=True)
         if not _is_jsonrpc_reply(reply):
+            self.bad_replies += 1
             raise _Failure(f"invalid JSON-RPC answer from {self.name}: {raw[:200]!r}", delivered=True)
         return reply
 
@@ -331,12 +368,14 @@ class _WsConn:
 class _WsTransport:
     kind: Literal["ws"] = "ws"
 
-    def __init__(self, url: str, name: str, *, headers: Mapping[str, str], max_size: int | None,
-                 trust_env: bool, notify: Callable[[JsonDict], None]) -> None:
+    def __init__(self, url: str, name: str, *, headers: Mapping[str, str], max_size: int,
+                 trust_env: bool, notify: Callable[[JsonDict], None], max_json_depth: int = MAX_JSON_DEPTH) -> None:
         self.url = url
         self.name = name
         self._headers = dict(headers)
         self._max_size = max_size
+        self._max_depth = max_json_depth
+        self.bad_replies = 0
         self._trust_env = trust_env
         self._notify = notify
         self._conn: _WsConn | None = None
@@ -440,12 +479,22 @@ class _WsTransport:
         try:
             async for raw in conn.ws:
                 try:
-                    msg = json.loads(raw)
-                except ValueError:
-                    log.warning("rpc %s: undecodable message dropped: %r", self.name, raw[:200])
-                    continue
+                    msg = wire_loads(raw, max_bytes=self._max_size, max_depth=self._max_depth)
+                except WireJsonError as exc:
+                    # It may be the answer to any request in flight: fail them all now (they fail over) rather
+                    # than let them wait for their timeout; the next request opens a new connection.
+                    self.bad_replies += 1
+                    reason = f"sent a message that was refused: {exc}"
+                    log.warning("rpc %s: %s; closing the connection", self.name, reason)
+                    self._dropped(conn, reason)
+                    code = CloseCode.MESSAGE_TOO_BIG if exc.reason == "too_large" else CloseCode.INVALID_DATA
+                    with contextlib.suppress(Exception):
+                        await conn.ws.close(code, exc.reason)
+                    return
                 self._route(conn, msg)
         except ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # over ws_max_size
+                self.bad_replies += 1
             reason = str(exc)
         except Exception as exc:  # a reader that dies silently would hang every caller until timeout
             reason = f"{type(exc).__name__}: {exc}"
@@ -503,12 +552,17 @@ class Endpoint:
     def reconnects(self) -> int:
         return self.transport.reconnects
 
+    @property
+    def bad_replies(self) -> int:
+        """Replies refused (over the size or depth limit) or not parseable as JSON-RPC (also in ``errors``)."""
+        return self.transport.bad_replies
+
     def counters(self) -> dict[str, int]:
         return {
             "requests": self.requests, "calls": self.calls, "node_errors": self.node_errors,
             "errors": self.errors, "timeouts": self.timeouts, "retries": self.retries,
             "failovers": self.failovers, "probes": self.probes, "reconnects": self.reconnects,
-            "up": int(self.up),
+            "bad_replies": self.bad_replies, "up": int(self.up),
         }
 
 
@@ -520,7 +574,7 @@ class _RpcCollector(PromCollector):
     def collect(self) -> Iterator[Metric]:
         stats = self.client.stats()
         keys = ("requests", "calls", "node_errors", "errors", "timeouts", "retries", "failovers", "probes",
-                "reconnects")
+                "reconnects", "bad_replies")
         for key in keys:
             fam = CounterMetricFamily(f"mevsuite_rpc_{key}", f"RpcClient {key.replace('_', ' ')} per endpoint",
                                       labels=["client", "endpoint"])
@@ -559,16 +613,21 @@ class RpcClient:
         cooloff: float = 1.0,
         cooloff_max: float = 30.0,
         headers: Mapping[str, str] | None = None,
-        ws_max_size: int | None = 256 * 2**20,
+        ws_max_size: int | None = None,
         trust_env: bool = False,
         retry_on: Callable[[RpcError], bool] = is_retryable_error,
         on_notification: NotificationHandler | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
+        max_json_depth: int = MAX_JSON_DEPTH,
     ) -> None:
         url_list = [urls] if isinstance(urls, str) else list(urls)
         if not url_list:
             raise ValueError("RpcClient needs at least one URL")
         if timeout <= 0 or retries < 0:
             raise ValueError("timeout must be > 0 and retries >= 0")
+        ws_limit = max_reply_bytes if ws_max_size is None else ws_max_size
+        if max_reply_bytes < 1 or ws_limit < 1 or max_json_depth < 1:
+            raise ValueError("max_reply_bytes, ws_max_size and max_json_depth must be >= 1")
         self.timeout = timeout
         self.max_retries = retries
         self.backoff = backoff
@@ -588,10 +647,12 @@ class RpcClient:
             scheme = urlsplit(url).scheme.lower()
             transport: _HttpTransport | _WsTransport
             if scheme in ("http", "https"):
-                transport = _HttpTransport(url, name, self._http_session, headers or {})
+                transport = _HttpTransport(url, name, self._http_session, headers or {},
+                                           max_reply_bytes=max_reply_bytes, max_json_depth=max_json_depth)
             elif scheme in ("ws", "wss"):
-                transport = _WsTransport(url, name, headers=headers or {}, max_size=ws_max_size,
-                                         trust_env=trust_env, notify=self._dispatch_notification)
+                transport = _WsTransport(url, name, headers=headers or {}, max_size=ws_limit,
+                                         trust_env=trust_env, notify=self._dispatch_notification,
+                                         max_json_depth=max_json_depth)
             else:
                 raise ValueError(f"unsupported RPC URL scheme {scheme!r} in {name} (use http(s):// or ws(s)://)")
             self.endpoints.append(Endpoint(url=url, name=name, transport=transport, priority=prio))

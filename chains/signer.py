@@ -1,9 +1,11 @@
 """Transaction and message signing with keys that never leave this object.
 
-* **Where keys come from.** :meth:`Signer.from_env` reads a hex private key from an environment variable;
-  :meth:`Signer.from_keystore` decrypts an encrypted JSON keystore (eth-account ``Account.decrypt``), and
-  :meth:`Signer.from_keystore_env` takes the keystore path and its password from the environment.
-  :meth:`Signer.from_environment` prefers the keystore when its path variable is set.
+* **Where keys come from.** This module only loads what it is given: :class:`Signer` takes a raw key,
+  :meth:`Signer.from_keystore` decrypts an encrypted JSON keystore (eth-account ``Account.decrypt``),
+  :meth:`Signer.from_env` / :meth:`Signer.from_keystore_env` read the variables they are told to (scripts and
+  tests; ``from_env`` defaults to ``MEV_PRIVATE_KEY`` for them).  The bots never read ``MEV_*`` variables: their
+  keys come from the configuration's ``[signer]`` section through :func:`bots.keys.signer_from_config`
+  (docs/keys-and-modes.md), which refuses to fall back to a public key when a configured one is unusable.
 * **Keys are not logged.** ``repr``/``str`` show only the address, pickling/copying is refused, and errors
   about a malformed key never quote it. The raw key is held only inside a coincurve ``PrivateKey``.
 * **Fast path.** :meth:`Signer.sign_eip1559` RLP-encodes the EIP-1559 (type 2) payload with a small encoder,
@@ -33,9 +35,7 @@ __all__ = [
     "rlp_encode",
 ]
 
-ENV_PRIVATE_KEY = "MEV_PRIVATE_KEY"
-ENV_KEYSTORE_PATH = "MEV_KEYSTORE_PATH"
-ENV_KEYSTORE_PASSWORD = "MEV_KEYSTORE_PASSWORD"
+ENV_PRIVATE_KEY = "MEV_PRIVATE_KEY"  # from_env's default, for scripts and tests only (the bots never read it)
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -195,21 +195,24 @@ class Signer:
 
     @classmethod
     def from_keystore(cls, path: str | os.PathLike[str], password: str) -> Signer:
+        """Decrypt a keystore; :class:`KeyLoadError` (never showing the password) if it cannot be read or opened."""
         from eth_account import Account
 
         try:
             keyfile = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise KeyLoadError(f"cannot read keystore {os.fspath(path)}: {type(exc).__name__}") from None
+        except OSError as exc:
+            raise KeyLoadError(f"cannot read keystore {os.fspath(path)}: {exc.strerror or type(exc).__name__}") from None
+        except ValueError:
+            raise KeyLoadError(f"keystore {os.fspath(path)} is not JSON") from None
         try:
             raw = bytes(Account.decrypt(keyfile, password))
-        except Exception as exc:  # wrong password, bad MAC, unsupported KDF ...
-            raise KeyLoadError(f"cannot decrypt keystore {os.fspath(path)}: {exc}") from None
+        except Exception:  # wrong password (MAC mismatch), unsupported KDF, damaged file ...
+            raise KeyLoadError(f"cannot decrypt keystore {os.fspath(path)}: wrong password or damaged keystore") from None
         return cls(raw)
 
     @classmethod
-    def from_keystore_env(cls, path_var: str = ENV_KEYSTORE_PATH, password_var: str = ENV_KEYSTORE_PASSWORD,
-                          environ: Mapping[str, str] | None = None) -> Signer:
+    def from_keystore_env(cls, path_var: str, password_var: str, environ: Mapping[str, str] | None = None) -> Signer:
+        """:meth:`from_keystore` with the path and the password read from the variables named."""
         env = os.environ if environ is None else environ
         path = env.get(path_var)
         if not path:
@@ -218,14 +221,6 @@ class Signer:
         if password is None:
             raise KeyLoadError(f"environment variable {password_var} is not set")
         return cls.from_keystore(path, password)
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Signer:
-        """Keystore (``MEV_KEYSTORE_PATH`` + ``MEV_KEYSTORE_PASSWORD``) if configured, else ``MEV_PRIVATE_KEY``."""
-        env = os.environ if environ is None else environ
-        if env.get(ENV_KEYSTORE_PATH):
-            return cls.from_keystore_env(environ=env)
-        return cls.from_env(environ=env)
 
     # ------------------------------------------------------------------ no leaks
     def __repr__(self) -> str:

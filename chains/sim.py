@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 from pyrevm import EVM, AccountInfo, BlockEnv
 
+from chains.wirejson import loads as wire_loads
+
 __all__ = ["ForkSim", "SimError", "SimLog", "SimResult", "decode_revert"]
 
 _BALANCE_OF = bytes.fromhex("70a08231")
@@ -35,6 +37,7 @@ _ERROR_SELECTOR = bytes.fromhex("08c379a0")
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")
 _REVERT_RE = re.compile(r"Revert \{ gas_used: (\d+), output: 0x([0-9a-fA-F]*) \}")
 _HALT_RE = re.compile(r"Halt \{ reason: ([^,]+), gas_used: (\d+) \}")
+_PROBE_REPLY_BYTES = 64 * 1024  # the eth_blockNumber answer is ~50 bytes
 
 
 class SimError(RuntimeError):
@@ -79,8 +82,9 @@ def _probe(rpc_url: str, timeout: float = 5.0) -> int:
     req = urllib.request.Request(rpc_url, body, {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return int(json.loads(resp.read())["result"], 16)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+            raw = resp.read(_PROBE_REPLY_BYTES + 1)  # bounded read, then bounded parse (chains.wirejson)
+            return int(wire_loads(raw, max_bytes=_PROBE_REPLY_BYTES, max_depth=8)["result"], 16)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # WireJsonError is a ValueError
         raise SimError(f"cannot fork {rpc_url}: eth_blockNumber failed ({exc})") from exc
 
 

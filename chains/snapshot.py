@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from chains import wirejson
 from chains.amm import uniswap_v2 as v2math
 from chains.amm.uniswap_v3.tick_math import MAX_SQRT_RATIO, MAX_TICK, MIN_SQRT_RATIO, MIN_TICK
 
@@ -49,6 +50,7 @@ __all__ = [
 
 FORMAT = "mevsuite.pool-state"
 VERSION = 1
+STATE_FILE_MAX_BYTES = 64 << 20  # a V3 pool with every tick initialised is a few MB
 UINT256_MAX = 2**256 - 1
 BATCH = 1_000  # eth_calls per JSON-RPC batch
 V2_DEFAULT_FEE_BPS = 30
@@ -256,7 +258,7 @@ def load_state(state: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     """Parse (JSON text) and validate a ``mevsuite.pool-state`` document; returns it as a dict."""
     if isinstance(state, str | bytes):
         try:
-            doc = json.loads(state)
+            doc = wirejson.loads(state, max_bytes=STATE_FILE_MAX_BYTES)
         except ValueError as exc:
             raise SnapshotError(f"state file is not JSON: {exc}") from None
     else:
@@ -450,7 +452,10 @@ def _print(obj: Any) -> None:
 
 
 def _error(exc: BaseException) -> int:
-    _print({"error": {"type": type(exc).__name__, "message": str(exc)}})
+    """An error is one line of JSON on stdout (as documented in docs/pool-state-format.md), exit status 1."""
+    message = " ".join(str(exc).split())
+    sys.stdout.write(json.dumps({"error": {"type": type(exc).__name__, "message": message}}) + "\n")
+    sys.stdout.flush()
     return 1
 
 
@@ -484,9 +489,10 @@ def quote_main(state_path: str | Path, amount_in: int | str | None = None, amoun
                token_in: str | int = 0, sqrt_price_limit: int | str | None = None) -> int:
     """``mevsuite quote``: read a state file, print the quote as JSON (errors as JSON, exit code 1)."""
     try:
-        text = Path(state_path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        return _error(SnapshotError(f"cannot read state file {state_path}: {exc}"))
+        with open(state_path, "rb") as fh:
+            text = fh.read(STATE_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        return _error(SnapshotError(f"cannot read state file {state_path}: {exc.strerror or exc}"))
     try:
         result = quote_from_state(text, amount_in=amount_in, amount_out=amount_out, token_in=token_in,
                                   sqrt_price_limit=sqrt_price_limit)

@@ -20,6 +20,11 @@
 * **Back-pressure.** Notifications wait in a bounded queue (``max_queue``). ``overflow="block"`` stops reading
   the socket while it is full (lossless; the node buffers or drops us), ``"drop_oldest"`` discards the oldest
   queued notification and counts it (firehoses where only recent items matter).
+* **Hostile messages.** Messages are parsed with :func:`chains.wirejson.loads` to at most ``max_json_depth``
+  levels: a message that is refused or not JSON is counted (``reason="bad_message"``) and skipped, and the
+  subscription lives on.  Messages are capped at ``max_message_bytes``: past it the websocket library closes
+  the socket (1009), which is counted as ``bad_message`` too, and the subscription reconnects.  No message
+  can crash the process with deeply nested JSON.
 * **Metrics** (prometheus-client, on ``registry`` when one is given; labels ``subscription`` = the kind and
   ``reason``): ``mevsuite_ws_connects_total``, ``mevsuite_ws_reconnects_total``, ``mevsuite_ws_errors_total``,
   ``mevsuite_ws_notifications_total``, ``mevsuite_ws_dropped_total``, ``mevsuite_ws_connected`` (gauge). The same
@@ -45,9 +50,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.frames import CloseCode
 
 from chains.promreg import per_registry
 from chains.rpc import _connect_failure, redact_url
+from chains.wirejson import DEFAULT_MAX_DEPTH, WireJsonError
+from chains.wirejson import loads as wire_loads
 
 __all__ = [
     "Notification",
@@ -57,6 +65,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 2**20  # one websocket message (a full pending tx or a block header is a few kB)
 
 Overflow = Literal["block", "drop_oldest"]
 ReconnectCallback = Callable[[], Awaitable[None]]
@@ -144,9 +154,13 @@ class WsSubscription:
         max_queue: int = 10_000,
         overflow: Overflow = "block",
         registry: CollectorRegistry | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_json_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         if backoff <= 0 or backoff_max < backoff:
             raise ValueError("backoff must be > 0 and backoff_max >= backoff")
+        if max_message_bytes < 1 or max_json_depth < 1:
+            raise ValueError("max_message_bytes and max_json_depth must be >= 1")
         if max_queue < 1:
             raise ValueError("max_queue must be >= 1")
         if overflow not in ("block", "drop_oldest"):
@@ -161,6 +175,8 @@ class WsSubscription:
         self.open_timeout = open_timeout
         self.ping_interval = ping_interval
         self.overflow: Overflow = overflow
+        self.max_message_bytes = max_message_bytes
+        self.max_json_depth = max_json_depth
         self._queue: asyncio.Queue[Notification] = asyncio.Queue(max_queue)
         self._m = _metrics(registry)
         self._task: asyncio.Task[None] | None = None
@@ -333,7 +349,7 @@ class WsSubscription:
             ws = await asyncio.wait_for(
                 ws_connect(self.url, compression=None, open_timeout=None, close_timeout=1,
                            ping_interval=self.ping_interval, ping_timeout=self.ping_interval,
-                           max_size=64 * 2**20),
+                           max_size=self.max_message_bytes),
                 self.open_timeout,
             )
         except TimeoutError:
@@ -375,6 +391,9 @@ class WsSubscription:
                     self._m.dropped.labels(self.kind).inc()
                 self._queue.put_nowait(note)
         except ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:  # over max_message_bytes
+                raise _SessionError("bad_message", f"{self.name} sent a message over {self.max_message_bytes} "
+                                    "bytes: connection closed", subscribed=subscribed) from None
             raise _SessionError("dropped", f"connection to {self.name} dropped ({exc})",
                                 subscribed=subscribed) from None
         except OSError as exc:
@@ -392,8 +411,9 @@ class WsSubscription:
                 while True:
                     raw = await ws.recv()
                     try:
-                        msg = json.loads(raw)
-                    except ValueError:
+                        msg = self._loads(raw)
+                    except WireJsonError as exc:
+                        self._error("bad_message", f"refused message from {self.name}: {exc}")
                         continue
                     if not isinstance(msg, dict) or msg.get("id") != 1:
                         continue
@@ -412,12 +432,16 @@ class WsSubscription:
             raise _SessionError("timeout", f"no answer to eth_subscribe from {self.name} within "
                                 f"{self.open_timeout:g} s", subscribed=False) from None
 
+    def _loads(self, raw: str | bytes) -> Any:
+        return wire_loads(raw, max_bytes=self.max_message_bytes, max_depth=self.max_json_depth)
+
     def _parse(self, raw: str | bytes, sub_id: str) -> Notification | None:
         now = time.monotonic()
         try:
-            msg = json.loads(raw)
-        except ValueError:
-            self._error("bad_message", f"undecodable message from {self.name}")
+            msg = self._loads(raw)
+        except WireJsonError as exc:
+            self._error("bad_message", f"refused message from {self.name}: {exc}")
+            log.warning("ws subscription %s on %s: message skipped: %s", self.kind, self.name, exc)
             return None
         if not isinstance(msg, dict) or msg.get("method") != "eth_subscription":
             return None  # e.g. the answer to eth_unsubscribe

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import re
 import warnings
 from collections.abc import Iterable, Mapping
@@ -39,6 +38,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from chains import wirejson  # bounded JSON (a stdlib-only leaf module)
+
+MAX_JSON_BYTES = 2 << 30  # JSON candle/trade files are read whole; beyond this use CSV or parquet
 
 __all__ = [
     "OHLCV_COLUMNS",
@@ -193,12 +196,9 @@ def _read_csv(path: Path) -> _Raw:
 
 def _read_json(path: Path) -> _Raw:
     try:
-        if path.name.lower().endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                obj = json.load(fh)
-        else:
-            with open(path, encoding="utf-8") as fh:
-                obj = json.load(fh)
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            obj = wirejson.loads(fh.read(MAX_JSON_BYTES + 1), max_bytes=MAX_JSON_BYTES)
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot parse as JSON: {exc}") from exc
     if isinstance(obj, list):
@@ -621,8 +621,8 @@ def load_trades(path: str | Path) -> pd.DataFrame:
     base = name[:-3] if name.endswith(".gz") else name
     if base.endswith(".json"):
         opener = gzip.open if name.endswith(".gz") else open
-        with opener(p, "rt", encoding="utf-8") as fh:
-            rows = json.load(fh)
+        with opener(p, "rb") as fh:
+            rows = wirejson.loads(fh.read(MAX_JSON_BYTES + 1), max_bytes=MAX_JSON_BYTES)
         frame = pd.DataFrame(rows, columns=["timestamp", "id", "type", "side", "price", "amount", "cost"][
             : len(rows[0])]) if rows and isinstance(rows[0], list) else pd.DataFrame.from_records(rows)
     else:

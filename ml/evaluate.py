@@ -534,7 +534,7 @@ def evaluate_main(
             n_boot=n_boot,
         )
     except (OverlapError, DataError, RegistryError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the message
         return 2
     if json_out == "-":
         print(json.dumps(_jsonable(result), indent=2, sort_keys=True))

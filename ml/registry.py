@@ -18,6 +18,13 @@ Layout of ``ModelRegistry(root)``::
 A version is written to a hidden temporary directory and renamed into place, then ``LATEST`` is replaced with
 ``os.replace`` — a reader never sees a half-written version or a torn pointer.
 
+A model directory is DATA, never code: the class of each model comes from a fixed kind table
+(:func:`model_kinds`: ``ml.models.MODEL_KINDS`` plus kinds registered in-process with
+:func:`register_model_kind`), the preprocessor's from a fixed table too; the ``class`` recorded in the JSON is
+only checked against the table (anything else is refused). Every name read from the directory's JSON (``LATEST``,
+``models.<kind>.dir``, the models' own file names) must be a plain name that stays inside the directory, and any
+malformed or wrongly typed file is a one-line :class:`RegistryError`.
+
 Nothing here imports ``bots/``: run records go through a :class:`RunSink` that the bots layer wires to its
 store (``Store.record_model_run(**record)``).
 """
@@ -26,7 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -40,22 +46,156 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from chains import wirejson  # bounded JSON (a stdlib-only leaf module)
+
+MAX_JSON_BYTES = 64 << 20  # a meta.json / preprocessor state is kB to a few MB
+
 __all__ = [
     "LoadedModel",
     "ModelRegistry",
     "RegistryError",
     "RunSink",
     "file_sha256",
+    "model_kinds",
+    "register_model_kind",
     "resolve_model_dir",
+    "unregister_model_kind",
 ]
 
 META = "meta.json"
 LATEST = "LATEST"
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+PREPROCESSOR_DIR = "preprocessor"
+PREPROCESSOR_JSON = "preprocessor.json"
+PREPROCESSOR_STATE = "state.json"
+_VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # used with fullmatch
+_KIND_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_LATEST_MAX_BYTES = 256
 
 
 class RegistryError(LookupError):
-    """A missing or malformed version / registry."""
+    """A missing or malformed version / registry (a model directory that is refused)."""
+
+
+# -- the class tables: the only place model / preprocessor classes come from -----------------------------------
+
+_EXTRA_KINDS: dict[str, type] = {}
+
+
+def _builtin_kinds() -> dict[str, type]:
+    from ml.models import MODEL_KINDS  # lstm, transformer, xgboost, lightgbm, stack
+
+    return dict(MODEL_KINDS)
+
+
+def model_kinds() -> dict[str, type]:
+    """Model kind -> class: ``ml.models.MODEL_KINDS`` plus the kinds registered in this process."""
+    return {**_builtin_kinds(), **_EXTRA_KINDS}
+
+
+def register_model_kind(kind: str, cls: type) -> None:
+    """Add ``kind`` -> ``cls`` to THIS process's kind table (tests, in-process extensions). Code decides what
+    is loadable; a model directory can only name a kind of the table. ``cls`` needs ``load(directory)`` (a
+    classmethod) and instances with ``save(directory)`` and ``predict_proba(X)``. A built-in kind cannot be
+    replaced."""
+    if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
+        raise ValueError(f"invalid model kind {kind!r} (lower-case letters, digits, '_' and '-')")
+    if kind in _builtin_kinds():
+        raise ValueError(f"model kind {kind!r} is built in and cannot be replaced")
+    if not isinstance(cls, type) or not callable(getattr(cls, "load", None)):
+        raise ValueError(f"{cls!r} is not a class with a load(directory) method")
+    _EXTRA_KINDS[kind] = cls
+
+
+def unregister_model_kind(kind: str) -> None:
+    """Remove a kind added with :func:`register_model_kind` (no-op if absent)."""
+    _EXTRA_KINDS.pop(kind, None)
+
+
+def _preprocessor_classes() -> dict[str, type]:
+    """Class path (as recorded in ``preprocessor.json``) -> class: the only loadable preprocessors."""
+    from ml.features.preprocess import CausalPreprocessor
+
+    return {_class_path(CausalPreprocessor): CausalPreprocessor}
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: first line of the message`` (bounded): error messages of this module stay on one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _inside(base: Path, path: Path, where: str, label: str) -> Path:
+    """``path`` if it resolves (symlinks followed) strictly inside ``base``; else a RegistryError."""
+    root, real = base.resolve(), path.resolve()
+    if real == root or not real.is_relative_to(root):
+        raise RegistryError(f"{where}: {label} leads out of the model directory (symlink to {real})")
+    return path
+
+
+def _read_json_object(path: Path, where: str, label: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_JSON_BYTES + 1)
+    except FileNotFoundError:
+        raise RegistryError(f"{where}: {label} is missing") from None
+    except OSError as exc:
+        raise RegistryError(f"{where}: cannot read {label}: {_describe(exc)}") from None
+    try:
+        data = wirejson.loads(raw, max_bytes=MAX_JSON_BYTES)
+    except ValueError as exc:
+        raise RegistryError(f"{where}: {label} is not valid JSON ({_describe(exc)})") from None
+    if not isinstance(data, dict):
+        raise RegistryError(f"{where}: {label} must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# meta.json fields that loading and serving use: key -> (check, description, required)
+_META_FIELDS: dict[str, tuple[Any, str, bool]] = {
+    "horizon": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", True),
+    "target": (
+        lambda v: isinstance(v, dict) and isinstance(v.get("symbol"), str | None) and "symbol" in v,
+        "an object with a symbol",
+        True,
+    ),
+    "feature_config": (lambda v: isinstance(v, dict), "an object", True),
+    "feature_columns": (
+        lambda v: isinstance(v, list) and bool(v) and all(isinstance(c, str) for c in v),
+        "a non-empty list of strings",
+        True,
+    ),
+    "models": (lambda v: isinstance(v, dict), "an object", True),
+    "model_kinds": (lambda v: isinstance(v, list) and all(isinstance(k, str) for k in v), "a list of strings", False),
+    "warmup_rows": (lambda v: _is_int(v) and v >= 0, "an integer >= 0", False),
+    "others": (
+        lambda v: isinstance(v, dict) and all(isinstance(o, dict) and "symbol" in o for o in v.values()),
+        "an object of {venue, symbol} objects",
+        False,
+    ),
+    "evaluation_defaults": (lambda v: isinstance(v, dict), "an object", False),
+    "training_ranges": (
+        lambda v: isinstance(v, list)
+        and all(isinstance(r, dict) and isinstance(r.get("first"), str) and isinstance(r.get("last"), str) for r in v),
+        "a list of {first, last, ...} objects",
+        False,
+    ),
+}
+
+
+def _check_meta(meta: dict[str, Any], where: str) -> None:
+    for key, (ok, what, required) in _META_FIELDS.items():
+        if key not in meta or (meta[key] is None and not required):
+            if required:
+                raise RegistryError(f"{where}: meta.json has no {key!r}")
+            continue
+        if not ok(meta[key]):
+            raise RegistryError(f"{where}: meta.json {key} must be {what}, got {str(meta[key])[:60]!r}")
 
 
 @runtime_checkable
@@ -79,14 +219,6 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 def _class_path(obj: object) -> str:
     cls = obj if isinstance(obj, type) else type(obj)
     return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _import_class(path: str) -> Any:
-    module, _, qual = path.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qual.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _json_default(o: Any) -> Any:
@@ -129,32 +261,54 @@ def _nan_to_none(obj: Any) -> Any:
 
 
 def _save_preprocessor(pre: Any, directory: Path) -> None:
+    if _class_path(pre) not in _preprocessor_classes():
+        raise RegistryError(
+            f"cannot publish a {_class_path(pre)} preprocessor: only {sorted(_preprocessor_classes())} can be loaded"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     info: dict[str, Any] = {"class": _class_path(pre)}
     if hasattr(pre, "save"):
         pre.save(directory)
         info["format"] = "save"
     elif hasattr(pre, "to_dict"):
-        dump_json(pre.to_dict(), directory / "state.json")
+        dump_json(pre.to_dict(), directory / PREPROCESSOR_STATE)
         info["format"] = "to_dict"
     elif hasattr(pre, "state_dict"):
-        dump_json(pre.state_dict(), directory / "state.json")
+        dump_json(pre.state_dict(), directory / PREPROCESSOR_STATE)
         info["format"] = "state_dict"
     else:
         raise RegistryError(f"cannot persist a {type(pre).__name__}: it has no save/to_dict/state_dict")
-    dump_json(info, directory / "preprocessor.json")
+    dump_json(info, directory / PREPROCESSOR_JSON)
 
 
-def _load_preprocessor(directory: Path) -> Any:
-    info = json.loads((directory / "preprocessor.json").read_text(encoding="utf-8"))
-    cls = _import_class(info["class"])
-    fmt = info["format"]
-    if fmt == "save":
-        return cls.load(directory)
-    state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
-    if fmt == "to_dict":
-        return cls.from_dict(state)
-    return cls.from_state_dict(state) if hasattr(cls, "from_state_dict") else cls.from_state(state)
+def _load_preprocessor(base: Path, where: str) -> Any:
+    """The fitted preprocessor of the version at ``base``: its class from the fixed table only."""
+    directory = _inside(base, base / PREPROCESSOR_DIR, where, f"{PREPROCESSOR_DIR}/")
+    label = f"{PREPROCESSOR_DIR}/{PREPROCESSOR_JSON}"
+    info = _read_json_object(_inside(base, directory / PREPROCESSOR_JSON, where, label), where, label)
+    table = _preprocessor_classes()
+    named = info.get("class")
+    if not isinstance(named, str) or named not in table:
+        raise RegistryError(
+            f"{where}: {label} class names {str(named)[:120]!r}, expected {' or '.join(sorted(table))}"
+        )
+    cls: Any = table[named]
+    fmt = info.get("format")
+    loaders = {"to_dict": "from_dict", "state_dict": "from_state_dict", "save": "load"}
+    if fmt not in loaders or not hasattr(cls, loaders[str(fmt)]):
+        raise RegistryError(f"{where}: {label} format {str(fmt)[:40]!r} is not supported by {named}")
+    try:
+        if fmt == "save":
+            return cls.load(directory)
+        state_label = f"{PREPROCESSOR_DIR}/{PREPROCESSOR_STATE}"
+        state = _read_json_object(
+            _inside(base, directory / PREPROCESSOR_STATE, where, state_label), where, state_label
+        )
+        return getattr(cls, loaders[str(fmt)])(state)
+    except RegistryError:
+        raise
+    except Exception as exc:  # the state is data: any failure to rebuild from it is a refused directory
+        raise RegistryError(f"{where}: cannot load the preprocessor: {_describe(exc)}") from exc
 
 
 # -- a loaded version -------------------------------------------------------------------------------------------
@@ -259,16 +413,28 @@ class ModelRegistry:
         )
 
     def latest(self) -> str | None:
-        """The version ``LATEST`` points to (``None`` when nothing is published)."""
+        """The version ``LATEST`` points to (``None`` when nothing is published). A pointer that does not hold
+        a version id (``_VERSION_RE``: a plain name) is a :class:`RegistryError`."""
         pointer = self.root / LATEST
         if not pointer.is_file():
             return None
-        version = pointer.read_text(encoding="utf-8").strip()
+        try:
+            with open(pointer, "rb") as fh:
+                raw = fh.read(_LATEST_MAX_BYTES + 1)
+        except OSError as exc:
+            raise RegistryError(f"registry {self.root}: cannot read {LATEST}: {_describe(exc)}") from None
+        try:
+            version = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            version = None
+        if version is None or len(raw) > _LATEST_MAX_BYTES or (version and not _VERSION_RE.fullmatch(version)):
+            shown = raw[:60].decode("utf-8", "replace")
+            raise RegistryError(f"registry {self.root}: {LATEST} holds {shown!r}, which is not a version id")
         return version if version and (self.root / version / META).is_file() else None
 
     def path(self, version: str) -> Path:
-        if not _VERSION_RE.match(version):
-            raise RegistryError(f"invalid version id {version!r}")
+        if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
+            raise RegistryError(f"invalid version id {str(version)[:60]!r}")
         p = self.root / version
         if not (p / META).is_file():
             raise RegistryError(f"version {version!r} not found under {self.root}")
@@ -276,23 +442,60 @@ class ModelRegistry:
 
     def meta(self, version: str | None = None) -> dict[str, Any]:
         version = version or self._latest_or_raise()
-        result: dict[str, Any] = json.loads((self.path(version) / META).read_text(encoding="utf-8"))
-        return result
+        base = self.path(version)
+        where = f"model directory {base}"
+        return _read_json_object(_inside(base, base / META, where, META), where, META)
 
     def load(self, version: str | None = None) -> LoadedModel:
-        """Load ``version`` (the latest when ``None``): models, preprocessor, feature config and meta."""
+        """Load ``version`` (the latest when ``None``): models, preprocessor, feature config and meta.
+
+        Classes come from the fixed tables only (:func:`model_kinds`, the preprocessor table); a model
+        directory that names anything else, names a path outside itself or holds malformed JSON is refused
+        with a one-line :class:`RegistryError`."""
         from ml.features import FeatureConfig
 
         version = version or self._latest_or_raise()
         base = self.path(version)
+        where = f"model directory {base}"
         meta = self.meta(version)
+        _check_meta(meta, where)
+        table = model_kinds()
+        kinds = meta.get("model_kinds") or list(meta["models"])
+        if not kinds:
+            raise RegistryError(f"{where}: meta.json lists no model kinds")
         models: dict[str, Any] = {}
-        for kind in meta.get("model_kinds") or list(meta["models"]):
-            info = meta["models"][kind]
-            cls = _import_class(info["class"])
-            models[kind] = cls.load(base / info["dir"])
-        pre = _load_preprocessor(base / "preprocessor")
-        fcfg = FeatureConfig.from_dict(meta["feature_config"])
+        for kind in kinds:
+            cls = table.get(kind)
+            if cls is None:
+                raise RegistryError(
+                    f"{where}: meta.json names model kind {kind[:60]!r}, which is not a known kind {sorted(table)}"
+                )
+            info = meta["models"].get(kind)
+            if not isinstance(info, dict):
+                raise RegistryError(f"{where}: meta.json models.{kind} must be an object")
+            expected = _class_path(cls)
+            named = info.get("class", expected)  # informational; must match the table when present
+            if named != expected:
+                raise RegistryError(
+                    f"{where}: meta.json models.{kind}.class names {str(named)[:120]!r}, expected {expected}"
+                )
+            want_dir = f"models/{kind}"
+            named_dir = info.get("dir", want_dir)
+            if named_dir != want_dir:
+                raise RegistryError(
+                    f"{where}: meta.json models.{kind}.dir {str(named_dir)[:120]!r} is not a plain name under "
+                    f"models/ (expected {want_dir!r})"
+                )
+            directory = _inside(base, base / "models" / kind, where, f"{want_dir}/")
+            try:
+                models[kind] = cls.load(directory)  # type: ignore[attr-defined]
+            except Exception as exc:  # the files are data: any failure to rebuild from them refuses the version
+                raise RegistryError(f"{where}: cannot load model {kind!r}: {_describe(exc)}") from exc
+        pre = _load_preprocessor(base, where)
+        try:
+            fcfg = FeatureConfig.from_dict(meta["feature_config"])
+        except (TypeError, ValueError) as exc:
+            raise RegistryError(f"{where}: meta.json feature_config: {_describe(exc)}") from exc
         return LoadedModel(version, base, meta, models, pre, fcfg)
 
     def _latest_or_raise(self) -> str:
@@ -318,9 +521,20 @@ class ModelRegistry:
         set_latest: bool = True,
     ) -> str:
         """Write a new version (models, preprocessor state, meta.json) and point ``LATEST`` at it."""
+        table = model_kinds()
+        for kind, model in models.items():
+            if kind not in table:
+                raise RegistryError(
+                    f"cannot publish model kind {kind!r}: not a loadable kind {sorted(table)} (see register_model_kind)"
+                )
+            if type(model) is not table[kind]:
+                raise RegistryError(
+                    f"cannot publish model kind {kind!r}: it is a {_class_path(model)}, "
+                    f"expected {_class_path(table[kind])}"
+                )
         self.root.mkdir(parents=True, exist_ok=True)
         version = version or self.new_version()
-        if not _VERSION_RE.match(version) or (self.root / version).exists():
+        if not _VERSION_RE.fullmatch(version) or (self.root / version).exists():
             raise RegistryError(f"version {version!r} is invalid or already exists")
         tmp = self.root / f".tmp-{version}"
         try:

@@ -21,7 +21,9 @@ JSON body ``{"error", "status", ...}``): 400 missing ``symbol``, 404 unknown sym
 Hot reload: a background task asks the factory for the latest version every ``reload_interval`` seconds (and
 at once on :meth:`SignalService.request_reload`, which :func:`serve` wires to SIGHUP) and swaps the provider
 atomically when it changed. A version that fails to load is not retried until the latest version changes (or a
-forced reload); the previous model keeps serving and ``/health`` shows ``status: degraded`` with the error.
+forced reload); the previous model keeps serving and ``/health`` shows ``status: degraded`` with the error, which
+is also counted (``mevsuite_ml_model_reload_failures_total``) and logged as a warning. A version the registry
+refuses (a model directory is data: see ``ml.registry``) is such a failure.
 
 Metrics live on the service's own :class:`~prometheus_client.CollectorRegistry` (``mevsuite_ml_*``).
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import os
 import signal as signal_mod
@@ -55,6 +58,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "SERVICE_KEY",
@@ -529,8 +534,7 @@ class SignalService:
             try:
                 await self.reload(force=force)
             except Exception as exc:  # never let the reload loop die: report and try again next interval
-                self.metrics.reload_failures_total.inc()
-                self._last_error = f"reload failed: {type(exc).__name__}: {exc}"
+                self._reload_failed(f"reload failed: {type(exc).__name__}: {exc}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.reload_interval)
             self._wake.clear()
@@ -542,8 +546,7 @@ class SignalService:
             try:
                 latest = await asyncio.to_thread(self.factory.latest_version)
             except Exception as exc:
-                self.metrics.reload_failures_total.inc()
-                self._last_error = f"latest-version check failed: {type(exc).__name__}: {exc}"
+                self._reload_failed(f"latest-version check failed: {type(exc).__name__}: {exc}")
                 return False
             self._latest_seen = latest
             current = self._state
@@ -558,12 +561,20 @@ class SignalService:
                 if not isinstance(provider, SignalProvider):
                     raise TypeError(f"factory.load returned {type(provider).__name__}, not a SignalProvider")
             except Exception as exc:
-                self.metrics.reload_failures_total.inc()
                 self._failed_version = latest
-                self._last_error = f"loading version {latest} failed: {type(exc).__name__}: {exc}"
+                self._reload_failed(f"loading version {latest} failed: {type(exc).__name__}: {exc}")
                 return False
             self._swap(provider)
             return True
+
+    def _reload_failed(self, message: str) -> None:
+        """Count, record (``/health``) and log a failed check or load; the served model stays."""
+        self.metrics.reload_failures_total.inc()
+        if message != self._last_error:  # a pointer that stays broken is logged once, counted every check
+            state = self._state
+            serving = "no model" if state is None else f"version {state.provider.version}"
+            log.warning("ml serve: %s; still serving %s", " ".join(message.split()), serving)
+        self._last_error = message
 
     def _swap(self, provider: SignalProvider) -> None:
         old = self._state
@@ -790,11 +801,7 @@ async def serve(
         try:
             await site.start()
         except OSError as exc:
-            print(
-                f"ml serve: cannot listen on {host}:{port}: {exc.strerror or exc}",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr, flush=True)
             return 2
         addrs = runner.addresses
         bound = addrs[0][1] if addrs else port
@@ -826,11 +833,15 @@ def serve_main(
     port: int = 0,
     reload_interval: float = 30.0,
 ) -> int:
-    """``mevsuite ml serve``: the registry at ``model_dir`` over candles from ``data`` CSVs. Exit code."""
+    """``mevsuite ml serve``: the registry at ``model_dir`` over candles from ``data`` CSVs. Exit code; a
+    start-up error is one ``error: ...`` line on stderr (exit 2). A version that cannot be loaded (e.g. a model
+    directory the registry refuses) does not stop the service: it is logged, counted and shown on ``/health``."""
+    from ml.registry import RegistryError
+
     try:
         candles = CsvCandleSource(list(data))
         factory = RegistryProviderFactory(model_dir, candles)
-    except (OSError, ValueError, ImportError) as exc:
-        print(f"ml serve: {exc}", file=sys.stderr, flush=True)
+    except (OSError, ValueError, ImportError, RegistryError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
         return 2
     return asyncio.run(serve(factory, candles, host=host, port=port, reload_interval=reload_interval))

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.registry import ModelRegistry, RunSink, file_sha256, transform_features
+from ml.registry import ModelRegistry, RegistryError, RunSink, file_sha256, transform_features
 from ml.stats import classification_metrics
 
 __all__ = [
@@ -147,6 +147,34 @@ def walk_forward_splits(
 # -- configuration ----------------------------------------------------------------------------------------------
 
 
+_INT_KEYS = {"horizon", "folds", "net_folds", "seed", "threads"}
+_OPTIONAL_INT_KEYS = {"test_size", "min_train", "embargo"}
+_NUMBER_KEYS = {"val_frac", "fee_bps", "slippage_bps", "band"}
+
+
+def _check_train_value(key: str, value: Any) -> None:
+    """A training-config value of the wrong type is a one-line ``ValueError`` naming the key."""
+    is_int = type(value) is int
+    ok = {
+        "models": isinstance(value, list) and all(isinstance(m, str) for m in value),
+        "until": value is None or isinstance(value, str),
+        "features": isinstance(value, Mapping),
+        "model_params": isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in value.values()),
+        "short": isinstance(value, bool),
+    }.get(key)
+    if ok is None:
+        if key in _INT_KEYS:
+            ok = is_int
+        elif key in _OPTIONAL_INT_KEYS:
+            ok = value is None or is_int
+        elif key in _NUMBER_KEYS:
+            ok = (is_int or type(value) is float) and math.isfinite(value)
+        else:
+            ok = True
+    if not ok:
+        raise ValueError(f"training config: {key} has the wrong type ({type(value).__name__}: {str(value)[:40]!r})")
+
+
 @dataclass
 class TrainConfig:
     """Everything training needs; loadable from a dict / a TOML section (``[ml.train]``)."""
@@ -205,14 +233,26 @@ class TrainConfig:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown training config keys {sorted(unknown)}; known: {sorted(names)}")
+        for key, value in data.items():
+            _check_train_value(key, value)
         return cls(**{k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()})
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str], section: str = "ml.train") -> TrainConfig:
         """Read ``[ml.train]`` (dotted ``section``) of a TOML file; a file without it gives the defaults, except
         a file whose top level is itself a training config."""
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read(1 << 20)
+            doc = tomllib.loads(raw.decode("utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read training config {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"training config {path}: not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"training config {path}: invalid TOML: {exc}") from None
+        except RecursionError:
+            raise ValueError(f"training config {path}: invalid TOML: values nested too deeply") from None
         node: Any = doc
         for part in section.split("."):
             if not isinstance(node, Mapping) or part not in node:
@@ -621,7 +661,7 @@ def train_main(
         if overrides:
             cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
         result = train(data, out, cfg, sink=sink, progress=progress)
-    except (DataError, ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as exc:
+    except (DataError, ValueError, FileNotFoundError, tomllib.TOMLDecodeError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"trained version {result['version']} -> {result['path']}")

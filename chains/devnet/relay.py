@@ -30,9 +30,16 @@ JSON-RPC methods (every request must carry ``X-Flashbots-Signature``; see docs/r
 
 A missing signature is answered as relay.flashbots.net does: HTTP 403 ``{"error":"missing
 X-Flashbots-Signature header"}``; a bad one HTTP 403 ``{"error":"error in signature check <address>"}``.  Bad
-params get JSON-RPC errors (-32700 parse, -32600 invalid request, -32601 unknown method, -32602 invalid params)
-and are counted in metrics; the relay keeps serving.  Every received bundle is kept in :meth:`LocalRelay.received`
-(method, bundle hash, signer, target block, txs, time, accepted/error) for audits.
+params get JSON-RPC errors (-32700 parse, -32600 invalid request, -32601 unknown method, -32602 invalid params,
+-32005 a pending-items limit) and are counted in metrics; an unexpected failure is answered ``-32603 internal
+error`` (details only in the log); the relay keeps serving.  Every received bundle is kept in
+:meth:`LocalRelay.received` (method, bundle hash, signer, target block, txs, time, accepted/error) for audits.
+
+Limits (constructor parameters, docs/relay.md "Limits"; docs/wire-limits.md): request bodies are capped
+(``max_body_bytes``; HTTP 413 + -32600 past it) and parsed with :func:`chains.wirejson.loads` (nesting depth
+``max_json_depth``: hostile JSON cannot crash the process); ``maxBlockNumber`` of private txs and the target
+blocks of bundles at head + 25; pending bundles + private txs per signer and in total; hint stream subscribers
+(a subscriber whose queue fills is disconnected); hint size and hint history bytes.
 """
 
 from __future__ import annotations
@@ -74,11 +81,15 @@ from chains.flashbots import (
 )
 from chains.node import RpcCallError
 from chains.promreg import per_registry
+from chains.wirejson import DEFAULT_MAX_DEPTH, WireJsonError
+from chains.wirejson import loads as wire_loads
 
 __all__ = [
     "DEFAULT_HINTS",
     "DEFAULT_REFUND_PERCENT",
     "DEVNET_BUILDER_COINBASE",
+    "MAX_BLOCKS_AHEAD",
+    "MAX_BODY_BYTES",
     "LocalRelay",
     "PrivateTx",
     "ReceivedBundle",
@@ -92,6 +103,14 @@ DEFAULT_REFUND_PERCENT = 90  # the docs: "90% of the backrun value is sent to th
 DEFAULT_HINTS = frozenset({"hash", "contract_address", "function_selector", "logs"})
 PRIVATE_TX_BLOCKS = 25  # eth_sendPrivateTransaction: "Flashbots will attempt ... for the next 25 blocks"
 MAX_BLOCK_RANGE = 30  # mev_sendBundle inclusion.block..maxBlock
+MAX_BLOCKS_AHEAD = 25  # bundle target blocks (eth_sendBundle blockNumber, mev_sendBundle inclusion) <= head + 25
+MAX_BODY_BYTES = 2 * MAX_BUNDLE_BYTES + 65_536  # a full bundle as hex, plus the envelope
+MAX_PENDING_PER_SIGNER = 1_000  # pending bundles (one per target block) + pending private txs of one signer
+MAX_PENDING_TOTAL = 10_000
+MAX_SSE_SUBSCRIBERS = 100
+MAX_HINT_BYTES = 64 * 1024  # one hint event as JSON; bigger ones lose logs / callData / accessList first
+MAX_HISTORY_HINTS = 10_000
+MAX_HISTORY_BYTES = 8 * 2**20
 DEVNET_BUILDER_COINBASE = "0x00000000000000000000000000000000b1d3b1d3"
 REFUND_FLOAT_WEI = 100 * 10**18
 BUILDER_PUBKEY = "0x" + "b1d3" * 24  # the one builder's (fake BLS) identity in stats v2
@@ -102,13 +121,19 @@ _HINTS = frozenset({"calldata", "contract_address", "logs", "function_selector",
 
 
 class RelayRpcError(Exception):
-    """A JSON-RPC error answer (the request was understood but refused)."""
+    """A JSON-RPC error answer (the request was understood but refused).  ``reason``: the label counted in
+    ``mevsuite_relay_errors_total`` (default: ``invalid_params`` for -32602, else ``refused``)."""
 
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
+    def __init__(self, code: int, message: str, data: Any = None, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.data = data
+        self.reason = reason or ("invalid_params" if code == -32602 else "refused")
+
+
+def _compact(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
 
 
 def _invalid(message: str) -> RelayRpcError:
@@ -162,6 +187,15 @@ class PrivateTx:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(eq=False, slots=True)
+class _Subscriber:
+    """One hint-stream connection: its queue, and the transport to abort when it falls behind."""
+
+    queue: asyncio.Queue[str]
+    transport: asyncio.BaseTransport | None
+    kicked: bool = False
+
+
 @dataclass(slots=True)
 class _Metrics:
     requests: Counter
@@ -169,9 +203,9 @@ class _Metrics:
     bundles: Counter
     hints: Counter
     hints_dropped: Counter
+    hints_trimmed: Counter
     subscribers: Gauge
-
-
+    subscribers_dropped: Counter
 
 
 def _metrics(registry: CollectorRegistry | None) -> _Metrics:
@@ -188,8 +222,14 @@ def _build_metrics(registry: CollectorRegistry | None) -> _Metrics:
         hints=Counter("mevsuite_relay_hints_total", "MEV-Share hints streamed", registry=registry),
         hints_dropped=Counter("mevsuite_relay_hints_dropped_total", "Hints dropped for a slow SSE subscriber",
                               registry=registry),
+        hints_trimmed=Counter("mevsuite_relay_hints_trimmed_total",
+                              "Hints over the size limit, streamed without logs / callData / accessList",
+                              registry=registry),
         subscribers=Gauge("mevsuite_relay_sse_subscribers", "Connected MEV-Share stream subscribers",
                           registry=registry),
+        subscribers_dropped=Counter("mevsuite_relay_sse_subscribers_dropped_total",
+                                    "Hint stream subscribers refused (limit) or disconnected (slow)", ["reason"],
+                                    registry=registry),
     )
     return m
 
@@ -253,25 +293,59 @@ class LocalRelay:
 
     ``ping_interval_s``: an SSE ``:ping`` comment after this long without events (the docs: 15 s).
     ``registry``: prometheus registry for the relay's metrics (none: unregistered counters).
+
+    Limits (docs/relay.md, "Limits"): ``max_body_bytes`` per request body (HTTP 413 past it) and
+    ``max_json_depth`` nesting levels; ``max_private_blocks`` (a private tx's ``maxBlockNumber`` <= head + 25) and
+    ``max_blocks_ahead`` (bundle target blocks <= head + 25); ``max_pending_per_signer`` / ``max_pending_total``
+    pending bundles (one per target block) + pending private txs; ``max_sse_subscribers`` hint streams, each
+    with a queue of ``subscriber_queue`` events (a subscriber whose queue fills is disconnected);
+    ``max_hint_bytes`` per hint event; the hint history keeps at most ``max_history`` events and
+    ``max_history_bytes`` bytes of them.
     """
 
     def __init__(self, builder: BlockBuilder, *, host: str = "127.0.0.1", port: int = 0,
                  registry: CollectorRegistry | None = None, ping_interval_s: float = 15.0,
                  max_log: int = 100_000, subscriber_queue: int = 1_000,
-                 refund_float_wei: int = REFUND_FLOAT_WEI) -> None:
+                 refund_float_wei: int = REFUND_FLOAT_WEI,
+                 max_body_bytes: int = MAX_BODY_BYTES, max_json_depth: int = DEFAULT_MAX_DEPTH,
+                 max_private_blocks: int = PRIVATE_TX_BLOCKS, max_blocks_ahead: int = MAX_BLOCKS_AHEAD,
+                 max_pending_per_signer: int = MAX_PENDING_PER_SIGNER, max_pending_total: int = MAX_PENDING_TOTAL,
+                 max_sse_subscribers: int = MAX_SSE_SUBSCRIBERS, max_hint_bytes: int = MAX_HINT_BYTES,
+                 max_history: int = MAX_HISTORY_HINTS, max_history_bytes: int = MAX_HISTORY_BYTES) -> None:
+        limits = {"max_body_bytes": max_body_bytes, "max_json_depth": max_json_depth,
+                  "max_private_blocks": max_private_blocks, "max_blocks_ahead": max_blocks_ahead,
+                  "max_pending_per_signer": max_pending_per_signer, "max_pending_total": max_pending_total,
+                  "max_sse_subscribers": max_sse_subscribers, "subscriber_queue": subscriber_queue,
+                  "max_hint_bytes": max_hint_bytes, "max_history": max_history,
+                  "max_history_bytes": max_history_bytes}
+        bad = [k for k, v in limits.items() if v < 1]
+        if bad:
+            raise ValueError(f"relay limits must be >= 1: {', '.join(bad)}")
         self.builder = builder
         self.host = host
         self.port = port
         self.ping_interval_s = ping_interval_s
         self.refund_float_wei = refund_float_wei
+        self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
+        self.max_private_blocks = max_private_blocks
+        self.max_blocks_ahead = max_blocks_ahead
+        self.max_pending_per_signer = max_pending_per_signer
+        self.max_pending_total = max_pending_total
+        self.max_sse_subscribers = max_sse_subscribers
+        self.max_hint_bytes = max_hint_bytes
+        self.max_history_bytes = max_history_bytes
         self.keep_private = 10_000  # finished private txs kept for private_tx() look-ups
         self.metrics = _metrics(registry)
         self._log: collections.deque[ReceivedBundle] = collections.deque(maxlen=max_log)
         self._private: dict[str, PrivateTx] = {}  # by tx hash
         self._by_hint: dict[str, str] = {}  # hint hash -> tx hash
-        self._subscribers: set[asyncio.Queue[str]] = set()
+        self._bundles: dict[tuple[str, int], str] = {}  # (bundle hash, target block) -> signer: for the limits
+        self._subscribers: set[_Subscriber] = set()
         self._subscriber_queue = subscriber_queue
-        self._hint_history: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
+        # (entry, its size as JSON): bounded by count and by bytes
+        self._hint_history: collections.deque[tuple[dict[str, Any], int]] = collections.deque(maxlen=max_history)
+        self._history_bytes = 0
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = asyncio.Event()
@@ -292,7 +366,7 @@ class LocalRelay:
             bal = int(await self.builder.request("eth_getBalance", [coinbase, "latest"]), 16)
             if bal < self.refund_float_wei:
                 await self.builder.request("anvil_setBalance", [coinbase, hex(self.refund_float_wei)])
-        app = web.Application(client_max_size=2 * MAX_BUNDLE_BYTES + 65_536)
+        app = web.Application(client_max_size=self.max_body_bytes)
         app.router.add_post("/", self._handle_rpc)
         app.router.add_get("/events", self._handle_sse)
         app.router.add_get("/api/v1/history", self._handle_history)
@@ -311,9 +385,9 @@ class LocalRelay:
 
     async def stop(self) -> None:
         self._closing.set()
-        for q in list(self._subscribers):
+        for sub in list(self._subscribers):
             with contextlib.suppress(asyncio.QueueFull):
-                q.put_nowait("")  # wakes the stream handler, which ends the response
+                sub.queue.put_nowait("")  # wakes the stream handler, which ends the response
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:
@@ -344,7 +418,7 @@ class LocalRelay:
 
     def hints(self) -> list[dict[str, Any]]:
         """Every hint event streamed so far (the history the ``/api/v1/history`` endpoint serves)."""
-        return [dict(x["hint"]) for x in self._hint_history]
+        return [dict(x["hint"]) for x, _ in self._hint_history]
 
     # ------------------------------------------------------------------ HTTP
     async def _handle_health(self, request: web.Request) -> web.Response:
@@ -352,10 +426,22 @@ class LocalRelay:
             1 for p in self._private.values() if p.status == "pending")})
 
     async def _handle_history(self, request: web.Request) -> web.Response:
-        return web.json_response(list(self._hint_history))
+        return web.json_response([x for x, _ in self._hint_history], dumps=_compact)
+
+    def _too_large(self, size: int | None) -> web.Response:
+        self.metrics.errors.labels("too_large").inc()
+        what = f"of {size} bytes " if size is not None else ""
+        err = {"code": -32600, "message": f"request body {what}exceeds the limit of {self.max_body_bytes} bytes"}
+        return web.json_response({"jsonrpc": "2.0", "id": None, "error": err}, status=413)
 
     async def _handle_rpc(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        # The body is capped before it is read (Content-Length), and while it is read (client_max_size, chunked).
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            return self._too_large(request.content_length)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large(None)
         header = request.headers.get(SIGNATURE_HEADER)
         if not header:
             self.metrics.errors.labels("missing_signature").inc()
@@ -366,10 +452,12 @@ class LocalRelay:
             claimed = header.split(":", 1)[0]
             return web.json_response({"error": f"error in signature check {claimed}"}, status=403)
         try:
-            req = json.loads(body)
-        except ValueError:
-            self.metrics.errors.labels("parse_error").inc()
-            return self._error(None, RelayRpcError(-32700, "parse error: the body is not JSON"))
+            req = wire_loads(body, max_bytes=self.max_body_bytes, max_depth=self.max_json_depth)
+        except WireJsonError as exc:  # size and nesting depth are bounded: hostile JSON cannot crash the relay
+            if exc.reason == "too_large":
+                return self._too_large(len(body))
+            self.metrics.errors.labels("too_deep" if exc.reason == "too_deep" else "parse_error").inc()
+            return self._error(None, RelayRpcError(-32700, f"parse error: {exc}"))
         if (not isinstance(req, dict) or not isinstance(req.get("method"), str)
                 or ("params" in req and not isinstance(req["params"], list))):
             self.metrics.errors.labels("invalid_request").inc()
@@ -385,13 +473,13 @@ class LocalRelay:
             result = await handler(self, params, signer)
         except RelayRpcError as exc:
             self.metrics.requests.labels(method, "error").inc()
-            self.metrics.errors.labels("invalid_params" if exc.code == -32602 else "refused").inc()
+            self.metrics.errors.labels(exc.reason).inc()
             return self._error(rid, exc)
-        except Exception as exc:  # the relay keeps running; the caller learns what happened
-            log.exception("relay: %s failed", method)
+        except Exception:  # the relay keeps running; details go to the log only, never to the caller
+            log.exception("relay: %s from %s failed", method, signer)
             self.metrics.requests.labels(method, "error").inc()
             self.metrics.errors.labels("internal").inc()
-            return self._error(rid, RelayRpcError(-32603, f"internal error: {type(exc).__name__}: {exc}"))
+            return self._error(rid, RelayRpcError(-32603, "internal error"))
         self.metrics.requests.labels(method, "ok").inc()
         return web.Response(body=json.dumps({"jsonrpc": "2.0", "id": rid, "result": result},
                                             separators=(",", ":")), content_type="application/json")
@@ -404,43 +492,135 @@ class LocalRelay:
         return web.json_response({"jsonrpc": "2.0", "id": rid, "error": err})
 
     async def _handle_sse(self, request: web.Request) -> web.StreamResponse:
+        if len(self._subscribers) >= self.max_sse_subscribers:
+            self.metrics.subscribers_dropped.labels("limit").inc()
+            return web.json_response({"error": f"too many hint stream subscribers (at most "
+                                               f"{self.max_sse_subscribers})"}, status=503)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "Connection": "keep-alive"})
         await resp.prepare(request)
-        q: asyncio.Queue[str] = asyncio.Queue(self._subscriber_queue)
-        self._subscribers.add(q)
+        sub = _Subscriber(asyncio.Queue(self._subscriber_queue), request.transport)
+        self._subscribers.add(sub)
         self.metrics.subscribers.inc()
         try:
             await resp.write(b":ping\n\n")  # tells the client the stream is live
-            while not self._closing.is_set():
+            while not self._closing.is_set() and not sub.kicked:
                 try:
-                    msg = await asyncio.wait_for(q.get(), self.ping_interval_s)
+                    msg = await asyncio.wait_for(sub.queue.get(), self.ping_interval_s)
                 except TimeoutError:
                     msg = ":ping"
-                if not msg:
+                if not msg or sub.kicked:
                     break
                 await resp.write(msg.encode() + b"\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
+        except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            self._subscribers.discard(q)
+            self._subscribers.discard(sub)
             self.metrics.subscribers.dec()
         return resp
 
+    def _kick(self, sub: _Subscriber) -> None:
+        """A subscriber whose queue is full is too slow to follow the stream: disconnect it (it may reconnect and
+        read the missed hints from ``/api/v1/history``)."""
+        sub.kicked = True
+        self._subscribers.discard(sub)
+        self.metrics.subscribers_dropped.labels("slow").inc()
+        log.warning("relay: hint stream subscriber disconnected: its queue of %d events is full",
+                    self._subscriber_queue)
+        if sub.transport is not None and not sub.transport.is_closing():
+            abort = getattr(sub.transport, "abort", None)  # do not wait for its unread buffer to drain
+            (abort or sub.transport.close)()
+
+    def _fit_hint(self, event: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The event and its SSE line, within ``max_hint_bytes``: the bulky optional parts (logs, then the
+        tx's callData and accessList) are left out of an oversized hint, as a last resort everything but the
+        hash."""
+        line = "data: " + _compact(event)
+        if len(line) - 6 <= self.max_hint_bytes:
+            return event, line
+        self.metrics.hints_trimmed.inc()
+        trimmed = dict(event, logs=None)
+        txs = trimmed.get("txs")
+        for key in (None, "callData", "accessList"):
+            if key is not None and txs:
+                txs = [{k: v for k, v in tx.items() if k != key} for tx in txs]
+                trimmed["txs"] = txs
+            line = "data: " + _compact(trimmed)
+            if len(line) - 6 <= self.max_hint_bytes:
+                return trimmed, line
+        trimmed = {"hash": event.get("hash"), "logs": None, "txs": None}
+        return trimmed, "data: " + _compact(trimmed)
+
     def _publish(self, event: dict[str, Any], block: int) -> None:
-        line = "data: " + json.dumps(event, separators=(",", ":"))
-        self._hint_history.append({"block": block, "timestamp": int(time.time()), "hint": event})
+        event, line = self._fit_hint(event)
+        entry = {"block": block, "timestamp": int(time.time()), "hint": event}
+        size = len(_compact(entry)) + 1  # as served by /api/v1/history, with its comma
+        if len(self._hint_history) == self._hint_history.maxlen:
+            self._history_bytes -= self._hint_history[0][1]
+        self._hint_history.append((entry, size))
+        self._history_bytes += size
+        while self._history_bytes > self.max_history_bytes and self._hint_history:
+            self._history_bytes -= self._hint_history.popleft()[1]
         self.metrics.hints.inc()
-        for q in list(self._subscribers):
+        for sub in list(self._subscribers):
             try:
-                q.put_nowait(line)
+                sub.queue.put_nowait(line)
             except asyncio.QueueFull:
                 self.metrics.hints_dropped.inc()
+                self._kick(sub)
 
     # ------------------------------------------------------------------ bundles
     def _next_block(self) -> int:
         head = self.builder.head
         return (head if head is not None else 0) + 1
+
+    async def _head(self, *, fresh: bool = False) -> int:
+        """The chain head: the builder's last block, or the node's (before the first build, or ``fresh``)."""
+        head = self.builder.head
+        if head is None or fresh:
+            head = int(await self.builder.request("eth_blockNumber"), 16)
+        return head
+
+    async def _check_ahead(self, block: int, where: str, limit: int) -> int:
+        """Refuse (-32602) a block more than ``limit`` blocks after the head; returns the head."""
+        head = await self._head()
+        if block > head + limit:
+            head = await self._head(fresh=True)  # blocks mined behind the builder's back
+            if block > head + limit:
+                raise _invalid(f"{where} {block} is more than {limit} blocks after the head {head}")
+        return head
+
+    def _check_pending(self, signer: str, adding: int) -> None:
+        """Refuse (-32005) what would take ``signer`` or the relay past the pending limits.  Pending items: bundles
+        for a block not built yet (one per target block) and private txs waiting for inclusion."""
+        who = signer.lower()
+        mine = total = 0
+        done = []
+        for key, s in self._bundles.items():
+            out = self.builder.outcome(*key)
+            if out is None or out.status != BundleStatus.PENDING:
+                done.append(key)
+                continue
+            total += 1
+            mine += s == who
+        for key in done:
+            del self._bundles[key]
+        for p in self._private.values():
+            if p.status == "pending":
+                total += 1
+                mine += p.signer.lower() == who
+        if mine + adding > self.max_pending_per_signer:
+            raise RelayRpcError(-32005, f"limit exceeded: {signer} has {mine} pending bundles and private "
+                                        f"transactions (at most {self.max_pending_per_signer} per signer)",
+                                reason="pending_limit")
+        if total + adding > self.max_pending_total:
+            raise RelayRpcError(-32005, f"limit exceeded: the relay holds {total} pending bundles and private "
+                                        f"transactions (at most {self.max_pending_total})", reason="pending_limit")
+
+    def _submit(self, bundle: Bundle) -> str:
+        bh = self.builder.submit_bundle(bundle)
+        self._bundles[(bh, bundle.block_number)] = (bundle.signer or "").lower()
+        return bh
 
     def _audit(self, method: str, signer: str | None, txs: Sequence[bytes], *, bundle_hash: str | None,
                target: int | None, accepted: bool, error: str | None = None, uuid_: str | None = None,
@@ -463,6 +643,7 @@ class LocalRelay:
             if "blockNumber" not in p:
                 raise _invalid("blockNumber is required")
             target = _block(p["blockNumber"], "blockNumber")
+            await self._check_ahead(target, "blockNumber", self.max_blocks_ahead)
             ts: dict[str, int | None] = {}
             for key in ("minTimestamp", "maxTimestamp"):
                 v = p.get(key)
@@ -482,11 +663,12 @@ class LocalRelay:
             bundle = Bundle(txs=txs, block_number=target, min_timestamp=ts["minTimestamp"],
                             max_timestamp=ts["maxTimestamp"], reverting_tx_hashes=rev, replacement_uuid=ruuid,
                             signer=signer.lower(), received_at=now)
+            self._check_pending(signer, 1)
         except RelayRpcError as exc:
             self._audit("eth_sendBundle", signer, txs, bundle_hash=None, target=None, accepted=False,
                         error=exc.message, received_at=now)
             raise
-        bh = self.builder.submit_bundle(bundle)
+        bh = self._submit(bundle)
         self.metrics.bundles.labels("bundle").inc()
         self._audit("eth_sendBundle", signer, txs, bundle_hash=bh, target=target, accepted=True, uuid_=ruuid,
                     received_at=now)
@@ -553,21 +735,33 @@ class LocalRelay:
                 "consideredByBuildersAt": considered, "sealedByBuildersAt": sealed}
 
     # ------------------------------------------------------------------ MEV-Share
-    def _take_private(self, raw: bytes, signer: str, *, max_block: int | None, hints: Sequence[str] | None,
-                      refund_to: str | None, method: str) -> str:
+    async def _take_private(self, raw: bytes, signer: str, *, max_block: int | None, hints: Sequence[str] | None,
+                            refund_to: str | None, method: str, max_block_field: str = "maxBlockNumber",
+                            refund_field: str = "preferences.validity.refund[0].address") -> str:
         fields = _decode_tx(raw)
         tx_hash = "0x" + keccak(raw).hex()
         if tx_hash in self._private and self._private[tx_hash].status == "pending":
             return tx_hash
-        nxt = self._next_block()
-        mb = max_block if max_block is not None else nxt + PRIVATE_TX_BLOCKS - 1
+        if max_block is not None:
+            head = await self._check_ahead(max_block, max_block_field, self.max_private_blocks)
+        else:
+            head = await self._head()
+        nxt = head + 1
+        mb = max_block if max_block is not None else head + self.max_private_blocks
         if mb < nxt:
-            raise _invalid(f"maxBlockNumber {mb} is already past (next block {nxt})")
+            raise _invalid(f"{max_block_field} {mb} is already past (next block {nxt})")
         chosen = frozenset(hints) if hints is not None else DEFAULT_HINTS
         bad = chosen - _HINTS
         if bad:
             raise _invalid(f"unknown hints {sorted(bad)} (allowed: {sorted(_HINTS)})")
         sender = str(fields["from"]).lower()
+        # The refund of a backrun belongs to the user whose tx is backrun: it goes to the tx's sender.  Only the
+        # sender itself (signing the request) may name another recipient -- whoever else holds the signed tx
+        # (a wallet, an RPC, someone who copied it) cannot redirect the user's refund to themselves.
+        if refund_to is not None and refund_to.lower() != sender and signer.lower() != sender:
+            raise _invalid(f"{refund_field}: only the transaction's sender {sender} may direct its refund to "
+                           f"another address (this request is signed by {signer.lower()})")
+        self._check_pending(signer, 1)
         ptx = PrivateTx(raw=raw, hash=tx_hash, hint_hash=hint_hash(tx_hash), sender=sender, max_block=mb,
                         hints=chosen | {"hash"}, refund_recipient=(refund_to or sender).lower(), signer=signer,
                         received_at=time.time(), fields=fields)
@@ -576,11 +770,11 @@ class LocalRelay:
         self._audit(method, signer, [raw], bundle_hash=bundle_hash([raw]), target=nxt, accepted=True, max_block=mb)
         self.metrics.bundles.labels("private_tx").inc()
         if "logs" in ptx.hints:
-            task = asyncio.get_running_loop().create_task(self._hint_with_logs(ptx))
+            task = asyncio.get_running_loop().create_task(self._hint_with_logs(ptx, head))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
-            self._publish(self._hint(ptx, None), nxt - 1)
+            self._publish(self._hint(ptx, None), head)
         return tx_hash
 
     def _hint(self, ptx: PrivateTx, logs: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -612,7 +806,7 @@ class LocalRelay:
                                  "txs": [tx] if tx else None}
         return event
 
-    async def _hint_with_logs(self, ptx: PrivateTx) -> None:
+    async def _hint_with_logs(self, ptx: PrivateTx, head: int) -> None:
         logs: list[dict[str, Any]] | None = None
         try:
             sim = await self.builder.simulate_bundle([ptx.raw])
@@ -620,23 +814,23 @@ class LocalRelay:
                     for lg in sim.results[0].logs] if sim.results[0].success else []
         except Exception as exc:  # the hint still goes out, without logs
             log.warning("relay: could not simulate private tx %s for its log hint: %s", ptx.hash, exc)
-        self._publish(self._hint(ptx, logs), self._next_block() - 1)
+        self._publish(self._hint(ptx, logs), max(head, self._next_block() - 1))
 
     async def _eth_send_private_transaction(self, params: Any, signer: str) -> str:
         p = _object_param(params, "eth_sendPrivateTransaction")
         raw = _raw(p.get("tx"), "tx")
         mb = _block(p["maxBlockNumber"], "maxBlockNumber") if p.get("maxBlockNumber") is not None else None
         hints, refund_to = self._preferences(p.get("preferences"))
-        return self._take_private(raw, signer, max_block=mb, hints=hints, refund_to=refund_to,
-                                  method="eth_sendPrivateTransaction")
+        return await self._take_private(raw, signer, max_block=mb, hints=hints, refund_to=refund_to,
+                                        method="eth_sendPrivateTransaction")
 
     async def _eth_send_private_raw_transaction(self, params: Any, signer: str) -> str:
         if not isinstance(params, list) or not 1 <= len(params) <= 2:
             raise _invalid("eth_sendPrivateRawTransaction takes [tx, preferences?]")
         raw = _raw(params[0], "tx")
         hints, refund_to = self._preferences(params[1] if len(params) > 1 else None)
-        return self._take_private(raw, signer, max_block=None, hints=hints, refund_to=refund_to,
-                                  method="eth_sendPrivateRawTransaction")
+        return await self._take_private(raw, signer, max_block=None, hints=hints, refund_to=refund_to,
+                                        method="eth_sendPrivateRawTransaction")
 
     @staticmethod
     def _preferences(prefs: Any) -> tuple[list[str] | None, str | None]:
@@ -657,13 +851,25 @@ class LocalRelay:
         refund_to = None
         validity = prefs.get("validity")
         if validity is not None:
-            refunds = validity.get("refund") if isinstance(validity, Mapping) else None
-            if refunds:
-                first = refunds[0]
-                addr = first.get("address") if isinstance(first, Mapping) else None
-                if not isinstance(addr, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", addr):
-                    raise _invalid("preferences.validity.refund[].address must be an address")
-                refund_to = addr
+            if not isinstance(validity, Mapping):
+                raise _invalid("preferences.validity must be an object")
+            refunds = validity.get("refund")
+            if refunds is not None:
+                if not isinstance(refunds, list):
+                    raise _invalid("preferences.validity.refund must be a list of {address, percent}")
+                for j, r in enumerate(refunds):
+                    where = f"preferences.validity.refund[{j}]"
+                    if not isinstance(r, Mapping):
+                        raise _invalid(f"{where} must be an object {{address, percent}}")
+                    addr = r.get("address")
+                    if not isinstance(addr, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", addr):
+                        raise _invalid(f"{where}.address must be an address")
+                    pct = r.get("percent")
+                    if pct is not None and (isinstance(pct, bool) or not isinstance(pct, int)
+                                            or not 0 <= pct <= 100):
+                        raise _invalid(f"{where}.percent must be an integer in 0..100")
+                if refunds:
+                    refund_to = str(refunds[0]["address"])
         return hints, refund_to
 
     async def _eth_cancel_private_transaction(self, params: Any, signer: str) -> bool:
@@ -688,6 +894,7 @@ class LocalRelay:
         last = int(b["inclusion"].get("maxBlock", b["inclusion"]["block"]), 16)
         if last - first >= MAX_BLOCK_RANGE:
             raise _invalid(f"inclusion spans more than {MAX_BLOCK_RANGE} blocks")
+        last_field = "inclusion.maxBlock" if "maxBlock" in b["inclusion"] else "inclusion.block"
         body = b["body"]
         if any("bundle" in item for item in body):
             raise _invalid("nested bundles are not supported by the devnet relay")
@@ -697,15 +904,18 @@ class LocalRelay:
             privacy = b.get("privacy")
             if privacy is not None and len(txs) == 1:  # a user's tx shared with searchers: private order flow
                 refund_to = next((c["address"] for c in b.get("validity", {}).get("refundConfig", [])), None)
-                h = self._take_private(txs[0], signer, max_block=last, hints=privacy.get("hints"),
-                                       refund_to=refund_to, method="mev_sendBundle")
+                h = await self._take_private(txs[0], signer, max_block=last, hints=privacy.get("hints"),
+                                             refund_to=refund_to, method="mev_sendBundle", max_block_field=last_field,
+                                             refund_field="validity.refundConfig[0].address")
                 return {"bundleHash": bundle_hash(txs), "txHash": h}
+            await self._check_ahead(last, last_field, self.max_blocks_ahead)
+            self._check_pending(signer, last - first + 1)
             reverting = frozenset("0x" + keccak(t).hex() for t, item in zip(txs, body, strict=True)
                                   if item["canRevert"])
             bh = ""
             for n in range(first, last + 1):
-                bh = self.builder.submit_bundle(Bundle(txs=tuple(txs), block_number=n, reverting_tx_hashes=reverting,
-                                                       signer=signer.lower(), received_at=now))
+                bh = self._submit(Bundle(txs=tuple(txs), block_number=n, reverting_tx_hashes=reverting,
+                                         signer=signer.lower(), received_at=now))
             self.metrics.bundles.labels("mev_bundle").inc()
             self._audit("mev_sendBundle", signer, txs, bundle_hash=bh, target=first, accepted=True, max_block=last,
                         received_at=now)
@@ -728,12 +938,14 @@ class LocalRelay:
             if r["bodyIdx"] == 0:
                 percent = r["percent"]
         refunds = (Refund(ptx.refund_recipient, percent),) if percent else ()
+        await self._check_ahead(last, last_field, self.max_blocks_ahead)
         last = min(last, ptx.max_block)
         if last < first:
             raise _invalid(f"the hinted tx is only valid up to block {ptx.max_block}")
+        self._check_pending(signer, last - first + 1)
         bh = ""
         for n in range(first, last + 1):
-            bh = self.builder.submit_bundle(Bundle(
+            bh = self._submit(Bundle(
                 txs=tuple(txs), block_number=n, reverting_tx_hashes=reverting, signer=signer.lower(),
                 refunds=refunds, user_tx_hashes=frozenset({ptx.hash}), received_at=now))
         ptx.backruns.add(bh)

@@ -8,7 +8,9 @@ per transaction and makes the chain's timestamps depend on wall-clock time. Inst
   before mining (:func:`chains.devnet.artifacts.create_address`);
 * mines each *phase* (a set of transactions whose dependencies are already mined or earlier in the same
   block) as one block with ``evm_mine`` and then checks every receipt, naming the failed step;
-* talks JSON-RPC over one keep-alive HTTP connection and fetches receipts with a batch request.
+* talks JSON-RPC over one keep-alive HTTP connection and fetches receipts with a batch request.  Replies are
+  read up to :data:`MAX_REPLY_BYTES` and parsed with :func:`chains.wirejson.loads` (bounded nesting depth); a
+  refused reply raises :class:`chains.node.RpcCallError` (code -32700).
 
 Anvil orders a block first-in first-out (``--order fifo``, the default of :class:`chains.node.AnvilNode`),
 so sending transactions one by one in a fixed order gives the same block every time.
@@ -26,8 +28,12 @@ from urllib.parse import urlsplit
 
 from chains.devnet.artifacts import create_address
 from chains.node import RpcCallError
+from chains.wirejson import WireJsonError
+from chains.wirejson import loads as wire_loads
 
-__all__ = ["DeployError", "JsonRpc", "PendingTx", "TxBatcher"]
+__all__ = ["MAX_REPLY_BYTES", "DeployError", "JsonRpc", "PendingTx", "TxBatcher"]
+
+MAX_REPLY_BYTES = 64 * 2**20  # one reply (a batch of a thousand receipts is a few MB)
 
 
 class DeployError(RuntimeError):
@@ -46,7 +52,7 @@ class JsonRpc:
         self._conn: http.client.HTTPConnection | None = None
         self._id = 0
 
-    def _post(self, body: Any) -> Any:
+    def _post(self, body: Any, what: str) -> Any:
         payload = json.dumps(body).encode()
         for attempt in range(2):
             if self._conn is None:
@@ -54,8 +60,12 @@ class JsonRpc:
             try:
                 self._conn.request("POST", self._path, payload, {"Content-Type": "application/json"})
                 resp = self._conn.getresponse()
-                data = resp.read()
-                return json.loads(data)
+                data = resp.read(MAX_REPLY_BYTES + 1)
+                if len(data) > MAX_REPLY_BYTES:
+                    self.close()  # the rest of the body is unread: the connection cannot be reused
+                return wire_loads(data, max_bytes=MAX_REPLY_BYTES)
+            except WireJsonError as exc:
+                raise RpcCallError(what, {"code": -32700, "message": f"reply refused: {exc}"}) from None
             except (http.client.HTTPException, ConnectionError):
                 # A keep-alive connection closed by the server: reconnect once.
                 self.close()
@@ -65,7 +75,9 @@ class JsonRpc:
 
     def call(self, method: str, params: Sequence[Any] = ()) -> Any:
         self._id += 1
-        out = self._post({"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)})
+        out = self._post({"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)}, method)
+        if not isinstance(out, dict):
+            raise RpcCallError(method, {"code": -32603, "message": f"not a JSON-RPC reply: {out!r:.200}"})
         if "error" in out:
             raise RpcCallError(method, out["error"])
         return out.get("result")
@@ -79,7 +91,11 @@ class JsonRpc:
         body = [
             {"jsonrpc": "2.0", "id": base + i, "method": m, "params": list(p)} for i, (m, p) in enumerate(calls)
         ]
-        out = self._post(body)
+        out = self._post(body, "batch")
+        if isinstance(out, dict) and "error" in out:  # the batch refused as a whole
+            raise RpcCallError("batch", out["error"])
+        if not isinstance(out, list) or not all(isinstance(r, dict) and "id" in r for r in out):
+            raise RpcCallError("batch", {"code": -32603, "message": f"not a JSON-RPC batch reply: {out!r:.200}"})
         by_id = {r["id"]: r for r in out}
         results: list[Any] = []
         for i, (m, _) in enumerate(calls):

@@ -2,18 +2,24 @@
 pragma solidity ^0.8.28;
 
 /// @title ArbExecutor — runs one multi-hop Uniswap V2/V3 cycle atomically, funded by a flash source or its own
-///        balance, and reverts unless the cycle made at least `minProfit` of its start token.
+///        balance, and reverts unless the cycle made at least `minProfit` of its start token, after the tip.
 /// @notice Only the owner can start a run (`execute`). Every callback accepts exactly one caller and one callback
 ///         kind: the contract the executor itself is calling at that moment (transient "expected caller" + "kind"
 ///         slots, set just before the call and cleared by the callback, so each accepted callback happens once).
 ///         Flash callbacks must also hand back the very plan `execute` got (its keccak is held in transient
 ///         storage) and the borrowed amount it asked for; uniswapV2Call needs `sender == this`; executeOperation
 ///         needs `msg.sender == AAVE_POOL` and `initiator == this`. A V3 swap callback pays at most the hop's input.
+///         Pools are not trusted: a V3 pool's returned deltas must have the exact-input signs, and a hop whose
+///         output the executor then pays from (the next hop is V3) is measured with `balanceOf` before/after —
+///         the next hop's input (its payment cap) is what really arrived, never what the pool says.
+///         The coinbase tip is paid only in WETH out of the start token's profit (the start token must be WETH)
+///         and counted against `minProfit`. Ownership moves in two steps (`transferOwnership`, `acceptOwnership`).
 ///         The calldata ("plan") is a packed byte string, documented in docs/executor.md and encoded by
 ///         chains/executor.py:
 ///
 ///   header:  mode u8 | hopCount u8 | startToken address | amountIn u128 | minProfit u128 | tipWei u128
 ///            [| lender address  — only for modes 1 (V2 flash swap) and 2 (V3 flash)]
+///            [| lenderFeeBps u16 — only for mode 1: the lender pair's swap fee in bps (30 on Uniswap V2)]
 ///            mode byte: low 4 bits = funding mode (0 own balance, 1 V2 flash swap, 2 V3 flash, 3 Aave
 ///            flashLoanSimple); bit 7 = the start token is the lender's token1 (modes 1 and 2).
 ///   hop:     flags u8 | pool address | tokenOut address | (V2: feeBps u16 | V3: sqrtPriceLimitX96 u160)
@@ -33,11 +39,20 @@ contract ArbExecutor {
     error OverPayment(uint256 asked, uint256 max);
     error TransferFailed(address token, address to, uint256 amount);
     error TipFailed(uint256 tipWei);
+    error BadPoolDelta(address pool, int256 amountIn, int256 amountOut);
+    error ShortPaid(uint256 hop, uint256 claimed, uint256 received);
+    error TipNotInWeth(address startToken);
+    error NotPendingOwner(address caller);
+    error ZeroAddress();
+    error NotAContract(address token);
 
     event Executed(address indexed startToken, uint8 mode, uint256 amountIn, uint256 profit, uint256 tipWei);
+    event OwnershipTransferStarted(address indexed previousOwner, address indexed newOwner);
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
 
     // ----------------------------------------------------------------------------------------- state
     address public owner;
+    address public pendingOwner;
     address public immutable WETH;
     address public immutable AAVE_POOL;
 
@@ -69,13 +84,20 @@ contract ArbExecutor {
     uint256 internal constant H_MIN_PROFIT = 38;
     uint256 internal constant H_TIP = 54;
     uint256 internal constant H_LENDER = 70;
+    uint256 internal constant H_LENDER_FEE = 90;
     uint256 internal constant H_LEN = 70;
     uint256 internal constant H_LEN_LENDER = 90;
+    uint256 internal constant H_LEN_V2_LENDER = 92;
+
+    uint256 internal constant CTX_PREPAID = 1 << 8;
+    uint256 internal constant CTX_MEASURE = 1 << 9;
 
     constructor(address owner_, address weth_, address aavePool_) {
+        if (owner_ == address(0)) revert ZeroAddress();
         owner = owner_;
         WETH = weth_;
         AAVE_POOL = aavePool_;
+        emit OwnershipTransferred(address(0), owner_);
     }
 
     modifier onlyOwner() {
@@ -86,8 +108,8 @@ contract ArbExecutor {
     receive() external payable {}
 
     // ----------------------------------------------------------------------------------------- entry point
-    /// @notice Run the plan. Returns the profit in the start token (after repaying the loan and its fee, and after
-    ///         the tip when the tip had to be unwrapped from WETH and the start token is WETH).
+    /// @notice Run the plan. Returns the profit in the start token after repaying the loan and its fee and after
+    ///         the tip (which is unwrapped from the start token, WETH); reverts unless it is at least minProfit.
     function execute(bytes calldata plan) external payable onlyOwner returns (uint256 profit) {
         if (plan.length < H_LEN) revert BadPlan(0);
         uint256 modeByte = uint8(plan[0]);
@@ -95,6 +117,9 @@ contract ArbExecutor {
         if (mode > MODE_AAVE) revert BadPlan(3);
         address start = _addr(plan, H_TOKEN);
         uint256 amountIn = _u128(plan, H_AMOUNT);
+        uint256 tip = _u128(plan, H_TIP);
+        // The tip comes out of the start token's profit: only possible when that is WETH (unwrapped to pay it).
+        if (tip != 0 && start != WETH) revert TipNotInWeth(start);
         uint256 before = _balanceOf(start, address(this));
 
         if (mode == MODE_OWN) {
@@ -110,21 +135,27 @@ contract ArbExecutor {
             if (_expected != address(0)) revert CallbackMissing(pool);
         }
 
-        uint256 tip = _u128(plan, H_TIP);
-        if (tip != 0) _payTip(tip);
-
+        // Profit after the loan is repaid, net of the tip: afterBal - before - tip >= minProfit.
         uint256 afterBal = _balanceOf(start, address(this));
         uint256 minProfit = _u128(plan, H_MIN_PROFIT);
-        if (afterBal < before + minProfit) revert InsufficientProfit(int256(afterBal) - int256(before), minProfit);
-        profit = afterBal - before;
+        if (afterBal < before + tip + minProfit) {
+            revert InsufficientProfit(int256(afterBal) - int256(before) - int256(tip), minProfit);
+        }
+        profit = afterBal - before - tip;
+        if (tip != 0) {
+            // Exactly `tip` WETH is unwrapped and sent: ETH the executor holds is never spent.
+            IWETHLike(WETH).withdraw(tip);
+            (bool ok,) = block.coinbase.call{value: tip}("");
+            if (!ok) revert TipFailed(tip);
+        }
         emit Executed(start, uint8(mode), amountIn, profit, tip);
     }
 
     function _flash(bytes calldata plan, uint256 modeByte, uint256 amountIn) internal {
-        if (plan.length < H_LEN_LENDER) revert BadPlan(1);
+        uint256 mode = modeByte & 0x0f;
+        if (plan.length < (mode == MODE_V2_FLASH ? H_LEN_V2_LENDER : H_LEN_LENDER)) revert BadPlan(1);
         address lender = _addr(plan, H_LENDER);
         bool isToken1 = modeByte & 0x80 != 0;
-        uint256 mode = modeByte & 0x0f;
         _expect(lender, mode == MODE_V2_FLASH ? KIND_V2_FLASH : KIND_V3_FLASH);
         _planHash = keccak256(plan);
         if (mode == MODE_V2_FLASH) {
@@ -143,9 +174,12 @@ contract ArbExecutor {
         _checkPlan(plan);
         uint256 borrowed = _u128(plan, H_AMOUNT);
         if (amount0 + amount1 != borrowed) revert BadPlan(9); // one of them is zero
+        uint256 feeBps = uint16(bytes2(plan[H_LENDER_FEE:H_LENDER_FEE + 2]));
+        if (feeBps >= 10_000) revert BadPlan(10);
         _runRoute(plan, borrowed);
-        // The pair charges 0.3 % of the amount paid back: repay * 997 >= borrowed * 1000.
-        uint256 repay = (borrowed * 1000 + 996) / 997;
+        // The pair's K check charges feeBps of the amount paid back: repay * (10000 - fee) >= borrowed * 10000.
+        uint256 keep = 10_000 - feeBps;
+        uint256 repay = (borrowed * 10_000 + keep - 1) / keep;
         _transfer(_addr(plan, H_TOKEN), msg.sender, repay);
     }
 
@@ -183,7 +217,9 @@ contract ArbExecutor {
     }
 
     // ----------------------------------------------------------------------------------------- owner
+    /// An address without code is refused: the low-level transfer to it would "succeed" and move nothing.
     function withdrawToken(address token, address to, uint256 amount) external onlyOwner {
+        if (token.code.length == 0) revert NotAContract(token);
         _transfer(token, to, amount);
     }
 
@@ -192,8 +228,20 @@ contract ArbExecutor {
         if (!ok) revert TransferFailed(address(0), to, amount);
     }
 
+    /// Step 1 of 2: name the next owner (replaces any pending one). It takes over only by `acceptOwnership`.
     function transferOwnership(address newOwner) external onlyOwner {
-        owner = newOwner;
+        if (newOwner == address(0)) revert ZeroAddress();
+        pendingOwner = newOwner;
+        emit OwnershipTransferStarted(msg.sender, newOwner);
+    }
+
+    /// Step 2 of 2: the pending owner takes over.
+    function acceptOwnership() external {
+        if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender);
+        address previous = owner;
+        owner = msg.sender;
+        pendingOwner = address(0);
+        emit OwnershipTransferred(previous, msg.sender);
     }
 
     // ----------------------------------------------------------------------------------------- the route
@@ -201,7 +249,7 @@ contract ArbExecutor {
         uint256 n = uint8(plan[1]);
         if (n == 0) revert BadPlan(4);
         uint256 mode = uint8(plan[0]) & 0x0f;
-        uint256 off = (mode == MODE_V2_FLASH || mode == MODE_V3_FLASH) ? H_LEN_LENDER : H_LEN;
+        uint256 off = mode == MODE_V2_FLASH ? H_LEN_V2_LENDER : mode == MODE_V3_FLASH ? H_LEN_LENDER : H_LEN;
         address token = _addr(plan, H_TOKEN);
         bool prepaid = false; // the input already sits in this V2 pair (the previous hop paid it there)
         for (uint256 i = 0; i < n; ++i) {
@@ -209,17 +257,17 @@ contract ArbExecutor {
             uint256 flags = uint8(plan[off]);
             uint256 next = off + (flags & 1 != 0 ? 61 : 43) + (flags & 4 != 0 ? 16 : 0);
             if (plan.length < next) revert BadPlan(6);
-            // Outputs go straight into the next pair when the next hop is V2 (saves a transfer).
+            // Outputs go straight into the next pair when the next hop is V2 (saves a transfer); that pair's own
+            // K check then verifies what it really received. Otherwise the output comes to us and, unless this
+            // is the last hop (the final balance check covers it), the next (V3) hop pays from it: measured.
             address recipient = address(this);
+            uint256 ctx = i | (prepaid ? CTX_PREPAID : 0);
             if (i + 1 < n) {
                 if (plan.length < next + 43) revert BadPlan(7);
                 if (uint8(plan[next]) & 1 == 0) recipient = _addr(plan, next + 1);
+                else ctx |= CTX_MEASURE;
             }
-            if (flags & 1 != 0) {
-                amount = _swapV3(plan, off, flags, token, amount, recipient, i);
-            } else {
-                amount = _swapV2(plan, off, flags, token, amount, recipient, prepaid);
-            }
+            amount = _hop(plan, off, token, amount, recipient, ctx);
             prepaid = recipient != address(this);
             token = _addr(plan, off + 21);
             off = next;
@@ -228,14 +276,43 @@ contract ArbExecutor {
         if (token != start) revert RouteNotCycle(token, start);
     }
 
+    /// One hop; returns its output: what arrived (measured) when `ctx` has CTX_MEASURE, else what the pool said.
+    /// ctx = hop index | CTX_PREPAID (the input already sits in the pair) | CTX_MEASURE.
+    function _hop(bytes calldata plan, uint256 off, address token, uint256 amount, address recipient, uint256 ctx)
+        internal
+        returns (uint256 out)
+    {
+        uint256 flags = uint8(plan[off]);
+        address tokenOut;
+        uint256 balBefore;
+        if (ctx & CTX_MEASURE != 0) {
+            tokenOut = _addr(plan, off + 21);
+            balBefore = _balanceOf(tokenOut, address(this));
+        }
+        if (flags & 1 != 0) {
+            out = _swapV3(plan, off, flags, token, amount, recipient);
+        } else {
+            out = _swapV2(plan, off, flags, token, amount, recipient, ctx & CTX_PREPAID != 0);
+        }
+        if (ctx & CTX_MEASURE != 0) {
+            uint256 balAfter = _balanceOf(tokenOut, address(this));
+            uint256 received = balAfter > balBefore ? balAfter - balBefore : 0;
+            if (received < out) revert ShortPaid(uint8(ctx), out, received);
+            out = received;
+        }
+        if (flags & 5 == 5) {
+            uint256 minOut = _u128(plan, off + 61);
+            if (out < minOut) revert HopOutputTooLow(uint8(ctx), out, minOut);
+        }
+    }
+
     function _swapV3(
         bytes calldata plan,
         uint256 off,
         uint256 flags,
         address token,
         uint256 amount,
-        address recipient,
-        uint256 hop
+        address recipient
     ) internal returns (uint256 out) {
         address pool = _addr(plan, off + 1);
         bool zeroForOne = flags & 2 != 0;
@@ -246,11 +323,10 @@ contract ArbExecutor {
         _payMax = amount;
         (int256 a0, int256 a1) = IUniswapV3PoolLike(pool).swap(recipient, zeroForOne, int256(amount), limit, "");
         if (_expected != address(0)) revert CallbackMissing(pool);
-        out = uint256(-(zeroForOne ? a1 : a0));
-        if (flags & 4 != 0) {
-            uint256 minOut = _u128(plan, off + 61);
-            if (out < minOut) revert HopOutputTooLow(hop, out, minOut);
-        }
+        // Exact input: the pool took 0..amount of the input token (>= 0) and sends the output (< 0).
+        (int256 dIn, int256 dOut) = zeroForOne ? (a0, a1) : (a1, a0);
+        if (dOut >= 0 || dIn < 0 || uint256(dIn) > amount) revert BadPoolDelta(pool, dIn, dOut);
+        out = uint256(-dOut);
     }
 
     function _swapV2(
@@ -296,13 +372,6 @@ contract ArbExecutor {
         if (keccak256(plan) != _planHash) revert BadPlan(8);
     }
 
-    function _payTip(uint256 tip) internal {
-        uint256 eth = address(this).balance;
-        if (eth < tip) IWETHLike(WETH).withdraw(tip - eth);
-        (bool ok,) = block.coinbase.call{value: tip}("");
-        if (!ok) revert TipFailed(tip);
-    }
-
     function _addr(bytes calldata b, uint256 off) internal pure returns (address a) {
         a = address(bytes20(b[off:off + 20]));
     }
@@ -311,10 +380,17 @@ contract ArbExecutor {
         v = uint128(bytes16(b[off:off + 16]));
     }
 
-    function _balanceOf(address token, address who) internal view returns (uint256) {
-        (bool ok, bytes memory data) = token.staticcall(abi.encodeWithSelector(0x70a08231, who));
-        if (!ok || data.length < 32) revert TransferFailed(token, who, 0);
-        return abi.decode(data, (uint256));
+    /// `token.balanceOf(who)` in scratch memory; reverts unless the call succeeds with a 32-byte answer (an address
+    /// without code answers nothing).
+    function _balanceOf(address token, address who) internal view returns (uint256 bal) {
+        bool ok;
+        assembly ("memory-safe") {
+            mstore(0x14, who)
+            mstore(0x00, 0x70a08231000000000000000000000000) // balanceOf(address), at 0x10..0x14
+            ok := and(gt(returndatasize(), 0x1f), staticcall(gas(), token, 0x10, 0x24, 0x20, 0x20))
+            bal := mload(0x20)
+        }
+        if (!ok) revert TransferFailed(token, who, 0);
     }
 
     function _transfer(address token, address to, uint256 amount) internal {

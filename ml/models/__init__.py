@@ -1,7 +1,8 @@
 """Direction models (docs/ml-contracts.md) and the DQN trader.
 
 `MODEL_KINDS` maps each kind name to its `DirectionModel` class; `make_model(kind, **config)` builds one with
-config overrides; `load_model(directory)` loads any saved model by the kind recorded in its `model.json`.
+config overrides; `load_model(directory)` loads any saved model by the kind recorded in its `model.json`
+(never a class named by a file: model directories are data).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ml.models.base import (
     GBDTConfig,
     LGBMConfig,
     LSTMConfig,
+    ModelFileError,
     NetConfig,
     StackConfig,
     TransformerConfig,
@@ -58,6 +60,7 @@ __all__ = [
     "LGBMModel",
     "LSTMConfig",
     "LSTMModel",
+    "ModelFileError",
     "NetConfig",
     "StackConfig",
     "StackedEnsemble",

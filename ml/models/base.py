@@ -7,6 +7,8 @@ Every model:
   from the preceding rows of the SAME array and return NaN for the first `seq_len - 1` rows;
 - `save(directory)` / `load(directory)` round-trip to identical predictions (a `model.json` with the kind, the
   config and the number of features, plus the kind's own weight files; no pickle);
+- a saved directory is DATA: every file name read from its JSON must be a plain name inside the directory
+  (`child_path`), malformed JSON is a `ModelFileError` (a ValueError), weights load with `weights_only=True`;
 - seeds fixed by `config.seed`, `config.threads` (torch / n_jobs), `config.device` (torch, "cpu" default).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +24,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+
+from chains import wirejson  # bounded JSON (a stdlib-only leaf module)
+
+MAX_JSON_BYTES = 64 << 20  # a model.json is a few kB
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
@@ -262,17 +269,86 @@ class DirectionModel(ABC):
         meta = read_model_json(directory)
         if meta["kind"] != cls.name:
             raise ValueError(f"{directory} holds a {meta['kind']!r} model, not {cls.name!r}")
-        model = cls(config_from_dict(cls.config_cls, meta["config"]))
-        model.n_features = int(meta["n_features"])
-        model._load_state(directory, meta.get("state") or {})
+        try:
+            config = config_from_dict(cls.config_cls, meta["config"])
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{directory / MODEL_JSON}: bad config: {exc}") from exc
+        model = cls(config)
+        model.n_features = meta["n_features"]
+        model._load_state(directory, meta["state"])
         return model
 
 
+# --------------------------------------------------------------------------------------------------- files
+class ModelFileError(ValueError):
+    """A saved model directory that is malformed, or whose JSON names a file outside the directory."""
+
+
+def check_inside(directory: Path | str, path: Path | str, *, what: str) -> Path:
+    """``path`` if it resolves (symlinks followed) strictly inside ``directory``; else a ModelFileError."""
+    root = Path(directory).resolve()
+    real = Path(path).resolve()
+    if real == root or not real.is_relative_to(root):
+        raise ModelFileError(f"{directory}: {what} {Path(path).name!r} leads out of the directory (symlink)")
+    return Path(path)
+
+
+def child_path(directory: Path | str, name: Any, *, what: str) -> Path:
+    """``directory / name`` for a file name read from a model's JSON: it must be a plain name (a string, not
+    empty, no path separator, not ``.``/``..``, hence not absolute) and must not be a symlink leading out of
+    ``directory``."""
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or (os.altsep is not None and os.altsep in name)
+    ):
+        raise ModelFileError(f"{directory}: {what} {name!r} is not a plain file name")
+    return check_inside(directory, Path(directory) / name, what=what)
+
+
+def read_json_object(path: Path | str) -> dict[str, Any]:
+    """A JSON object from ``path`` (a file of a model directory); malformed content is a ModelFileError."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = wirejson.loads(fh.read(MAX_JSON_BYTES + 1), max_bytes=MAX_JSON_BYTES)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: not valid JSON ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def read_model_json(directory: Path) -> dict[str, Any]:
+    """``model.json`` of a saved model, checked: format version, ``kind`` (str), ``n_features`` (int >= 1),
+    ``config`` and ``state`` (objects; ``state`` may be missing)."""
     path = Path(directory) / MODEL_JSON
     if not path.exists():
         raise FileNotFoundError(f"{path} not found (not a saved model directory)")
-    meta: dict[str, Any] = json.loads(path.read_text())
+    check_inside(directory, path, what="file")
+    meta = read_json_object(path)
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
+        raise ModelFileError(f"{path}: unsupported format_version {meta.get('format_version')!r}")
+    n_features = meta.get("n_features")
+    if not isinstance(meta.get("kind"), str):
+        raise ModelFileError(f"{path}: 'kind' must be a string, got {meta.get('kind')!r}")
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+        raise ModelFileError(f"{path}: 'n_features' must be an integer >= 1, got {n_features!r}")
+    meta.setdefault("state", {})
+    if meta["state"] is None:
+        meta["state"] = {}
+    for key in ("config", "state"):
+        if not isinstance(meta.get(key), dict):
+            raise ModelFileError(f"{path}: {key!r} must be an object, got {type(meta.get(key)).__name__}")
     return meta
+
+
+def state_int(state: Mapping[str, Any], key: str, directory: Path) -> int:
+    """An integer field of a model's ``state`` (model.json)."""
+    value = state.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelFileError(f"{directory / MODEL_JSON}: state.{key} must be an integer, got {value!r}")
+    return value

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ml.models.base import ModelFileError, check_inside, read_json_object
 from ml.models.nets import torch_context
 
 MAX_JOINT_ACTIONS = 4096
@@ -242,11 +243,22 @@ class DQNAgent:
     @classmethod
     def load(cls, directory: Path | str) -> DQNAgent:
         directory = Path(directory)
-        meta = json.loads((directory / "dqn.json").read_text())
-        cfg = meta["config"]
-        cfg["hidden"] = tuple(cfg["hidden"])
-        agent = cls(meta["obs_dim"], meta["n_actions"], DQNConfig(**cfg))
-        state = torch.load(directory / "dqn.pt", map_location=agent.device, weights_only=True)
+        path = check_inside(directory, directory / "dqn.json", what="file")
+        meta = read_json_object(path)
+        cfg = meta.get("config")
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("hidden"), list):
+            raise ModelFileError(f"{path}: 'config' must be an object with a 'hidden' list")
+        for key in ("obs_dim", "n_actions", "steps", "updates"):
+            if isinstance(meta.get(key), bool) or not isinstance(meta.get(key), int):
+                raise ModelFileError(f"{path}: {key!r} must be an integer, got {meta.get(key)!r}")
+        try:
+            config = DQNConfig(**{**cfg, "hidden": tuple(cfg["hidden"])})
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: bad config: {exc}") from exc
+        agent = cls(meta["obs_dim"], meta["n_actions"], config)
+        weights = check_inside(directory, directory / "dqn.pt", what="file")
+        # weights_only: tensors and plain containers only, never arbitrary pickled objects
+        state = torch.load(weights, map_location=agent.device, weights_only=True)
         agent.online.load_state_dict(state["online"])
         agent.target.load_state_dict(state["target"])
         agent.steps, agent.updates = meta["steps"], meta["updates"]

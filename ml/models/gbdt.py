@@ -15,7 +15,16 @@ import lightgbm as lgb
 import numpy as np
 import xgboost as xgb
 
-from ml.models.base import DirectionModel, LGBMConfig, XGBConfig, check_val, check_X, check_y
+from ml.models.base import (
+    DirectionModel,
+    LGBMConfig,
+    XGBConfig,
+    check_val,
+    check_X,
+    check_y,
+    child_path,
+    state_int,
+)
 
 
 class XGBModel(DirectionModel):
@@ -75,10 +84,12 @@ class XGBModel(DirectionModel):
         return {"model_file": self.MODEL_FILE, "best_iteration": self.best_iteration}
 
     def _load_state(self, directory: Path, state: Mapping[str, Any]) -> None:
+        path = child_path(directory, state.get("model_file", self.MODEL_FILE), what="state.model_file")
+        best = state_int(state, "best_iteration", directory)
         booster = xgb.Booster()
-        booster.load_model(str(directory / state.get("model_file", self.MODEL_FILE)))
+        booster.load_model(str(path))  # XGBoost's own JSON/UBJSON model format: data, not code
         booster.set_param({"nthread": self.config.n_jobs})
-        self.booster, self.best_iteration = booster, int(state["best_iteration"])
+        self.booster, self.best_iteration = booster, best
 
 
 class LGBMModel(DirectionModel):
@@ -143,5 +154,7 @@ class LGBMModel(DirectionModel):
         return {"model_file": self.MODEL_FILE, "best_iteration": self.best_iteration}
 
     def _load_state(self, directory: Path, state: Mapping[str, Any]) -> None:
-        self.booster = lgb.Booster(model_file=str(directory / state.get("model_file", self.MODEL_FILE)))
-        self.best_iteration = int(state["best_iteration"])
+        path = child_path(directory, state.get("model_file", self.MODEL_FILE), what="state.model_file")
+        best = state_int(state, "best_iteration", directory)
+        self.booster = lgb.Booster(model_file=str(path))  # LightGBM's text model format: data, not code
+        self.best_iteration = best

@@ -32,6 +32,7 @@ from ml.models.base import (
     check_val,
     check_X,
     check_y,
+    child_path,
 )
 
 WEIGHTS_FILE = "weights.pt"
@@ -254,8 +255,9 @@ class _SequenceModel(DirectionModel):
 
     def _load_state(self, directory: Path, state: Mapping[str, Any]) -> None:
         assert self.n_features is not None
-        weights = torch.load(directory / state.get("weights", WEIGHTS_FILE), map_location=self._device,
-                             weights_only=True)
+        path = child_path(directory, state.get("weights", WEIGHTS_FILE), what="state.weights")
+        # weights_only: tensors and plain containers only, never arbitrary pickled objects
+        weights = torch.load(path, map_location=self._device, weights_only=True)
         with torch_context(self.config.threads, None, self.config.seed):
             net = self._build(self.n_features).to(self._device)
         net.load_state_dict(weights)

@@ -24,7 +24,17 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from ml.models.base import DirectionModel, StackConfig, check_val, check_X, check_y, read_model_json
+from ml.models.base import (
+    MODEL_JSON,
+    DirectionModel,
+    ModelFileError,
+    StackConfig,
+    check_val,
+    check_X,
+    check_y,
+    child_path,
+    read_model_json,
+)
 
 EPS = 1e-6
 
@@ -174,9 +184,24 @@ class StackedEnsemble(DirectionModel):
 
     def _load_state(self, directory: Path, state: Mapping[str, Any]) -> None:
         registry = _registry()
-        self.bases = []
-        for sub in state["bases"]:
-            kind = read_model_json(directory / sub)["kind"]
-            self.bases.append(registry[kind].load(directory / sub))
-        self.coef_ = np.asarray(state["meta_coef"], dtype=np.float64)
-        self.intercept_ = float(state["meta_intercept"])
+        where = directory / MODEL_JSON
+        subs = state.get("bases")
+        if not isinstance(subs, list) or not subs:
+            raise ModelFileError(f"{where}: state.bases must be a non-empty list of directory names")
+        bases = []
+        for sub in subs:
+            path = child_path(directory, sub, what="state.bases entry")
+            kind = read_model_json(path)["kind"]
+            if kind not in registry or kind == self.name:
+                known = sorted(set(registry) - {self.name})
+                raise ModelFileError(f"{path}: {kind!r} is not a base model kind {known}")
+            bases.append(registry[kind].load(path))
+        coef, intercept = state.get("meta_coef"), state.get("meta_intercept")
+        if not (isinstance(coef, list) and len(coef) == len(bases)
+                and all(isinstance(c, int | float) and not isinstance(c, bool) for c in coef)):
+            raise ModelFileError(f"{where}: state.meta_coef must be {len(bases)} numbers")
+        if isinstance(intercept, bool) or not isinstance(intercept, int | float):
+            raise ModelFileError(f"{where}: state.meta_intercept must be a number, got {intercept!r}")
+        self.bases = bases
+        self.coef_ = np.asarray(coef, dtype=np.float64)
+        self.intercept_ = float(intercept)

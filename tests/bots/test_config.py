@@ -197,3 +197,29 @@ def test_example_file_documents_every_key_and_loads_to_the_defaults() -> None:
             *getattr(field.annotation, "__args__", ()),
         ):
             assert f"MEVSUITE__{section.upper()}__{name.upper()}" in sections[section]
+
+
+def test_url_values_in_errors_are_redacted_or_not_shown(tmp_path: Path) -> None:
+    # A malformed db.url may hold a password anywhere: its value is never echoed, the problem is named.
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"MEVSUITE__DB__URL": "postgresql+psycopg//bot:db-s3cret@h:5432/mev"}, cwd=tmp_path)
+    assert "db-s3cret" not in str(info.value)
+    assert str(info.value).startswith("config error: db.url: not a database URL")
+    assert "MEVSUITE__DB__URL" in str(info.value)
+    # An RPC URL is echoed redacted (user info, keys in the path and the query masked).
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"MEVSUITE__CHAIN__RPC_URLS": "ftp://u:pw-s3cret@node.example/v3/0123456789abcdef0123?k=q1"},
+                    cwd=tmp_path)
+    assert "pw-s3cret" not in str(info.value) and "0123456789abcdef0123" not in str(info.value)
+    assert "'ftp://***@node.example/v3/***?***'" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, '[chain]\nws_url = ["x"]\nrpc_url = "http://u:pw-s3cret@h/Key123"\n'), env={})
+    assert "pw-s3cret" not in str(info.value)
+
+
+def test_source_of_says_where_a_value_came_from(tmp_path: Path) -> None:
+    path = write(tmp_path, "[bot]\ndry_run = false\n[metrics]\nport = 9\n")
+    config = load_config(path, env={"MEVSUITE__METRICS__PORT": "10"})
+    assert config.source_of("bot.dry_run") == str(path)
+    assert config.source_of("metrics.port") == "MEVSUITE__METRICS__PORT"
+    assert config.source_of("bot.name") == "default"

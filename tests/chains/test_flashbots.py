@@ -4,10 +4,14 @@ like the real one (aiohttp on port 0), and InclusionTracker against a real --no-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import subprocess
+import sys
+import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from chains.flashbots import (
     FlashbotsClient,
     InclusionStatus,
     InclusionTracker,
+    RelayBadReplyError,
     RelayError,
     RelayTimeoutError,
     RelayTransportError,
@@ -466,3 +471,113 @@ def test_fast_recovery_agrees_with_eth_account(key: int, body: bytes, legacy_v: 
     assert recover_signature_header(body, f"{acct.address}:0x{bytes(bad_v).hex()}") is None
     zero_r = bytes(32) + bytes(sig[32:])
     assert recover_signature_header(body, f"{acct.address}:0x{zero_r.hex()}") is None
+
+
+# ---------------------------------------------------------------------------------------------------- hostile replies
+NESTED_REPLIES = {"lists": b"[" * 100_000 + b"]" * 100_000,
+                  "objects": b'{"a":' * 100_000 + b"1" + b"}" * 100_000}
+
+_HOSTILE_BUILDER_SCRIPT = textwrap.dedent("""
+    import asyncio, json, sys
+    import eth_account  # as in every bot process (web3): py_ecc raises the recursion limit to 100000
+    from aiohttp import web
+    from prometheus_client import CollectorRegistry
+    from chains.flashbots import FlashbotsClient, RelayBadReplyError
+
+    PAYLOADS = {"lists": b"[" * 100_000 + b"]" * 100_000,
+                "objects": b'{"a":' * 100_000 + b"1" + b"}" * 100_000}
+
+    async def main() -> None:
+        async def reply(request: web.Request) -> web.Response:
+            return web.Response(body=PAYLOADS[request.match_info["p"]], content_type="application/json")
+
+        app = web.Application()
+        app.router.add_post("/{p}", reply)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        registry = CollectorRegistry()
+        builders = {p: f"http://127.0.0.1:{port}/{p}" for p in PAYLOADS}
+        out = {"recursionlimit": sys.getrecursionlimit()}
+        async with FlashbotsClient(sys.argv[1], builders, retries=2, backoff=0.01, registry=registry) as client:
+            for name in PAYLOADS:
+                try:
+                    await client.request("eth_sendBundle", [{"txs": [], "blockNumber": "0x1"}], builder=name)
+                    out[name] = "accepted"
+                except RelayBadReplyError as exc:
+                    out[name] = [type(exc).__name__, exc.reason, exc.attempts]
+                out[name + "_bad_reply"] = registry.get_sample_value(
+                    "mevsuite_relay_client_requests_total",
+                    {"builder": name, "method": "eth_sendBundle", "outcome": "bad_reply"})
+        await runner.cleanup()
+        print(json.dumps(out))
+
+    asyncio.run(main())
+""")
+
+
+def test_hostile_builder_reply_is_a_clean_counted_error_in_a_subprocess() -> None:
+    """A builder answering 100k nested brackets: the client (eth-account imported, recursion limit 100000) raises
+    RelayBadReplyError at once and counts outcome bad_reply; the process lives (the old client died: SIGSEGV)."""
+    proc = subprocess.run([sys.executable, "-c", _HOSTILE_BUILDER_SCRIPT, KEY], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["recursionlimit"] >= 100_000
+    for name in NESTED_REPLIES:
+        assert out[name] == ["RelayBadReplyError", "too_deep", 1]  # refused at once, never retried
+        assert out[name + "_bad_reply"] == 1
+
+
+@contextlib.asynccontextmanager
+async def _replying(replies: Mapping[str, tuple[int, bytes]]) -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """A builder stand-in: POST /<name> answers replies[name] = (HTTP status, body)."""
+    hits: dict[str, int] = {}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        hits[name] = hits.get(name, 0) + 1
+        status, body = replies[name]
+        if name.startswith("chunked"):
+            resp = web.StreamResponse(status=status)
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            for i in range(0, len(body), 65_536):
+                await resp.write(body[i:i + 65_536])
+            return resp
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/{name}", handle)
+    runner = web.AppRunner(app, shutdown_timeout=1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", hits
+    finally:
+        await runner.cleanup()
+
+
+async def test_reply_over_the_limits_is_refused_at_once_and_counted() -> None:
+    deep = b'{"jsonrpc":"2.0","id":1,"result":' + b"[" * 200 + b"]" * 200 + b"}"
+    big = b'{"jsonrpc":"2.0","id":1,"result":"0x' + b"ab" * 600_000 + b'"}'
+    replies = {"deep": (200, deep), "big": (200, big), "chunked_big": (200, big), "notjson": (200, b"<html>"),
+               "deep_error": (400, b'{"error":' + b"[" * 300 + b"]" * 300 + b"}")}
+    registry = CollectorRegistry()
+    async with _replying(replies) as (url, hits):
+        builders = {name: f"{url}/{name}" for name in replies}
+        async with FlashbotsClient(KEY, builders, retries=1, backoff=0.01, registry=registry,
+                                   max_reply_bytes=1_000_000) as client:
+            res = await client.send_bundle([USER_TX], 5)
+    for name, reason in (("deep", "too_deep"), ("big", "too_large"), ("chunked_big", "too_large"),
+                         ("deep_error", "too_deep")):
+        err = res[name].error
+        assert isinstance(err, RelayBadReplyError) and err.reason == reason and err.attempts == 1, (name, err)
+        assert hits[name] == 1  # not retried: the same reply would come back
+    err = res["notjson"].error  # not JSON at all: retried (a proxy's page may be transient), then refused
+    assert isinstance(err, RelayBadReplyError) and err.reason == "malformed" and err.attempts == 2
+    assert isinstance(err, RelayTransportError) and hits["notjson"] == 2
+    for name in replies:
+        assert registry.get_sample_value("mevsuite_relay_client_requests_total",
+                                         {"builder": name, "method": "eth_sendBundle", "outcome": "bad_reply"}) == 1

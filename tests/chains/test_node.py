@@ -104,3 +104,22 @@ def test_automine_toggle_keeps_txs_pending(anvil: AnvilNode) -> None:
     assert any(tx in by_nonce["hash"] for txs in pending.values() for by_nonce in txs.values())
     anvil.mine()
     assert anvil.rpc("eth_getTransactionReceipt", [tx])["blockNumber"] == hex(start + 1)
+
+
+def test_fork_url_is_not_in_argv_and_its_directory_goes_with_it(anvil: AnvilNode) -> None:
+    # The upstream URL reaches anvil through its environment and a private foundry.toml alias, never argv.
+    url = anvil.http_url + "/?apikey=NotInArgv123"  # anvil's server answers on / with any query
+    with AnvilNode.start(fork_url=url, fork_block=0) as fork:
+        assert fork.block_number() == 0 and fork.chain_id() == 31337
+        cmdline = open(f"/proc/{fork.pid}/cmdline", "rb").read().decode()
+        assert "NotInArgv123" not in cmdline and "--fork-url\0mevsuite_fork\0" in cmdline
+        assert "NotInArgv123" not in repr(fork) + "\n".join(fork.log_tail(200))
+        assert "fork_url='http://127.0.0.1:" in repr(fork) and "?***'" in repr(fork)
+        workdir = fork._workdir
+        assert workdir is not None and (workdir.stat().st_mode & 0o777) == 0o700
+        # A fork keeps its upstream's chain id unless told over RPC.
+        fork.rpc("anvil_setChainId", [31338])
+        assert fork.chain_id() == 31338
+        fork.reset(fork_url=url)  # over JSON-RPC, not argv
+        assert fork.block_number() == anvil.block_number()
+    assert not workdir.exists()

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -513,3 +516,137 @@ async def test_rejects_bad_configuration() -> None:
         RpcClient("ftp://127.0.0.1:1")
     with pytest.raises(ValueError):
         RpcClient([])
+
+
+# ------------------------------------------------------------------------------------------ hostile replies
+_HOSTILE_NODE_SCRIPT = textwrap.dedent("""
+    import asyncio, json, sys
+    import eth_account  # as in every bot process (web3): py_ecc raises the recursion limit to 100000
+    from aiohttp import web
+    from chains.rpc import AllEndpointsFailedError, RpcClient
+
+    PAYLOADS = [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000]
+
+    async def main() -> None:
+        async def http(request: web.Request) -> web.Response:
+            return web.Response(body=PAYLOADS[int(request.match_info["i"])], content_type="application/json")
+
+        async def ws(request: web.Request) -> web.WebSocketResponse:
+            sock = web.WebSocketResponse()
+            await sock.prepare(request)
+            async for _ in sock:
+                await sock.send_bytes(PAYLOADS[int(request.match_info["i"])])
+            return sock
+
+        app = web.Application()
+        app.router.add_post("/{i}", http)
+        app.router.add_get("/ws/{i}", ws)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        out = {"recursionlimit": sys.getrecursionlimit()}
+        for scheme, path in (("http", ""), ("ws", "ws/")):
+            for i in range(len(PAYLOADS)):
+                async with RpcClient(f"{scheme}://127.0.0.1:{port}/{path}{i}", retries=0, timeout=5) as client:
+                    try:
+                        await client.request("eth_chainId")
+                        out[f"{scheme}{i}"] = "answered"
+                    except AllEndpointsFailedError as exc:
+                        ep = client.endpoints[0]
+                        out[f"{scheme}{i}"] = ["deeper than" in str(exc), ep.errors, ep.bad_replies]
+        await runner.cleanup()
+        print(json.dumps(out))
+
+    asyncio.run(main())
+""")
+
+
+def test_hostile_replies_are_clean_errors_in_a_subprocess() -> None:
+    """A node answering 100k nested brackets over HTTP and over a websocket: the client (eth-account imported,
+    recursion limit 100000) fails the request with AllEndpointsFailedError, counted; the process lives."""
+    proc = subprocess.run([sys.executable, "-c", _HOSTILE_NODE_SCRIPT], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out.pop("recursionlimit") >= 100_000
+    assert out == {key: [True, 1, 1] for key in ("http0", "http1", "ws0", "ws1")}
+
+
+class _Scripted:
+    """An HTTP + websocket JSON-RPC stand-in: ``reply`` builds the answer (bytes) to a request message."""
+
+    def __init__(self) -> None:
+        self.mode = "deep"
+
+    def reply(self, msg: dict[str, Any]) -> bytes:
+        if self.mode == "deep":
+            return b'{"jsonrpc":"2.0","id":%d,"result":' % msg["id"] + b"[" * 600 + b"]" * 600 + b"}"
+        if self.mode == "big":
+            return b'{"jsonrpc":"2.0","id":%d,"result":"0x' % msg["id"] + b"ab" * 5_000 + b'"}'
+        if self.mode == "html":
+            return b"<html>hello</html>"
+        return json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": "0x7a69"}).encode()
+
+    async def http(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.reply(await request.json()), content_type="application/json")
+
+    async def ws(self, request: web.Request) -> web.WebSocketResponse:
+        sock = web.WebSocketResponse()
+        await sock.prepare(request)
+        async for m in sock:
+            await sock.send_str(self.reply(json.loads(m.data)).decode())
+        return sock
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[tuple[_Scripted, int]]:
+    node = _Scripted()
+    app = web.Application()
+    app.router.add_post("/", node.http)
+    app.router.add_get("/ws", node.ws)
+    runner, port = await _serve(app)
+    try:
+        yield node, port
+    finally:
+        await runner.cleanup()
+
+
+async def test_http_replies_over_the_limits_fail_over_and_are_counted(scripted: tuple[_Scripted, int]) -> None:
+    node, port = scripted
+    good = _Scripted()
+    good.mode = "ok"
+    app = web.Application()
+    app.router.add_post("/", good.http)
+    runner, good_port = await _serve(app)
+    try:
+        for mode, reason in (("deep", "deeper than 512 levels"), ("big", "exceeds the limit of 8000 bytes"),
+                             ("html", "invalid JSON-RPC answer")):
+            node.mode = mode
+            registry = CollectorRegistry()
+            async with RpcClient([f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{good_port}/"], retries=0,
+                                 cooloff=60, max_reply_bytes=8_000) as client:
+                client.register_metrics(registry, client="t")
+                assert await client.request("eth_chainId") == "0x7a69"  # the second node answered
+                bad = client.endpoints[0]
+                assert (bad.errors, bad.bad_replies, bad.failovers, bad.up) == (1, 1, 1, False), mode
+                assert bad.last_error is not None and reason in bad.last_error, bad.last_error
+                assert registry.get_sample_value("mevsuite_rpc_bad_replies_total",
+                                                 {"client": "t", "endpoint": bad.name}) == 1
+    finally:
+        await runner.cleanup()
+
+
+async def test_ws_reply_over_the_limits_fails_the_connection_then_recovers(scripted: tuple[_Scripted, int]) -> None:
+    node, port = scripted
+    async with RpcClient(f"ws://127.0.0.1:{port}/ws", retries=0, timeout=5, ws_max_size=8_000) as client:
+        ep = client.endpoints[0]
+        for n, (mode, reason) in enumerate((("deep", "deeper than 512 levels"), ("big", "message too big"),
+                                            ("html", "not valid JSON")), start=1):
+            node.mode = mode
+            with pytest.raises(AllEndpointsFailedError, match=reason):
+                await client.request("eth_chainId")  # answered with a refusal at once, not after the timeout
+            assert (ep.errors, ep.bad_replies) == (n, n), mode
+        node.mode = "ok"
+        assert await client.request("eth_chainId") == "0x7a69"  # a new connection, and all is well
+        assert ep.transport.reconnects >= 2

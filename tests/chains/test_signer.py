@@ -111,8 +111,9 @@ def test_flashbots_signature_format() -> None:
 
 def test_from_env_and_no_key_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEV_PRIVATE_KEY", DEV_KEY)
-    s = Signer.from_environment()
+    s = Signer.from_env()
     assert s.address == DEV_ADDR
+    assert not hasattr(Signer, "from_environment")  # the bots' keys come from the config (bots.keys)
     keybody = DEV_KEY[2:]
     for text in (repr(s), str(s), f"{s}", f"{s!r}", repr(vars(s)) if hasattr(s, "__dict__") else ""):
         assert keybody not in text.lower()
@@ -134,13 +135,15 @@ def test_from_keystore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "key.json"
     path.write_text(json.dumps(keystore))
     assert Signer.from_keystore(path, "hunter2").address == DEV_ADDR
-    monkeypatch.setenv("MEV_KEYSTORE_PATH", str(path))
-    monkeypatch.setenv("MEV_KEYSTORE_PASSWORD", "hunter2")
-    monkeypatch.setenv("MEV_PRIVATE_KEY", "0x" + "11" * 32)  # keystore wins when configured
-    assert Signer.from_environment().address == DEV_ADDR
+    monkeypatch.setenv("KS_PATH", str(path))
+    monkeypatch.setenv("KS_PASSWORD", "hunter2")
+    assert Signer.from_keystore_env("KS_PATH", "KS_PASSWORD").address == DEV_ADDR
     with pytest.raises(KeyLoadError) as exc:
-        Signer.from_keystore(path, "wrong")
-    assert DEV_KEY[2:] not in str(exc.value)
+        Signer.from_keystore(path, "wrong-pw-7c1e")
+    assert DEV_KEY[2:] not in str(exc.value) and "wrong-pw-7c1e" not in str(exc.value)
+    assert "wrong password" in str(exc.value)
+    with pytest.raises(KeyLoadError, match="cannot read keystore"):
+        Signer.from_keystore(tmp_path / "missing.json", "hunter2")
 
 
 def test_rejects_non_type2_and_wrong_from() -> None:

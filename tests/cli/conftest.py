@@ -1,8 +1,9 @@
 """Helpers of the CLI end-to-end tests: run `mevsuite` as a real subprocess in a temporary directory.
 
-Every run gets a clean environment (no inherited ``MEVSUITE__*`` overrides, no ``MEVSUITE_DB_URL``) and a
-temporary working directory (so no ``./mevsuite.toml`` and no ``./mevsuite.db`` of the checkout are used), and
-a timeout.  The PostgreSQL fixtures (``pg_admin``, ``pg_url``: a throw-away ``mevsuite_test_<random>``
+Every run gets a clean environment (no inherited ``MEVSUITE__*`` overrides, no ``MEVSUITE_DB_URL``, no
+``MEVSUITE_FORK_URL``, no old ``MEV_*`` key variables; ``XDG_DATA_HOME`` inside the working directory, so a bot's
+Flashbots reputation key file is never written to the real home) and a temporary working directory (so no
+``./mevsuite.toml`` and no ``./mevsuite.db`` of the checkout are used), and a timeout.  The PostgreSQL fixtures (``pg_admin``, ``pg_url``: a throw-away ``mevsuite_test_<random>``
 database, dropped afterwards) are those of ``tests/bots``.
 """
 
@@ -35,10 +36,17 @@ MEVSUITE: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, 
 RUN_TIMEOUT = 90.0  # seconds; any single CLI run here takes a few seconds at most
 
 
-def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a CLI run: ours minus mevsuite overrides, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEVSUITE__") and k != "MEVSUITE_DB_URL"}
+_NOT_INHERITED = {"MEVSUITE_DB_URL", "MEVSUITE_FORK_URL", "MEV_PRIVATE_KEY", "MEV_KEYSTORE_PATH",
+                  "MEV_KEYSTORE_PASSWORD"}
+
+
+def cli_env(extra: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, str]:
+    """The environment of a CLI run: ours minus mevsuite overrides, plus ``extra`` (``XDG_DATA_HOME`` in ``cwd``
+    unless ``extra`` sets it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEVSUITE__") and k not in _NOT_INHERITED}
     env["PYTHONUNBUFFERED"] = "1"
+    if cwd is not None:
+        env["XDG_DATA_HOME"] = str(cwd / ".local" / "share")
     env.update(extra or {})
     return env
 
@@ -46,14 +54,14 @@ def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def run_cli(args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None,
             timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
     """Run ``mevsuite *args`` to completion (killed after ``timeout`` seconds)."""
-    return subprocess.run([*MEVSUITE, *args], cwd=cwd, env=cli_env(env), capture_output=True, text=True,
+    return subprocess.run([*MEVSUITE, *args], cwd=cwd, env=cli_env(env, cwd), capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
 
 def start_cli(args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start ``mevsuite *args`` in the background, stdout/stderr to ``cwd/stdout.txt`` / ``cwd/stderr.txt``."""
     with open(cwd / "stdout.txt", "wb") as out, open(cwd / "stderr.txt", "wb") as err:
-        return subprocess.Popen([*MEVSUITE, *args], cwd=cwd, env=cli_env(env), stdout=out, stderr=err,
+        return subprocess.Popen([*MEVSUITE, *args], cwd=cwd, env=cli_env(env, cwd), stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL)
 
 

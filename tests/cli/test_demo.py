@@ -97,6 +97,9 @@ async def test_demo_serves_metrics_while_it_runs(tmp_path: Path) -> None:
     expected = {"mevsuite_events", "mevsuite_stage_latency_seconds", "mevsuite_db_rows_written"}
     assert all(expected <= families for families in during), during
     samples = at_end["samples"]
+    # The demo's bot always sends, to its own throw-away devnet: it says so, and the gauge says live.
+    assert "mode: live on the demo's own devnet" in output.getvalue()
+    assert _total(samples, "mevsuite_bot_live", bot="dex_arb") == 1
     assert _total(samples, "mevsuite_events_total", bot="recorder") > 0
     assert _total(samples, "mevsuite_stage_latency_seconds_count", bot="recorder") > 0
     assert _total(samples, "mevsuite_stage_latency_seconds_sum", bot="recorder") > 0

@@ -167,7 +167,8 @@ def predict_profit(node: AnvilNode, plan: ArbPlan, aave_pool: str) -> tuple[int,
 def loan_fee(node: AnvilNode, plan: ArbPlan, aave_pool: str) -> int:
     mode, amount = plan.funding.mode, plan.amount_in
     if mode is FundingMode.V2_FLASH_SWAP:
-        return v2_flash_repay(amount) - amount
+        assert plan.funding.fee_bps is not None
+        return v2_flash_repay(amount, plan.funding.fee_bps) - amount
     if mode is FundingMode.V3_FLASH:
         assert plan.funding.lender is not None
         return v3_flash_fee(amount, int(call(node, plan.funding.lender, sel("fee()")), 16))
@@ -180,7 +181,8 @@ def funding(book: AddressBook, mode: FundingMode) -> Funding:
     """The devnet lender of WETH for each mode (a pool no test route uses)."""
     if mode is FundingMode.V2_FLASH_SWAP:
         p = find_pool(book, "uniswap", "WETH", "USDT")
-    elif mode is FundingMode.V3_FLASH:
+        return Funding(mode, p.address, start_is_token1=p.token1.lower() == book.weth.lower(), fee_bps=p.fee)
+    if mode is FundingMode.V3_FLASH:
         p = find_pool(book, "uniswap_v3", "WETH", "USDT", 500)
     else:
         return Funding(mode)

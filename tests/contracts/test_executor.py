@@ -22,6 +22,7 @@ from chains.executor import (
     encode_execute,
     encode_plan,
     load_artifact,
+    v2_flash_repay,
 )
 from chains.node import RpcCallError
 from tests.contracts.chainhelp import (
@@ -114,6 +115,51 @@ def test_passed_in_amounts_are_used(world: tuple[Devnet, str, str]) -> None:
     assert realized == predicted == outs[2] - plan.amount_in
 
 
+@pytest.mark.parametrize("mode", list(FundingMode), ids=lambda m: m.name.lower())
+def test_tip_is_paid_out_of_the_profit(world: tuple[Devnet, str, str], mode: FundingMode) -> None:
+    """The tip is unwrapped WETH out of the cycle's profit (never ETH the executor holds) and ``min_profit`` is
+    checked net of it: the executor's WETH grows by the predicted profit minus the tip, to the wei."""
+    d, owner, executor = world
+    b = d.book
+    d.node.rpc("anvil_setBalance", [executor, hex(10**18)])  # ETH held: must stay untouched
+    skew_v3(d.node, b, find_pool(b, "uniswap_v3", "WETH", "USDC", 3000), b.weth, 300 * 10**18)
+    plan = _two_hop(d, mode, 5 * 10**18)
+    predicted, _ = predict_profit(d.node, plan, b.aave.pool)
+    tip = predicted // 3
+    too_much = replace(plan, min_profit=predicted - tip + 1, tip_wei=tip)
+    with pytest.raises(RpcCallError) as info:
+        d.node.rpc("eth_call", [{"from": owner, "to": executor, "data": "0x" + encode_execute(too_much).hex()},
+                                "latest"])
+    assert decode_revert(str(info.value.error["data"])) == f"InsufficientProfit({predicted - tip}, {predicted - tip + 1})"
+    _, realized, receipt = _run(d, owner, executor, replace(plan, min_profit=predicted - tip, tip_wei=tip))
+    assert realized == predicted - tip
+    assert int(d.node.rpc("eth_getBalance", [executor, "latest"]), 16) == 10**18
+    # The block's coinbase got the tip on top of the transaction's priority fee.
+    block = d.node.rpc("eth_getBlockByNumber", [receipt["blockNumber"], False])
+    number = int(str(receipt["blockNumber"]), 16)
+    gained = (int(d.node.rpc("eth_getBalance", [block["miner"], hex(number)]), 16)
+              - int(d.node.rpc("eth_getBalance", [block["miner"], hex(number - 1)]), 16))
+    priority = (int(str(receipt["effectiveGasPrice"]), 16) - int(block["baseFeePerGas"], 16)) \
+        * int(str(receipt["gasUsed"]), 16)
+    assert gained == tip + priority
+
+
+def test_v2_flash_fee_comes_from_the_plan() -> None:
+    plan = replace(_sample(), funding=Funding(FundingMode.V2_FLASH_SWAP, "0x" + "dd" * 20, False, 25))
+    raw = encode_plan(plan)
+    assert raw[0] == 0x01 and raw[90:92] == (25).to_bytes(2, "big")  # header 70 | lender 20 | fee u16
+    assert len(raw) == 70 + 20 + 2 + (61 + 16) + 43 + (43 + 16)
+    back = decode_plan(raw)
+    assert (back.funding.mode, back.funding.lender.lower(), back.funding.fee_bps) == (  # type: ignore[union-attr]
+        FundingMode.V2_FLASH_SWAP, "0x" + "dd" * 20, 25)
+    assert back.hops == decode_plan(encode_plan(_sample())).hops
+    assert encode_plan(back) == raw
+    # ceil(a * 10000 / (10000 - fee)): the least the pair's K check accepts
+    assert v2_flash_repay(10**18, 30) == (10**18 * 1000 + 996) // 997  # Uniswap's 0.3 %
+    assert v2_flash_repay(10**18, 25) == 1_002_506_265_664_160_402
+    assert v2_flash_repay(997, 30) == 1000 and v2_flash_repay(0, 30) == 0
+
+
 def test_unprofitable_plan_reverts_with_insufficient_profit(world: tuple[Devnet, str, str]) -> None:
     d, owner, executor = world
     plan = _two_hop(d, FundingMode.OWN_BALANCE, 5 * 10**18)  # no skew: the fees make it a loss
@@ -156,6 +202,8 @@ def test_encoding_layout_and_round_trip() -> None:
     ({"hops": ()}, "bad_route"),
     ({"funding": Funding(FundingMode.V2_FLASH_SWAP)}, "bad_funding"),
     ({"funding": Funding(FundingMode.V2_FLASH_SWAP, "0x" + "aa" * 20)}, "bad_funding"),
+    ({"funding": Funding(FundingMode.V2_FLASH_SWAP, "0x" + "dd" * 20)}, "bad_fee"),  # the lender's fee is required
+    ({"funding": Funding(FundingMode.V2_FLASH_SWAP, "0x" + "dd" * 20, fee_bps=10_000)}, "bad_fee"),
     ({"hops": (Hop("0x" + "aa" * 20, "v2", "0x" + "11" * 20, "0x" + "22" * 20, 30, True),)}, "bad_route"),
     ({"hops": (Hop("0xnope", "v2", "0x" + "11" * 20, "0x" + "11" * 20, 30, True),)}, "bad_address"),
     ({"hops": (Hop("0x" + "aa" * 20, "v2", "0x" + "11" * 20, "0x" + "11" * 20, 10_000, True),)}, "bad_fee"),

@@ -1,8 +1,12 @@
 """The forge test suites of ``contracts/``, run from pytest, and the committed artifact's freshness.
 
-* ``test_forge_unit``: ``forge test`` on the pure suite (no chain).
+* ``test_forge_unit``: ``forge test`` on the suites that need no chain: ``ArbExecutorUnit.t.sol`` (ownership,
+  guards outside a run, withdrawals, the tip rule) and ``ArbExecutorMockWorld.t.sol`` (mock tokens and V2-style
+  pairs with any fee: the V2 flash fee from the plan, lenders and an "Aave pool" calling back the wrong way).
 * ``test_forge_fork``: the fork suite against a fork of the session devnet (real Uniswap V2/V3 + Aave bytecode);
-  the addresses it needs are passed as ``MEVSUITE_*`` environment variables (``vm.envAddress``).
+  the addresses it needs are passed as ``MEVSUITE_*`` environment variables (``vm.envAddress``). It includes the
+  malicious pools (lying about amounts, paying less than they claim, wrong delta signs, re-entering) and the tip
+  paid from profit in every funding mode.
 * ``test_artifact_is_fresh``: a fresh ``forge build`` gives exactly the committed ``chains/data/ArbExecutor.json``
   (a build in this session's empty temporary dirs, shared with the forge test runs: one compile, not three).
 
@@ -47,8 +51,8 @@ def _passed(output: str) -> int:
 
 
 def test_forge_unit(forge_dirs: tuple[Path, Path]) -> None:
-    output = _forge_test(forge_dirs, "--match-path", "test/ArbExecutorUnit.t.sol")
-    assert _passed(output) == 8, output
+    output = _forge_test(forge_dirs, "--no-match-path", "test/fork/*")
+    assert _passed(output) == 13 + 8, output
     assert "[FAIL" not in output
 
 
@@ -70,7 +74,7 @@ def test_forge_fork(forge_dirs: tuple[Path, Path], devnet: Devnet) -> None:
         "MEVSUITE_AAVE_ADMIN": book.deployer,
     }
     output = _forge_test(forge_dirs, "--fork-url", devnet.node.http_url, "--match-path", "test/fork/*", env=env)
-    assert _passed(output) == 16, output
+    assert _passed(output) == 25, output
     assert "[FAIL" not in output
 
 

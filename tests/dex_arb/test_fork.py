@@ -23,7 +23,8 @@ def test_bot_lands_bundles_on_a_fork_of_the_devnet(devnet_state: Devnet, tmp_pat
     out = tmp_path / "summary.json"
     r = run_cli(["run", "dex-arb", "--fork-url", devnet_state.node.http_url, "--book", str(book_path), "--live",
                  "--blocks", "3", "--block-time", "0.2", "--json-summary", str(out),
-                 "--db-url", f"sqlite+aiosqlite:///{tmp_path / 'fork.db'}"], cwd=tmp_path)
+                 "--db-url", f"sqlite+aiosqlite:///{tmp_path / 'fork.db'}"], cwd=tmp_path,
+                env={"MEVSUITE__BOT__DRY_RUN": "false"})  # sending needs both switches
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads(out.read_text())
     assert s["live"] and s["blocks"] == 3 and s["pools"] == len(devnet_state.book.pools)

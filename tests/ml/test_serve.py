@@ -415,6 +415,8 @@ def publish_real(
 ) -> None:
     features = pytest.importorskip("ml.features")
     registry = pytest.importorskip("ml.registry")
+    for cls in (TinyModel, TinySeqModel):  # model directories are data: the test kinds are registered in code
+        registry.register_model_kind(cls.name, cls)
     fcfg = features.FeatureConfig(patterns=False)
     feats = features.build_features(BTC, config=fcfg)
     pre = features.CausalPreprocessor().fit(feats)
@@ -514,7 +516,8 @@ def _run_serve(tmp_path: Path, port: int, reload_interval: float = 0.2) -> subpr
     (tmp_path / "models").mkdir(exist_ok=True)
     csv = write_btc_csv(tmp_path / "btc.csv", BTC)
     code = (
-        "import sys; from ml.serve import serve_main; "
+        "import sys; from ml.serve import serve_main; from ml.registry import register_model_kind; "
+        "from tests.ml.test_serve import TinyModel; register_model_kind('tiny', TinyModel); "
         f"sys.exit(serve_main({str(tmp_path / 'models')!r}, [{str(csv)!r}], '127.0.0.1', {port}, "
         f"{reload_interval}))"
     )
