@@ -46,6 +46,7 @@ bench: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy chains/
 	$(VENV)/bin/lint-imports
 

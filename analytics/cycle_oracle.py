@@ -1,7 +1,7 @@
 """The independent oracle for the DEX arbitrage bot: every cycle over every pool, by brute force.
 
 Deliberately independent of ``analytics.routing``: it reads each pool's state straight from the chain
-(``chains.snapshot.read_v2_pair`` / ``read_v3_pool`` at the block), enumerates every simple cycle from WETH of
+(``chains.state.snapshot.read_v2_pair`` / ``read_v3_pool`` at the block), enumerates every simple cycle from WETH of
 2..``max_hops`` hops by nested loops over the pool list (both directions, each pool at most once), and sizes
 each cycle with an integer ternary search on the exact profit function (``chains.amm`` math only), refined by
 a scan around the optimum.  It shares nothing with the route finder but the per-pool exact math.
@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chains.addressbook import AddressBook, PoolInfo
 from chains.amm.uniswap_v2 import get_amount_out
 from chains.amm.uniswap_v3.errors import UniswapV3Revert
 from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState, quote_exact_input
-from chains.devnet.addressbook import AddressBook, PoolInfo
-from chains.snapshot import read_v2_pair, read_v3_pool
+from chains.state.snapshot import read_v2_pair, read_v3_pool
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,15 @@ async def read_pools(rpc: Any, infos: Sequence[PoolInfo], block: int) -> _Pools:
             v2[p.address] = (r.reserve0, r.reserve1)
         else:
             s = await read_v3_pool(rpc, p.address, block)
-            v3[p.address] = V3PoolState(s.fee, s.tick_spacing, s.sqrt_price_x96, s.tick, s.liquidity,
-                                        {t: TickInfo(g, n) for t, (g, n) in s.ticks.items()}, dict(s.bitmap))
+            v3[p.address] = V3PoolState(
+                s.fee,
+                s.tick_spacing,
+                s.sqrt_price_x96,
+                s.tick,
+                s.liquidity,
+                {t: TickInfo(g, n) for t, (g, n) in s.ticks.items()},
+                dict(s.bitmap),
+            )
     return _Pools(infos, v2, v3)
 
 
@@ -120,6 +127,7 @@ PROBE = 10**12  # wei of WETH
 
 def best_size(pools: _Pools, legs: Sequence[Leg], upper: int) -> tuple[int, int]:
     """(amount_in, profit) maximising the exact integer profit on [1, upper]; (0, 0) if never positive."""
+
     def f(x: int) -> int:
         p = _profit(pools, legs, x)
         return -(1 << 255) if p is None else p
@@ -140,8 +148,14 @@ def best_size(pools: _Pools, legs: Sequence[Leg], upper: int) -> tuple[int, int]
     return (best_x, best_p) if best_p > 0 else (0, 0)
 
 
-def opportunities(pools: _Pools, cycles: Sequence[tuple[Leg, ...]], base: str, *, base_fee: int,
-                  gas_for: Callable[[tuple[str, ...]], int]) -> list[OracleOpportunity]:
+def opportunities(
+    pools: _Pools,
+    cycles: Sequence[tuple[Leg, ...]],
+    base: str,
+    *,
+    base_fee: int,
+    gas_for: Callable[[tuple[str, ...]], int],
+) -> list[OracleOpportunity]:
     """Every cycle with a positive gross profit, best net first; ``gas_for(kinds)`` is the gas of a route whose
     hops are of those pool kinds (``"v2"``/``"v3"``)."""
     out: list[OracleOpportunity] = []

@@ -61,7 +61,7 @@ from chains.amm.balancer import v1 as balancer_v1
 from chains.amm.balancer import weighted_math
 from chains.amm.uniswap_v2 import get_amount_out
 from chains.amm.uniswap_v3.pool import V3PoolState, swap
-from chains.state import ChainState, V2PairState
+from chains.state.chain import ChainState, V2PairState
 
 __all__ = [
     "DEFAULT_GAS_OVERHEAD",
@@ -108,7 +108,7 @@ class RouteQuoteError(ValueError):
 class RoutePool:
     """One pool as the route finder sees it: tokens, an exact quote and a constant-product summary.
 
-    Subclasses wrap the ``chains/amm`` state objects by reference: when the state mutates (``chains.state``
+    Subclasses wrap the ``chains/amm`` state objects by reference: when the state mutates (``chains.state.chain``
     applies a block), :meth:`RouteFinder.update` with the pool's address picks it up.
     """
 
@@ -220,9 +220,19 @@ class CurveRoutePool(RoutePool):
     kind: ProtocolKind = "curve"
     verified = False
 
-    def __init__(self, address: str, tokens: Sequence[str], balances: Sequence[int], amp: int, fee: int,
-                 decimals: Sequence[int], *, a_precision: int = curve.A_PRECISION,
-                 d_p_rule: curve.DPRule = "per_coin", fee_after_rate: bool = False) -> None:
+    def __init__(
+        self,
+        address: str,
+        tokens: Sequence[str],
+        balances: Sequence[int],
+        amp: int,
+        fee: int,
+        decimals: Sequence[int],
+        *,
+        a_precision: int = curve.A_PRECISION,
+        d_p_rule: curve.DPRule = "per_coin",
+        fee_after_rate: bool = False,
+    ) -> None:
         self.address = address.lower()
         self.tokens = tuple(t.lower() for t in tokens)
         self.balances = list(balances)
@@ -237,9 +247,18 @@ class CurveRoutePool(RoutePool):
     def quote(self, i: int, j: int, amount_in: int) -> int:
         if amount_in <= 0:
             raise RouteQuoteError("amount_in must be positive")
-        out = curve.get_dy(i, j, amount_in, self.balances, self.amp, self._fee, self.rates,
-                           a_precision=self.a_precision, d_p_rule=self.d_p_rule,
-                           fee_after_rate=self.fee_after_rate)
+        out = curve.get_dy(
+            i,
+            j,
+            amount_in,
+            self.balances,
+            self.amp,
+            self._fee,
+            self.rates,
+            a_precision=self.a_precision,
+            d_p_rule=self.d_p_rule,
+            fee_after_rate=self.fee_after_rate,
+        )
         if out <= 0 or out >= self.balances[j]:
             raise RouteQuoteError("curve pool cannot pay this out")
         return out
@@ -277,8 +296,16 @@ class BalancerWeightedRoutePool(RoutePool):
 
     kind: ProtocolKind = "balancer"
 
-    def __init__(self, address: str, tokens: Sequence[str], balances: Sequence[int], weights: Sequence[int],
-                 decimals: Sequence[int], swap_fee: int, version: Literal["v1", "v2"] = "v2") -> None:
+    def __init__(
+        self,
+        address: str,
+        tokens: Sequence[str],
+        balances: Sequence[int],
+        weights: Sequence[int],
+        decimals: Sequence[int],
+        swap_fee: int,
+        version: Literal["v1", "v2"] = "v2",
+    ) -> None:
         self.address = address.lower()
         self.tokens = tuple(t.lower() for t in tokens)
         self.balances, self.weights, self.decimals = list(balances), list(weights), list(decimals)
@@ -291,12 +318,21 @@ class BalancerWeightedRoutePool(RoutePool):
         if amount_in <= 0:
             raise RouteQuoteError("amount_in must be positive")
         return weighted_math.query_swap_given_in(
-            amount_in, self.balances[i], self.balances[j], self.weights[i], self.weights[j],
-            self.decimals[i], self.decimals[j], self.swap_fee, self.version)
+            amount_in,
+            self.balances[i],
+            self.balances[j],
+            self.weights[i],
+            self.weights[j],
+            self.decimals[i],
+            self.decimals[j],
+            self.swap_fee,
+            self.version,
+        )
 
     def mobius(self, i: int, j: int) -> tuple[float, float, float]:
-        return _weighted_mobius(self.balances[i], self.weights[i], self.balances[j], self.weights[j],
-                                self.swap_fee / 1e18)
+        return _weighted_mobius(
+            self.balances[i], self.weights[i], self.balances[j], self.weights[j], self.swap_fee / 1e18
+        )
 
     def liquidity(self) -> list[int]:
         return list(self.balances)
@@ -307,13 +343,20 @@ class BalancerV1RoutePool(BalancerWeightedRoutePool):
 
     kind: ProtocolKind = "balancer_v1"
 
-    def __init__(self, address: str, tokens: Sequence[str], balances: Sequence[int],
-                 denorm_weights: Sequence[int], swap_fee: int) -> None:
+    def __init__(
+        self,
+        address: str,
+        tokens: Sequence[str],
+        balances: Sequence[int],
+        denorm_weights: Sequence[int],
+        swap_fee: int,
+    ) -> None:
         super().__init__(address, tokens, balances, denorm_weights, [18] * len(tokens), swap_fee, "v1")
 
     def quote(self, i: int, j: int, amount_in: int) -> int:
-        return balancer_v1.swap_exact_amount_in(self.balances[i], self.weights[i], self.balances[j],
-                                                self.weights[j], amount_in, self.swap_fee)
+        return balancer_v1.swap_exact_amount_in(
+            self.balances[i], self.weights[i], self.balances[j], self.weights[j], amount_in, self.swap_fee
+        )
 
 
 def _weighted_mobius(b_in: int, w_in: int, b_out: int, w_out: int, fee: float) -> tuple[float, float, float]:
@@ -326,7 +369,9 @@ def _weighted_mobius(b_in: int, w_in: int, b_out: int, w_out: int, fee: float) -
     return g * r_out, r_in, g
 
 
-def pools_from_chain_state(state: ChainState, v3_tokens: Mapping[str, tuple[str, str]] | Any) -> list[RoutePool]:
+def pools_from_chain_state(
+    state: ChainState, v3_tokens: Mapping[str, tuple[str, str]] | Any
+) -> list[RoutePool]:
     """Adapters for every V2 pair and V3 pool of ``state`` (by reference: they follow its updates).
 
     ``v3_tokens`` maps a V3 pool address to ``(token0, token1)``, or is an ``AddressBook`` (its pool list).
@@ -401,8 +446,9 @@ class GasModel:
 
 
 # ============================================================================================ sizing
-def golden_section_max(f: Callable[[int], int | None], x0: int, *, rel_tol: float = 1e-3,
-                       x_max: int = 1 << 200) -> tuple[int, int | None]:
+def golden_section_max(
+    f: Callable[[int], int | None], x0: int, *, rel_tol: float = 1e-3, x_max: int = 1 << 200
+) -> tuple[int, int | None]:
     """Integer maximiser of a (near-)unimodal ``f`` (``None`` = infeasible, e.g. a revert) near ``x0``.
 
     Brackets by doubling/halving from ``x0``, then golden-section until the bracket is narrower than
@@ -474,11 +520,16 @@ class _Metrics:
 
 def _metrics(registry: CollectorRegistry | None) -> _Metrics:
     return _Metrics(
-        bad_input=Counter("mevsuite_routing_bad_input_total", "Inputs the route finder skipped, by reason",
-                          ["reason"], registry=registry),
+        bad_input=Counter(
+            "mevsuite_routing_bad_input_total",
+            "Inputs the route finder skipped, by reason",
+            ["reason"],
+            registry=registry,
+        ),
         updates=Counter("mevsuite_routing_updates_total", "Incremental updates applied", registry=registry),
-        exact_checks=Counter("mevsuite_routing_exact_checks_total", "Cycles sized with the exact math",
-                             registry=registry),
+        exact_checks=Counter(
+            "mevsuite_routing_exact_checks_total", "Cycles sized with the exact math", registry=registry
+        ),
         cycles=Gauge("mevsuite_routing_cycles", "Candidate cycles enumerated", registry=registry),
     )
 
@@ -519,7 +570,9 @@ class RouteFinder:
             self._min_reserve, self._min_reserve_default = {}, int(min_reserve)
         self.excluded = frozenset(t.lower() for t in excluded_tokens)
         self.gas = gas or GasModel()
-        self.base_per_eth: dict[str, Fraction] = {t.lower(): Fraction(v) for t, v in (base_per_eth or {}).items()}
+        self.base_per_eth: dict[str, Fraction] = {
+            t.lower(): Fraction(v) for t, v in (base_per_eth or {}).items()
+        }
         self.pools: list[RoutePool] = []
         self.pool_index: dict[str, int] = {}
         self.dust_at_build: list[str] = []  # left out of the graph; a rebuild picks them up
@@ -557,8 +610,9 @@ class RouteFinder:
         """Zero or dust liquidity: some token's depth below its ``min_reserve`` (per token, ``"*"`` default)."""
         get = self._min_reserve.get
         d = self._min_reserve_default
-        return any(amount < get(t, d) or amount <= 0 for t, amount in zip(pool.tokens, pool.liquidity(),
-                                                                          strict=True))
+        return any(
+            amount < get(t, d) or amount <= 0 for t, amount in zip(pool.tokens, pool.liquidity(), strict=True)
+        )
 
     def _build_edges(self) -> None:
         self.edge_pool: list[int] = []
@@ -583,7 +637,8 @@ class RouteFinder:
         self._r = np.ones(n_edges + 1)
         self._p[n_edges], self._r[n_edges] = 1.0, 0.0
         self._edge_of: dict[tuple[int, int, int], int] = {
-            (self.edge_pool[e], *self.edge_ij[e]): e for e in range(n_edges)}
+            (self.edge_pool[e], *self.edge_ij[e]): e for e in range(n_edges)
+        }
         for pidx in range(len(self.pools)):
             self._refresh_pool(pidx)
 
@@ -612,8 +667,15 @@ class RouteFinder:
             used_pools: set[int] = set()
             visited = {base}
 
-            def dfs(token: str, depth: int, b_idx: int = b_idx, base: str = base, path: list[int] = path,
-                    used_pools: set[int] = used_pools, visited: set[str] = visited) -> None:
+            def dfs(
+                token: str,
+                depth: int,
+                b_idx: int = b_idx,
+                base: str = base,
+                path: list[int] = path,
+                used_pools: set[int] = used_pools,
+                visited: set[str] = visited,
+            ) -> None:
                 for pidx, i, j, u in adjacency.get(token, ()):
                     if pidx in used_pools:
                         continue
@@ -637,7 +699,7 @@ class RouteFinder:
         cyc = np.full((n, self.max_hops), self.identity_edge, dtype=np.int64)
         lens = np.zeros(n, dtype=np.int64)
         for k, row in enumerate(rows):
-            cyc[k, :len(row)] = row
+            cyc[k, : len(row)] = row
             lens[k] = len(row)
         self.cycles: IntArray = cyc
         self.cycle_len: IntArray = lens
@@ -659,17 +721,20 @@ class RouteFinder:
         if gas_price_wei < 0:
             raise ValueError("gas_price_wei must be >= 0")
         self.gas_price_wei = gas_price_wei
-        kinds_gas = np.asarray([*(self.gas.per_hop[self.pools[p].kind] for p in self.edge_pool), 0],
-                               dtype=np.int64)
+        kinds_gas = np.asarray(
+            [*(self.gas.per_hop[self.pools[p].kind] for p in self.edge_pool), 0], dtype=np.int64
+        )
         self.cycle_gas: IntArray = self.gas.overhead + kinds_gas[self.cycles].sum(axis=1)
         rates = []
         for base in self.base_tokens:
             rate = self._rate(base)
             rates.append(float(rate))
         rate_arr = np.asarray(rates) if rates else np.zeros(0)
-        self.cycle_gas_cost_f: FloatArray = (self.cycle_gas.astype(np.float64) * float(gas_price_wei)
-                                             * rate_arr[self.cycle_base] if len(self.cycle_base) else
-                                             np.zeros(0))
+        self.cycle_gas_cost_f: FloatArray = (
+            self.cycle_gas.astype(np.float64) * float(gas_price_wei) * rate_arr[self.cycle_base]
+            if len(self.cycle_base)
+            else np.zeros(0)
+        )
         self._exact_cache.clear()
         self._estimate_all()
 
@@ -677,7 +742,9 @@ class RouteFinder:
         if base in self.base_per_eth:
             return self.base_per_eth[base]
         if base == self.base_tokens[0] or self.gas_price_wei == 0:
-            return Fraction(1)  # the first base token is the gas token (WETH) unless base_per_eth says otherwise
+            return Fraction(
+                1
+            )  # the first base token is the gas token (WETH) unless base_per_eth says otherwise
         raise ValueError(f"base token {base} needs a base_per_eth rate to price gas")
 
     def gas_cost(self, gas_units: int, base: str) -> int:
@@ -711,7 +778,7 @@ class RouteFinder:
     def affected_cycles(self, pool_indices: Iterable[int]) -> IntArray:
         """Cycle ids through any of these pools (CSR lookup)."""
         off = self._pc_offsets
-        parts = [self._pc_cycles[off[p]:off[p + 1]] for p in pool_indices]
+        parts = [self._pc_cycles[off[p] : off[p + 1]] for p in pool_indices]
         if not parts:
             return np.zeros(0, dtype=np.int64)
         mask = np.zeros(len(self.cycles), dtype=bool)
@@ -722,7 +789,7 @@ class RouteFinder:
     def update(self, changed: Iterable[str] | Mapping[str, Any]) -> list[Opportunity]:
         """Re-evaluate only the cycles through ``changed`` pools; returns :meth:`best`.
 
-        ``changed`` lists pool addresses whose state objects were mutated in place (``chains.state`` does so), or
+        ``changed`` lists pool addresses whose state objects were mutated in place (``chains.state.chain`` does so), or
         maps an address to a replacement state object (``V2PairState``, ``V3PoolState``, or for Curve/Balancer
         a new ``balances`` list).
         """
@@ -834,15 +901,24 @@ class RouteFinder:
                 gas_units = int(self.cycle_gas[cycle_id])
                 cost = self.gas_cost(gas_units, base)
                 opp = Opportunity(
-                    cycle_id=cycle_id, base_token=base, hops=_hops(hops, amounts), amount_in=x,
-                    amount_out=amounts[-1], gross_profit=amounts[-1] - x, gas_units=gas_units, gas_cost=cost,
-                    net_profit=amounts[-1] - x - cost, verified_math=all(p.verified for p, _, _ in hops))
+                    cycle_id=cycle_id,
+                    base_token=base,
+                    hops=_hops(hops, amounts),
+                    amount_in=x,
+                    amount_out=amounts[-1],
+                    gross_profit=amounts[-1] - x,
+                    gas_units=gas_units,
+                    gas_cost=cost,
+                    net_profit=amounts[-1] - x - cost,
+                    verified_math=all(p.verified for p, _, _ in hops),
+                )
         self._exact_cache[cycle_id] = opp
         return opp
 
     # ------------------------------------------------------------------ paths
-    def paths(self, token_in: str, token_out: str, max_hops: int | None = None) -> list[list[tuple[RoutePool, int,
-                                                                                                    int]]]:
+    def paths(
+        self, token_in: str, token_out: str, max_hops: int | None = None
+    ) -> list[list[tuple[RoutePool, int, int]]]:
         """Every simple path (no token or pool twice) from ``token_in`` to ``token_out`` over usable pools."""
         token_in, token_out = token_in.lower(), token_out.lower()
         limit = max_hops or self.max_hops
@@ -864,7 +940,9 @@ class RouteFinder:
                 out.append(hops)
         return out
 
-    def best_route(self, token_in: str, token_out: str, amount_in: int, max_hops: int | None = None) -> Route | None:
+    def best_route(
+        self, token_in: str, token_out: str, amount_in: int, max_hops: int | None = None
+    ) -> Route | None:
         """The path giving the most ``token_out`` for ``amount_in`` (exact quotes), or ``None``."""
         if amount_in <= 0:
             self.metrics.bad_input.labels("bad_amount").inc()
@@ -879,9 +957,20 @@ class RouteFinder:
 
 def _hops(hops: Sequence[tuple[RoutePool, int, int]], amounts: Sequence[int]) -> tuple[Hop, ...]:
     return tuple(
-        Hop(pool=p.address, kind=p.kind, token_in=p.tokens[i], token_out=p.tokens[j], index_in=i, index_out=j,
-            zero_for_one=p.zero_for_one(i, j), fee=p.fee(), amount_in=amounts[k], amount_out=amounts[k + 1])
-        for k, (p, i, j) in enumerate(hops))
+        Hop(
+            pool=p.address,
+            kind=p.kind,
+            token_in=p.tokens[i],
+            token_out=p.tokens[j],
+            index_in=i,
+            index_out=j,
+            zero_for_one=p.zero_for_one(i, j),
+            fee=p.fee(),
+            amount_in=amounts[k],
+            amount_out=amounts[k + 1],
+        )
+        for k, (p, i, j) in enumerate(hops)
+    )
 
 
 def v2_closed_form(maps: Sequence[tuple[int, int, int]]) -> int:

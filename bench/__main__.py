@@ -42,7 +42,9 @@ def main(argv: list[str]) -> int:
         for row in rows:
             cols.extend(c for c in row if c not in cols)
         for c in cols:
-            table.add_column(c, justify="right" if rows and isinstance(rows[0].get(c), int | float) else "left")
+            table.add_column(
+                c, justify="right" if rows and isinstance(rows[0].get(c), int | float) else "left"
+            )
         for row in rows:
             table.add_row(*(_fmt(row.get(c, "")) for c in cols))
         console.print(table)

@@ -2,7 +2,7 @@
 
 One anvil, the devnet world deployed on it (seed 7); the benchmark uses the Uniswap V2 WETH/USDC pair and the
 Uniswap V3 WETH/USDC 0.3 % pool, to which it adds a ladder of nested positions so swaps can cross 10+
-initialized ticks.  Both pools are snapshotted with :func:`chains.snapshot.snapshot_pool` and quoted, token0 in:
+initialized ticks.  Both pools are snapshotted with :func:`chains.state.snapshot.snapshot_pool` and quoted, token0 in:
 
 * **ours** — ``chains.amm`` (``get_amount_out``, V3 ``swap``) on the snapshot;
 * **degenbot 0.3.0** — pure Python, in a throw-away venv the benchmark makes (``$MEVSUITE_BENCH_DEGENBOT_VENV``,
@@ -35,16 +35,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chains.addressbook import AddressBook
 from chains.amm import curve_stableswap as curve
 from chains.amm.uniswap_v2 import get_amount_out
 from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState, swap
 from chains.amm.uniswap_v3.sqrt_price_math import get_amount0_delta, get_amount1_delta
 from chains.amm.uniswap_v3.tick_math import get_sqrt_ratio_at_tick
-from chains.devnet.addressbook import AddressBook
 from chains.devnet.artifacts import load
 from chains.devnet.deploy import deploy_world
-from chains.node import AnvilNode
-from chains.snapshot import snapshot_pool
+from chains.node.anvil import AnvilNode
+from chains.state.snapshot import snapshot_pool
 
 N_PY = 2_000  # distinct amounts per timed pass, Python implementations
 PASSES = 3  # timed passes (each on fresh amounts); the best one counts
@@ -94,8 +94,11 @@ def _wait(node: AnvilNode, tx_hashes: Sequence[str]) -> None:
 def _pool(book: AddressBook, kind: str, venue: str, a: str, b: str, fee: int | None = None) -> Any:
     want = {book.token(a).address.lower(), book.token(b).address.lower()}
     for p in book.pools:
-        if (p.kind, p.venue) == (kind, venue) and {p.token0.lower(), p.token1.lower()} == want \
-                and (fee is None or p.fee == fee):
+        if (
+            (p.kind, p.venue) == (kind, venue)
+            and {p.token0.lower(), p.token1.lower()} == want
+            and (fee is None or p.fee == fee)
+        ):
             return p
     raise LookupError(f"no {kind} pool {a}/{b} on {venue}")
 
@@ -119,7 +122,7 @@ def _add_ladder(node: AnvilNode, book: AddressBook, pool: Any, state: V3PoolStat
 
 
 async def _snapshot(url: str, addresses: Sequence[str]) -> list[dict[str, Any]]:
-    from chains.rpc import RpcClient
+    from chains.node.rpc import RpcClient
 
     async with RpcClient(url, timeout=30.0, retries=1) as client:
         return [await snapshot_pool(client, a) for a in addresses]
@@ -134,8 +137,15 @@ def _v3_state(doc: dict[str, Any]) -> V3PoolState:
         ticks[tick] = TickInfo(int(t["liquidity_gross"]), int(t["liquidity_net"]))
         c = tick // spacing
         bitmap[c >> 8] = bitmap.get(c >> 8, 0) | (1 << (c & 0xFF))
-    return V3PoolState(int(doc["fee"]), spacing, int(doc["sqrt_price_x96"]), int(doc["tick"]),
-                       int(doc["liquidity"]), ticks, bitmap)
+    return V3PoolState(
+        int(doc["fee"]),
+        spacing,
+        int(doc["sqrt_price_x96"]),
+        int(doc["tick"]),
+        int(doc["liquidity"]),
+        ticks,
+        bitmap,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ amounts
@@ -172,7 +182,7 @@ def _distinct(rng: random.Random, lo: int, hi: int, n: int, ok: Callable[[int], 
 
 def _case(name: str, pool: str, amounts: list[int], quote: Callable[[int], int]) -> Case:
     warm, rest = amounts[:WARMUP], amounts[WARMUP:]
-    passes = [rest[i * N_PY:(i + 1) * N_PY] for i in range(PASSES)]
+    passes = [rest[i * N_PY : (i + 1) * N_PY] for i in range(PASSES)]
     return Case(name, pool, warm, passes, {a: quote(a) for a in amounts})
 
 
@@ -190,13 +200,25 @@ def _time_ours(case: Case, quote: Callable[[int], int]) -> dict[str, Any]:
 
 
 def _row(case: str, impl: str, per_quote_s: float, n: int, mismatches: int | None) -> dict[str, Any]:
-    return {"case": case, "implementation": impl, "quotes/s": round(1 / per_quote_s),
-            "µs/quote": round(per_quote_s * 1e6, 2), "quotes": n, "≠ ours": "-" if mismatches is None else mismatches}
+    return {
+        "case": case,
+        "implementation": impl,
+        "quotes/s": round(1 / per_quote_s),
+        "µs/quote": round(per_quote_s * 1e6, 2),
+        "quotes": n,
+        "≠ ours": "-" if mismatches is None else mismatches,
+    }
 
 
 def _na(case: str, impl: str) -> dict[str, Any]:
-    return {"case": case, "implementation": impl, "quotes/s": "unavailable", "µs/quote": "-", "quotes": "-",
-            "≠ ours": "-"}
+    return {
+        "case": case,
+        "implementation": impl,
+        "quotes/s": "unavailable",
+        "µs/quote": "-",
+        "quotes": "-",
+        "≠ ours": "-",
+    }
 
 
 # ------------------------------------------------------------------------------------------------ degenbot
@@ -215,29 +237,55 @@ def _degenbot_python() -> Path:
     base = shutil.which("python3.11") or sys.executable
     try:
         if not py.exists():
-            _say(f"creating the throw-away venv {DEGENBOT_VENV} for degenbot {DEGENBOT_VERSION} ({base} -m venv)")
-            subprocess.run([base, "-m", "venv", str(DEGENBOT_VENV)], check=True, capture_output=True, timeout=300)
-        _say(f"pip install degenbot=={DEGENBOT_VERSION} into {DEGENBOT_VENV} (first run only; may take minutes)")
-        r = subprocess.run([str(py), "-m", "pip", "install", "--disable-pip-version-check",
-                            f"degenbot=={DEGENBOT_VERSION}"], capture_output=True, text=True, timeout=1_200)
+            _say(
+                f"creating the throw-away venv {DEGENBOT_VENV} for degenbot {DEGENBOT_VERSION} ({base} -m venv)"
+            )
+            subprocess.run(
+                [base, "-m", "venv", str(DEGENBOT_VENV)], check=True, capture_output=True, timeout=300
+            )
+        _say(
+            f"pip install degenbot=={DEGENBOT_VERSION} into {DEGENBOT_VENV} (first run only; may take minutes)"
+        )
+        r = subprocess.run(
+            [str(py), "-m", "pip", "install", "--disable-pip-version-check", f"degenbot=={DEGENBOT_VERSION}"],
+            capture_output=True,
+            text=True,
+            timeout=1_200,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         raise _Unavailable(f"cannot create the venv {DEGENBOT_VENV}: {exc}") from None
     if r.returncode != 0:
         lines = [ln for ln in (r.stderr or r.stdout).splitlines() if ln.strip()]
-        raise _Unavailable(f"pip install degenbot=={DEGENBOT_VERSION} failed: {lines[-1] if lines else r.returncode}")
+        raise _Unavailable(
+            f"pip install degenbot=={DEGENBOT_VERSION} failed: {lines[-1] if lines else r.returncode}"
+        )
     _say("degenbot installed")
     return py
 
 
 def _run_degenbot(url: str, docs: dict[str, Any], cases: list[Case]) -> dict[str, Any]:
     py = _degenbot_python()
-    job = {"rpc_url": url, "block": docs["v3"]["block"], "v2": docs["v2"], "v3": docs["v3"],
-           "cases": [{"name": c.name, "pool": c.pool, "zero_for_one": True, "warmup": [str(a) for a in c.warmup],
-                      "passes": [[str(a) for a in p] for p in c.passes]} for c in cases]}
+    job = {
+        "rpc_url": url,
+        "block": docs["v3"]["block"],
+        "v2": docs["v2"],
+        "v3": docs["v3"],
+        "cases": [
+            {
+                "name": c.name,
+                "pool": c.pool,
+                "zero_for_one": True,
+                "warmup": [str(a) for a in c.warmup],
+                "passes": [[str(a) for a in p] for p in c.passes],
+            }
+            for c in cases
+        ],
+    }
     _say("running bench/degenbot_runner.py in the degenbot venv")
     try:
-        r = subprocess.run([str(py), str(RUNNER)], input=json.dumps(job), capture_output=True, text=True,
-                           timeout=300)
+        r = subprocess.run(
+            [str(py), str(RUNNER)], input=json.dumps(job), capture_output=True, text=True, timeout=300
+        )
     except subprocess.TimeoutExpired:
         raise _Unavailable("degenbot_runner.py timed out") from None
     for line in r.stdout.splitlines():
@@ -250,19 +298,25 @@ def _run_degenbot(url: str, docs: dict[str, Any], cases: list[Case]) -> dict[str
     raise _Unavailable(f"degenbot_runner.py gave no result: {tail[0]}")
 
 
-def _degenbot_rows(url: str, docs: dict[str, Any], cases: list[Case], repeat: Case,
-                   notes: list[str]) -> list[dict[str, Any]]:
+def _degenbot_rows(
+    url: str, docs: dict[str, Any], cases: list[Case], repeat: Case, notes: list[str]
+) -> list[dict[str, Any]]:
     impl = f"degenbot {DEGENBOT_VERSION}"
     try:
         result = _run_degenbot(url, docs, [*cases, repeat])
     except _Unavailable as exc:
         notes.append(f"degenbot: unavailable ({exc})")
-        return [*(_na(c.name, impl) for c in cases), {"case": "degenbot", "implementation": f"unavailable ({exc})"}]
-    notes.append(f"degenbot {result.get('version')}: pools built in {result.get('build_seconds', 0):.2f} s from "
-                 "the same devnet at the snapshot block (full tick map given), then quoted with the network cut "
-                 "off; distinct amounts defeat its whole-quote memoization, its per-step lru_caches (tick prices, "
-                 "amount deltas across whole tick ranges) still hit as they would in a bot; the 'x1 amount' row "
-                 "repeats one amount to show what memoization alone gives")
+        return [
+            *(_na(c.name, impl) for c in cases),
+            {"case": "degenbot", "implementation": f"unavailable ({exc})"},
+        ]
+    notes.append(
+        f"degenbot {result.get('version')}: pools built in {result.get('build_seconds', 0):.2f} s from "
+        "the same devnet at the snapshot block (full tick map given), then quoted with the network cut "
+        "off; distinct amounts defeat its whole-quote memoization, its per-step lru_caches (tick prices, "
+        "amount deltas across whole tick ranges) still hit as they would in a bot; the 'x1 amount' row "
+        "repeats one amount to show what memoization alone gives"
+    )
     for p in result.get("problems") or []:
         notes.append(f"degenbot WARNING: {p}")
     rows = []
@@ -283,8 +337,9 @@ def _calldata(book: AddressBook, v2: Any, v3: Any, pool: str, amount: int) -> tu
     if pool == "v2":
         data = load("UniswapV2Router02").encode_call("getAmountsOut", amount, [v2.token0, v2.token1])
         return book.v2["uniswap"].router, data
-    return book.v3.quoter_v2, load("QuoterV2").encode_call("quoteExactInputSingle",
-                                                             (v3.token0, v3.token1, amount, v3.fee, 0))
+    return book.v3.quoter_v2, load("QuoterV2").encode_call(
+        "quoteExactInputSingle", (v3.token0, v3.token1, amount, v3.fee, 0)
+    )
 
 
 def _decode(pool: str, out: bytes) -> int:
@@ -327,14 +382,24 @@ def _eth_call_rows(url: str, book: AddressBook, v2: Any, v3: Any, cases: list[Ca
             bodies = []
             for i, a in enumerate(amounts):
                 to, data = _calldata(book, v2, v3, case.pool, a)
-                bodies.append(json.dumps({"jsonrpc": "2.0", "id": i, "method": "eth_call",
-                                          "params": [{"to": to, "data": data, "gas": hex(QUOTE_GAS)}, "latest"]}))
+                bodies.append(
+                    json.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": i,
+                            "method": "eth_call",
+                            "params": [{"to": to, "data": data, "gas": hex(QUOTE_GAS)}, "latest"],
+                        }
+                    )
+                )
             got = []
             t0 = time.perf_counter()
             for body in bodies:
                 conn.request("POST", u.path or "/", body, headers)
                 reply = json.loads(conn.getresponse().read())
-                got.append(_decode(case.pool, bytes.fromhex(reply["result"][2:])) if "result" in reply else -1)
+                got.append(
+                    _decode(case.pool, bytes.fromhex(reply["result"][2:])) if "result" in reply else -1
+                )
             per = (time.perf_counter() - t0) / len(bodies)
             bad = sum(g != case.expected[a] for a, g in zip(amounts, got, strict=True))
             rows.append(_row(case.name, "eth_call", per, len(bodies), bad))
@@ -346,8 +411,11 @@ def _eth_call_rows(url: str, book: AddressBook, v2: Any, v3: Any, cases: list[Ca
 # ------------------------------------------------------------------------------------------------ Curve, events
 def _curve_row(rng: random.Random) -> dict[str, Any]:
     # 3pool-like: DAI/USDC/USDT, A = 2000 (no A_PRECISION), fee 1 bp, balances of the order of the real pool's
-    balances = [52_000_000 * 10**18 + rng.randrange(10**24), 54_000_000 * 10**6 + rng.randrange(10**12),
-                 47_000_000 * 10**6 + rng.randrange(10**12)]
+    balances = [
+        52_000_000 * 10**18 + rng.randrange(10**24),
+        54_000_000 * 10**6 + rng.randrange(10**12),
+        47_000_000 * 10**6 + rng.randrange(10**12),
+    ]
     rates = curve.rates_from_decimals([18, 6, 6])
     n = N_PY
 
@@ -373,8 +441,16 @@ def _decode_apply_rows() -> list[dict[str, Any]]:
                 st.apply_block(n, "0x" + "00" * 32, logs, timestamp=n * 12)
             best = min(best, time.perf_counter() - t0)
         per = best / n_logs
-        rows.append({"case": f"{kind} event apply", "implementation": "ours", "quotes/s": round(1 / per),
-                     "µs/quote": round(per * 1e6, 2), "quotes": n_logs, "≠ ours": "-"})
+        rows.append(
+            {
+                "case": f"{kind} event apply",
+                "implementation": "ours",
+                "quotes/s": round(1 / per),
+                "µs/quote": round(per * 1e6, 2),
+                "quotes": n_logs,
+                "≠ ours": "-",
+            }
+        )
     return rows
 
 
@@ -408,24 +484,41 @@ def run() -> list[dict[str, Any]]:
         a10, a14 = _first_amount(state, 10), _first_amount(state, 14)
         cases = [
             _case("V2", "v2", _distinct(rng, r0 // 10**6, r0 // 100, total, lambda a: True), q_v2),
-            _case("V3 in one tick", "v3", _distinct(rng, max(one_tick_max // 1000, 1), one_tick_max, total,
-                                                    lambda a: _crossed(state, a) == 0), q_v3),
-            _case("V3 10+ ticks", "v3", _distinct(rng, a10, a14, total, lambda a: _crossed(state, a) >= 10), q_v3),
+            _case(
+                "V3 in one tick",
+                "v3",
+                _distinct(
+                    rng, max(one_tick_max // 1000, 1), one_tick_max, total, lambda a: _crossed(state, a) == 0
+                ),
+                q_v3,
+            ),
+            _case(
+                "V3 10+ ticks",
+                "v3",
+                _distinct(rng, a10, a14, total, lambda a: _crossed(state, a) >= 10),
+                q_v3,
+            ),
         ]
         v3_10 = cases[2]
         amount = v3_10.passes[0][0]
         repeat = Case("V3 10+ ticks x1 amount", "v3", [], [[amount] * N_PY], {amount: v3_10.expected[amount]})
         crossed = [_crossed(state, a) for p in v3_10.passes for a in p]
-        notes.append(f"pools (devnet seed 7, block {v3doc['block']}, snapshotted with chains.snapshot): Uniswap V2 "
-                     f"WETH/USDC {v2p.address}; Uniswap V3 WETH/USDC 0.3 % {v3p.address} plus {LADDER} nested "
-                     f"positions = {len(state.ticks)} initialized ticks; token0 in, exact input")
-        notes.append(f"amounts: {N_PY:,} distinct per timed pass, {PASSES} passes on fresh amounts (best counts), "
-                     f"{WARMUP} others to warm up; V2 1e-6..1e-2 of the reserve; V3 in one tick: no initialized "
-                     f"tick crossed; V3 10+ ticks: {min(crossed)}-{max(crossed)} initialized ticks crossed "
-                     "(our ticks_crossed); pyrevm/eth_call use the first of those amounts")
-        notes.append("≠ ours: quotes differing from ours, out of 'quotes'; pyrevm = QuoterV2.quoteExactInputSingle / "
-                     "router getAmountsOut in revm forked from the anvil (warm cache, snapshot+revert per call); "
-                     "eth_call = the same calls to the anvil over HTTP keep-alive, sequential")
+        notes.append(
+            f"pools (devnet seed 7, block {v3doc['block']}, snapshotted with chains.state.snapshot): Uniswap V2 "
+            f"WETH/USDC {v2p.address}; Uniswap V3 WETH/USDC 0.3 % {v3p.address} plus {LADDER} nested "
+            f"positions = {len(state.ticks)} initialized ticks; token0 in, exact input"
+        )
+        notes.append(
+            f"amounts: {N_PY:,} distinct per timed pass, {PASSES} passes on fresh amounts (best counts), "
+            f"{WARMUP} others to warm up; V2 1e-6..1e-2 of the reserve; V3 in one tick: no initialized "
+            f"tick crossed; V3 10+ ticks: {min(crossed)}-{max(crossed)} initialized ticks crossed "
+            "(our ticks_crossed); pyrevm/eth_call use the first of those amounts"
+        )
+        notes.append(
+            "≠ ours: quotes differing from ours, out of 'quotes'; pyrevm = QuoterV2.quoteExactInputSingle / "
+            "router getAmountsOut in revm forked from the anvil (warm cache, snapshot+revert per call); "
+            "eth_call = the same calls to the anvil over HTTP keep-alive, sequential"
+        )
 
         ours = {c.name: _time_ours(c, q_v2 if c.pool == "v2" else q_v3) for c in cases}
         degenbot = _degenbot_rows(node.http_url, {"v2": v2doc, "v3": v3doc}, cases, repeat, notes)
@@ -441,10 +534,14 @@ def run() -> list[dict[str, Any]]:
     _say("Curve and decode-and-apply")
     rows.append(_curve_row(rng))
     rows.extend(_decode_apply_rows())
-    notes.append("Curve get_dy: ours only, 3pool-like state (DAI/USDC/USDT ~50M each, A=2000, fee 1 bp), "
-                 "USDC→USDT; the Curve math is not yet checked against chain-recorded get_dy")
-    notes.append("Sync / V3 Swap event apply: 'quotes/s' = events/s, 'µs/quote' = µs/event, for a JSON log "
-                 "→ ChainState.apply_block (decode, apply, journal), bench_state's workload")
+    notes.append(
+        "Curve get_dy: ours only, 3pool-like state (DAI/USDC/USDT ~50M each, A=2000, fee 1 bp), "
+        "USDC→USDT; the Curve math is not yet checked against chain-recorded get_dy"
+    )
+    notes.append(
+        "Sync / V3 Swap event apply: 'quotes/s' = events/s, 'µs/quote' = µs/event, for a JSON log "
+        "→ ChainState.apply_block (decode, apply, journal), bench_state's workload"
+    )
     print("amm notes:\n" + "\n".join(f"  - {n}" for n in notes), flush=True)
     return rows
 

@@ -9,13 +9,14 @@ from typing import Any
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.deploy import deploy_world
 from chains.devnet.traffic import TrafficConfig, TrafficGenerator
-from chains.node import AnvilNode
+from chains.node.anvil import AnvilNode
 
 
 async def _blocks(node: AnvilNode, book: Any, swaps_per_block: float, blocks: int) -> tuple[float, int]:
     builder = BlockBuilder(node, interval_s=1.0)
-    traffic = TrafficGenerator(node, book, TrafficConfig(swaps_per_block=swaps_per_block,
-                                                         oracle_moves_per_block=0.0), seed=3)
+    traffic = TrafficGenerator(
+        node, book, TrafficConfig(swaps_per_block=swaps_per_block, oracle_moves_per_block=0.0), seed=3
+    )
     total, txs = 0.0, 0
     try:
         for _ in range(blocks):
@@ -35,8 +36,13 @@ def run() -> list[dict[str, Any]]:
     with AnvilNode.start(accounts=40) as node:
         t0 = time.perf_counter()
         book = deploy_world(node, 7)
-        rows.append({"what": "deploy_world (40 pools, Aave market)", "ms": round((time.perf_counter() - t0) * 1000, 1),
-                     "txs": "-"})
+        rows.append(
+            {
+                "what": "deploy_world (40 pools, Aave market)",
+                "ms": round((time.perf_counter() - t0) * 1000, 1),
+                "txs": "-",
+            }
+        )
         node.set_automine(False)
         for per_block in (5, 25):
             ms, txs = asyncio.run(_blocks(node, book, per_block, 5))

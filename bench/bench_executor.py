@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chains.devnet.addressbook import AddressBook
+from chains.addressbook import AddressBook
 from chains.devnet.deploy import deploy_world
-from chains.executor import ArbPlan, FundingMode, encode_execute, encode_plan
-from chains.node import AnvilNode
+from chains.node.anvil import AnvilNode
+from chains.send.executor import ArbPlan, FundingMode, encode_execute, encode_plan
 from tests.contracts.chainhelp import (
     find_pool,
     funding,
@@ -45,22 +45,35 @@ def _routes(book: AddressBook) -> dict[str, tuple[ArbPlan, Any]]:
         return ArbPlan(tuple(hops), AMOUNT, funding(book, FundingMode.OWN_BALANCE), min_profit=1)
 
     uni, sushi = find_pool(book, "uniswap", "WETH", "USDC"), find_pool(book, "sushiswap", "WETH", "USDC")
-    v2_dai_usdc, v2_weth_dai = find_pool(book, "uniswap", "DAI", "USDC"), find_pool(book, "uniswap", "WETH", "DAI")
+    v2_dai_usdc, v2_weth_dai = (
+        find_pool(book, "uniswap", "DAI", "USDC"),
+        find_pool(book, "uniswap", "WETH", "DAI"),
+    )
     v3_500 = find_pool(book, "uniswap_v3", "WETH", "USDC", 500)
     v3_3000 = find_pool(book, "uniswap_v3", "WETH", "USDC", 3000)
     v3_dai_usdc = find_pool(book, "uniswap_v3", "DAI", "USDC", 100)
     v3_dai_weth = find_pool(book, "uniswap_v3", "DAI", "WETH", 3000)
     return {
-        "2 V2 hops": (plan(hop(uni, w, usdc), hop(sushi, usdc, w)),
-                      lambda n: skew_v2(n, book, "sushiswap", w, usdc, 40 * 10**18)),
-        "3 V2 hops": (plan(hop(uni, w, usdc), hop(v2_dai_usdc, usdc, dai), hop(v2_weth_dai, dai, w)),
-                      lambda n: skew_v2(n, book, "uniswap", w, dai, 60 * 10**18)),
-        "2 V3 hops": (plan(hop(v3_500, w, usdc), hop(v3_3000, usdc, w)),
-                      lambda n: skew_v3(n, book, v3_3000, w, 300 * 10**18)),
-        "3 V3 hops": (plan(hop(v3_500, w, usdc), hop(v3_dai_usdc, usdc, dai), hop(v3_dai_weth, dai, w)),
-                      lambda n: skew_v3(n, book, v3_dai_weth, w, 100 * 10**18)),
-        "V2 + V3": (plan(hop(uni, w, usdc), hop(v3_3000, usdc, w)),
-                    lambda n: skew_v3(n, book, v3_3000, w, 300 * 10**18)),
+        "2 V2 hops": (
+            plan(hop(uni, w, usdc), hop(sushi, usdc, w)),
+            lambda n: skew_v2(n, book, "sushiswap", w, usdc, 40 * 10**18),
+        ),
+        "3 V2 hops": (
+            plan(hop(uni, w, usdc), hop(v2_dai_usdc, usdc, dai), hop(v2_weth_dai, dai, w)),
+            lambda n: skew_v2(n, book, "uniswap", w, dai, 60 * 10**18),
+        ),
+        "2 V3 hops": (
+            plan(hop(v3_500, w, usdc), hop(v3_3000, usdc, w)),
+            lambda n: skew_v3(n, book, v3_3000, w, 300 * 10**18),
+        ),
+        "3 V3 hops": (
+            plan(hop(v3_500, w, usdc), hop(v3_dai_usdc, usdc, dai), hop(v3_dai_weth, dai, w)),
+            lambda n: skew_v3(n, book, v3_dai_weth, w, 100 * 10**18),
+        ),
+        "V2 + V3": (
+            plan(hop(uni, w, usdc), hop(v3_3000, usdc, w)),
+            lambda n: skew_v3(n, book, v3_3000, w, 300 * 10**18),
+        ),
     }
 
 
@@ -82,8 +95,9 @@ def _hop_gas(node: AnvilNode, tx_hash: str, executor: str, plan: ArbPlan) -> lis
     return gas
 
 
-def _measure(node: AnvilNode, book: AddressBook, owner: str, executor: str, plan: ArbPlan,
-             skew: Any) -> tuple[int, list[int]]:
+def _measure(
+    node: AnvilNode, book: AddressBook, owner: str, executor: str, plan: ArbPlan, skew: Any
+) -> tuple[int, list[int]]:
     snap = node.snapshot()
     try:
         skew(node)
@@ -106,9 +120,17 @@ def run() -> list[dict[str, Any]]:
         routes = _routes(book)
         measured = {name: _measure(node, book, owner, executor, p, s) for name, (p, s) in routes.items()}
         base_plan, base_skew = routes["V2 + V3"]
-        modes = {mode: _measure(node, book, owner, executor,
-                                ArbPlan(base_plan.hops, AMOUNT, funding(book, mode), min_profit=1), base_skew)[0]
-                 for mode in FundingMode}
+        modes = {
+            mode: _measure(
+                node,
+                book,
+                owner,
+                executor,
+                ArbPlan(base_plan.hops, AMOUNT, funding(book, mode), min_profit=1),
+                base_skew,
+            )[0]
+            for mode in FundingMode
+        }
     rows: list[dict[str, Any]] = []
     v2: list[int] = []
     v3: list[int] = []
@@ -118,20 +140,48 @@ def run() -> list[dict[str, Any]]:
         for h, g in zip(plan.hops, hops, strict=True):
             (v3 if h.kind == "v3" else v2).append(g)
         bases.append(total - sum(hops))
-        rows.append({"what": f"own balance, {name}", "gas": total, "hop frames": " + ".join(f"{g:,}" for g in hops),
-                     "base": total - sum(hops), "calldata bytes": len(encode_plan(plan))})
+        rows.append(
+            {
+                "what": f"own balance, {name}",
+                "gas": total,
+                "hop frames": " + ".join(f"{g:,}" for g in hops),
+                "base": total - sum(hops),
+                "calldata bytes": len(encode_plan(plan)),
+            }
+        )
     rows += [
-        {"what": "per V2 hop (mean of the hops above)", "gas": sum(v2) // len(v2),
-         "hop frames": f"{min(v2):,} .. {max(v2):,}"},
-        {"what": "per V3 hop (mean of the hops above)", "gas": sum(v3) // len(v3),
-         "hop frames": f"{min(v3):,} .. {max(v3):,}"},
-        {"what": "base overhead (mean of 'base' above)", "gas": sum(bases) // len(bases),
-         "hop frames": f"{min(bases):,} .. {max(bases):,}"},
-        {"what": "marginal 3rd V2 hop (3 - 2 V2 hops)", "gas": measured["3 V2 hops"][0] - measured["2 V2 hops"][0]},
-        {"what": "marginal 3rd V3 hop (3 - 2 V3 hops)", "gas": measured["3 V3 hops"][0] - measured["2 V3 hops"][0]},
+        {
+            "what": "per V2 hop (mean of the hops above)",
+            "gas": sum(v2) // len(v2),
+            "hop frames": f"{min(v2):,} .. {max(v2):,}",
+        },
+        {
+            "what": "per V3 hop (mean of the hops above)",
+            "gas": sum(v3) // len(v3),
+            "hop frames": f"{min(v3):,} .. {max(v3):,}",
+        },
+        {
+            "what": "base overhead (mean of 'base' above)",
+            "gas": sum(bases) // len(bases),
+            "hop frames": f"{min(bases):,} .. {max(bases):,}",
+        },
+        {
+            "what": "marginal 3rd V2 hop (3 - 2 V2 hops)",
+            "gas": measured["3 V2 hops"][0] - measured["2 V2 hops"][0],
+        },
+        {
+            "what": "marginal 3rd V3 hop (3 - 2 V3 hops)",
+            "gas": measured["3 V3 hops"][0] - measured["2 V3 hops"][0],
+        },
     ]
     own = modes[FundingMode.OWN_BALANCE]
     for mode, g in modes.items():
-        rows.append({"what": f"V2 + V3 funded by {mode.name.lower()}", "gas": g, "overhead vs own balance": g - own,
-                     "calldata bytes": len(encode_plan(ArbPlan(base_plan.hops, AMOUNT, funding(book, mode))))})
+        rows.append(
+            {
+                "what": f"V2 + V3 funded by {mode.name.lower()}",
+                "gas": g,
+                "overhead vs own balance": g - own,
+                "calldata bytes": len(encode_plan(ArbPlan(base_plan.hops, AMOUNT, funding(book, mode)))),
+            }
+        )
     return rows

@@ -52,19 +52,23 @@ def _model_rows() -> list[dict[str, Any]]:
         fit_s = time.perf_counter() - t0
         L = model.seq_len
         latest = X[-L:]
-        batch = X[-(1_000 + L - 1):]
+        batch = X[-(1_000 + L - 1) :]
         assert np.isfinite(model.predict_proba(latest)[-1])
         single = _latency_ms(lambda m=model, x=latest: m.predict_proba(x), SINGLE_REPS)
         many = _latency_ms(lambda m=model, x=batch: m.predict_proba(x), BATCH_REPS)
         is_net = kind in ("lstm", "transformer")
-        rows.append({
-            "model": kind,
-            "per": "epoch" if is_net else "fit",
-            "train s": log["epoch_seconds"][0] if is_net else fit_s,
-            "rounds": log.get("epochs"),
-            "1-row p50 ms": single[0], "1-row p99 ms": single[1],
-            "1k-rows p50 ms": many[0], "1k-rows p99 ms": many[1],
-        })
+        rows.append(
+            {
+                "model": kind,
+                "per": "epoch" if is_net else "fit",
+                "train s": log["epoch_seconds"][0] if is_net else fit_s,
+                "rounds": log.get("epochs"),
+                "1-row p50 ms": single[0],
+                "1-row p99 ms": single[1],
+                "1k-rows p50 ms": many[0],
+                "1k-rows p99 ms": many[1],
+            }
+        )
     return rows
 
 
@@ -83,9 +87,16 @@ def _dqn_row() -> dict[str, Any]:
     obs_batch = np.repeat(obs[None, :], 1_000, axis=0)
     single = _latency_ms(lambda: agent.act(obs, greedy=True), SINGLE_REPS)
     many = _latency_ms(lambda: agent.q_values(obs_batch), BATCH_REPS)
-    return {"model": f"dqn {env.n_actions}a", "per": "1k steps", "train s": train_s,
-            "rounds": steps, "1-row p50 ms": single[0], "1-row p99 ms": single[1],
-            "1k-rows p50 ms": many[0], "1k-rows p99 ms": many[1]}
+    return {
+        "model": f"dqn {env.n_actions}a",
+        "per": "1k steps",
+        "train s": train_s,
+        "rounds": steps,
+        "1-row p50 ms": single[0],
+        "1-row p99 ms": single[1],
+        "1k-rows p50 ms": many[0],
+        "1k-rows p99 ms": many[1],
+    }
 
 
 def run() -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ Run: ``python -m bench routing`` (part of ``make bench``; ~11 minutes on 2 share
 
 Two graphs side by side:
 
-* ``synthetic``: :func:`analytics.graph_bench_data.synthetic_graph`, 10,000 V2/V3/Balancer/Curve pools seeded
+* ``synthetic``: :func:`bench.graph_bench_data.synthetic_graph`, 10,000 V2/V3/Balancer/Curve pools seeded
   from real pool shapes (docs/routing.md), WETH base, 3 hops;
 * ``balancer_v1``: the real Balancer V1 subgraph snapshot of 1,255 pools in ``bench/data`` (V1 weighted math),
   WETH base, 2 hops (3 hops gives 688k cycles, 249k of them profitable at the margin on this stale snapshot:
@@ -13,7 +13,7 @@ Two graphs side by side:
 
 Timed path of an update: :meth:`RouteFinder.update` = refresh the changed pools' edges, re-rank the cycles
 through them in numpy, exact re-check (sizing through the integer math) of the top 10. The changed pools are
-moved by :func:`analytics.graph_bench_data.perturb` (an exact trade through each pool) before the timer starts.
+moved by :func:`bench.graph_bench_data.perturb` (an exact trade through each pool) before the timer starts.
 
 The naive baseline (:func:`naive_opportunities`) re-enumerates every cycle with ``networkx.simple_cycles``,
 checks each with an exact small quote and sizes every marginally profitable one with a doubling + ternary
@@ -34,7 +34,9 @@ from typing import Any
 
 import networkx as nx
 
-from analytics.graph_bench_data import (
+from analytics.routing import GasModel, RouteFinder, RoutePool
+from bench import percentile
+from bench.graph_bench_data import (
     MAINNET_WETH,
     load_balancer_v1_snapshot,
     perturb,
@@ -42,8 +44,6 @@ from analytics.graph_bench_data import (
     save_state,
     synthetic_graph,
 )
-from analytics.routing import GasModel, RouteFinder, RoutePool
-from bench import percentile
 
 DATA = Path(__file__).parent / "data"
 BALANCER_SNAPSHOT = DATA / "balancer_v1_0bf94aa7ece3.json.gz"
@@ -52,15 +52,18 @@ SIZE_REL_TOL = 0.02  # sizes agree within 2 %, or the optimum is flat: both size
 PROFIT_REL_TOL = 1e-3
 BREAK_EVEN_BAND = 0.02  # the naive baseline probes further only for cycles losing < 2 % at 0.01 WETH
 PERTURB_SIZE = 0.005  # each changed pool takes a trade of up to 0.5 % of its depth
-INPUT_REL_NOISE = 1e-5  # coarse intermediate units (e.g. 300k raw units of an 8-decimal token) make profit steppy
+INPUT_REL_NOISE = (
+    1e-5  # coarse intermediate units (e.g. 300k raw units of an 8-decimal token) make profit steppy
+)
 
 CycleKey = tuple[str, tuple[tuple[str, str], ...]]  # (base, ((pool, token_in), ...))
 
 
 # ------------------------------------------------------------------------------------------- the baseline
 def _usable(pool: RoutePool, min_reserve: dict[str, int], default: int) -> bool:
-    return all(a > 0 and a >= min_reserve.get(t, default) for t, a in zip(pool.tokens, pool.liquidity(),
-                                                                       strict=True))
+    return all(
+        a > 0 and a >= min_reserve.get(t, default) for t, a in zip(pool.tokens, pool.liquidity(), strict=True)
+    )
 
 
 def _naive_size(hops: Sequence[tuple[RoutePool, int, int]], probes: Sequence[int]) -> tuple[int, int] | None:
@@ -101,10 +104,18 @@ def _naive_size(hops: Sequence[tuple[RoutePool, int, int]], probes: Sequence[int
     return None if p is None else (best, p)
 
 
-def naive_opportunities(pools: Sequence[RoutePool], base: str, *, max_hops: int, gas: GasModel,
-                        gas_price_wei: int, min_profit: int, min_reserve: dict[str, int] | None = None,
-                        default_min_reserve: int = 1_000,
-                        probes: Sequence[int] = (10**16, 10**14, 10**18)) -> dict[CycleKey, tuple[int, int]]:
+def naive_opportunities(
+    pools: Sequence[RoutePool],
+    base: str,
+    *,
+    max_hops: int,
+    gas: GasModel,
+    gas_price_wei: int,
+    min_profit: int,
+    min_reserve: dict[str, int] | None = None,
+    default_min_reserve: int = 1_000,
+    probes: Sequence[int] = (10**16, 10**14, 10**18),
+) -> dict[CycleKey, tuple[int, int]]:
     """Every cycle through ``base`` with net profit > ``min_profit``: ``{key: (amount_in, net_profit)}``."""
     min_reserve = min_reserve or {}
     g: nx.MultiGraph[str] = nx.MultiGraph()
@@ -147,20 +158,26 @@ def naive_opportunities(pools: Sequence[RoutePool], base: str, *, max_hops: int,
 
 
 def finder_opportunities(finder: RouteFinder) -> dict[CycleKey, tuple[int, int]]:
-    return {(o.base_token, tuple((h.pool, h.token_in) for h in o.hops)): (o.amount_in, o.net_profit)
-            for o in finder.all_profitable()}
+    return {
+        (o.base_token, tuple((h.pool, h.token_in) for h in o.hops)): (o.amount_in, o.net_profit)
+        for o in finder.all_profitable()
+    }
 
 
-def compare(ours: dict[CycleKey, tuple[int, int]], naive: dict[CycleKey, tuple[int, int]],
-            min_profit: int) -> dict[str, Any]:
+def compare(
+    ours: dict[CycleKey, tuple[int, int]], naive: dict[CycleKey, tuple[int, int]], min_profit: int
+) -> dict[str, Any]:
     """Same set above the threshold (cycles within the tolerance of the threshold may differ) and sizes
     within tolerance; raises AssertionError otherwise."""
+
     def near_threshold(net: int) -> bool:
         return net <= min_profit + abs(net) * PROFIT_REL_TOL * 10 + 10**9
 
     only_ours = [k for k in ours.keys() - naive.keys() if not near_threshold(ours[k][1])]
     only_naive = [k for k in naive.keys() - ours.keys() if not near_threshold(naive[k][1])]
-    assert not only_ours and not only_naive, f"sets differ: {len(only_ours)} only ours, {len(only_naive)} only naive"
+    assert not only_ours and not only_naive, (
+        f"sets differ: {len(only_ours)} only ours, {len(only_naive)} only naive"
+    )
     worst_size = worst_profit = 0.0
     for k in ours.keys() & naive.keys():
         (x1, p1), (x2, p2) = ours[k], naive[k]
@@ -168,11 +185,17 @@ def compare(ours: dict[CycleKey, tuple[int, int]], naive: dict[CycleKey, tuple[i
         # profit tolerance: relative, or the rounding of coarse intermediate units (1e-5 of the input)
         profit_tol = max(PROFIT_REL_TOL * max(abs(p1), abs(p2)), INPUT_REL_NOISE * max(x1, x2))
         assert p2 - p1 <= profit_tol, f"naive found more profit on {k}: {p2} vs {p1}"
-        assert size_diff <= SIZE_REL_TOL or abs(p1 - p2) <= profit_tol, f"sizes differ by {size_diff:.2%} on {k}"
+        assert size_diff <= SIZE_REL_TOL or abs(p1 - p2) <= profit_tol, (
+            f"sizes differ by {size_diff:.2%} on {k}"
+        )
         worst_size = max(worst_size, size_diff)
         worst_profit = max(worst_profit, (p2 - p1) / max(abs(p2), 1))
-    return {"cycles": len(ours), "common": len(ours.keys() & naive.keys()), "size_diff": worst_size,
-            "naive_profit_gain": worst_profit}
+    return {
+        "cycles": len(ours),
+        "common": len(ours.keys() & naive.keys()),
+        "size_diff": worst_size,
+        "naive_profit_gain": worst_profit,
+    }
 
 
 # ------------------------------------------------------------------------------------------- the runs
@@ -181,8 +204,11 @@ def _graph(name: str, quick: bool) -> tuple[list[RoutePool], str, dict[str, Any]
         pools, weth = synthetic_graph(800 if quick else 10_000, seed=1, jitter=0.0005)
         return pools, weth, {"max_hops": 3, "min_reserve": 1_000}
     pools, _ = load_balancer_v1_snapshot(BALANCER_SNAPSHOT)
-    return pools, MAINNET_WETH, {"max_hops": 2, "min_reserve": weth_value_thresholds(pools, MAINNET_WETH,
-                                                                                       10**17)}
+    return (
+        pools,
+        MAINNET_WETH,
+        {"max_hops": 2, "min_reserve": weth_value_thresholds(pools, MAINNET_WETH, 10**17)},
+    )
 
 
 def weth_value_thresholds(pools: Sequence[RoutePool], weth: str, weth_amount: int) -> dict[str, int]:
@@ -207,8 +233,6 @@ def weth_value_thresholds(pools: Sequence[RoutePool], weth: str, weth_amount: in
     return out
 
 
-
-
 def run() -> list[dict[str, Any]]:
     quick = os.environ.get("MEVSUITE_BENCH_QUICK") == "1"
     n_updates, n_naive = (30, 1) if quick else (200, 5)
@@ -224,11 +248,15 @@ def run() -> list[dict[str, Any]]:
         live = finder.pools
         base_state = {p.address: save_state(p) for p in live}
 
-        def move(changed: list[RoutePool], base_state: dict[str, tuple[int, ...]] = base_state,
-                 rng: random.Random = rng) -> None:
+        def move(
+            changed: list[RoutePool],
+            base_state: dict[str, tuple[int, ...]] = base_state,
+            rng: random.Random = rng,
+        ) -> None:
             for p in changed:  # a trade away from the base state (no random walk of the whole graph)
                 restore_state(p, base_state[p.address])
                 perturb(p, rng, PERTURB_SIZE)
+
         per_n: dict[int, list[float]] = {}
         for n_changed in (1, 10, 100):
             lat = []
@@ -250,25 +278,42 @@ def run() -> list[dict[str, Any]]:
             finder.update([p.address for p in changed])
             ours_s.append(time.perf_counter() - t)
             t = time.perf_counter()
-            naive = naive_opportunities(pools, weth, max_hops=opts["max_hops"], gas=gas, gas_price_wei=GAS_PRICE_WEI,
-                                        min_profit=min_profit, min_reserve=finder._min_reserve,
-                                        default_min_reserve=finder._min_reserve_default)
+            naive = naive_opportunities(
+                pools,
+                weth,
+                max_hops=opts["max_hops"],
+                gas=gas,
+                gas_price_wei=GAS_PRICE_WEI,
+                min_profit=min_profit,
+                min_reserve=finder._min_reserve,
+                default_min_reserve=finder._min_reserve_default,
+            )
             naive_s.append(time.perf_counter() - t)
             cmp = compare(finder_opportunities(finder), naive, min_profit)
-        print(f"routing bench {name}: route finder and naive baseline agree on {cmp['common']} of {cmp['cycles']} "
-              f"cycles above the threshold; sizes within {cmp['size_diff']:.2%}; naive mean "
-              f"{statistics.mean(naive_s):.2f} s vs {1e3 * statistics.mean(ours_s):.2f} ms")
+        print(
+            f"routing bench {name}: route finder and naive baseline agree on {cmp['common']} of {cmp['cycles']} "
+            f"cycles above the threshold; sizes within {cmp['size_diff']:.2%}; naive mean "
+            f"{statistics.mean(naive_s):.2f} s vs {1e3 * statistics.mean(ours_s):.2f} ms"
+        )
         for n_changed, lat in per_n.items():
             last = n_changed == 100
-            rows.append({
-                "graph": name, "pools": len(pools), "usable": len(finder.pools), "cycles": len(finder.cycles),
-                "build_s": round(build_s, 2), "changed": n_changed, "n": len(lat),
-                "p50_ms": 1e3 * statistics.median(lat), "p99_ms": 1e3 * percentile(lat, 0.99),
-                "naive_mean_s": statistics.mean(naive_s) if last else "",
-                "naive_max_s": max(naive_s) if last else "",
-                "x_faster": round(statistics.mean(naive_s) / statistics.mean(lat)) if last else "",
-                "same_set": f"yes {cmp['common']}/{cmp['cycles']}" if last else "",
-            })
+            rows.append(
+                {
+                    "graph": name,
+                    "pools": len(pools),
+                    "usable": len(finder.pools),
+                    "cycles": len(finder.cycles),
+                    "build_s": round(build_s, 2),
+                    "changed": n_changed,
+                    "n": len(lat),
+                    "p50_ms": 1e3 * statistics.median(lat),
+                    "p99_ms": 1e3 * percentile(lat, 0.99),
+                    "naive_mean_s": statistics.mean(naive_s) if last else "",
+                    "naive_max_s": max(naive_s) if last else "",
+                    "x_faster": round(statistics.mean(naive_s) / statistics.mean(lat)) if last else "",
+                    "same_set": f"yes {cmp['common']}/{cmp['cycles']}" if last else "",
+                }
+            )
     return rows
 
 

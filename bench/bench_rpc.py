@@ -18,15 +18,24 @@ import aiohttp
 from aiohttp import web
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from chains.node import AnvilNode
-from chains.rpc import RpcClient
+from chains.node.anvil import AnvilNode
+from chains.node.rpc import RpcClient
 
 # value() returns 42, anything else reverts (same contract as tests/chains/test_rpc.py).
-CODE = "0x" + "600035" + "60e01c" + "633fa4f245" + "14" + "601457" + "60006000fd" + "5b" + "602a60005260206000f3"
+CODE = (
+    "0x" + "600035" + "60e01c" + "633fa4f245" + "14" + "601457" + "60006000fd" + "5b" + "602a60005260206000f3"
+)
 ADDR = "0x00000000000000000000000000000000000C0dE1"
 CALL = {"to": ADDR, "data": "0x3fa4f245"}
-ABI = [{"name": "value", "type": "function", "inputs": [], "outputs": [{"name": "", "type": "uint256"}],
-        "stateMutability": "view"}]
+ABI = [
+    {
+        "name": "value",
+        "type": "function",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "uint256"}],
+        "stateMutability": "view",
+    }
+]
 N = 300  # sequential calls per row (after a warm-up)
 BATCH = 50
 
@@ -67,7 +76,9 @@ class _CountingProxy:
         body = json.loads(raw)
         self.calls += len(body) if isinstance(body, list) else 1
         assert self._session is not None
-        async with self._session.post(self.upstream, data=raw, headers={"Content-Type": "application/json"}) as r:
+        async with self._session.post(
+            self.upstream, data=raw, headers={"Content-Type": "application/json"}
+        ) as r:
             out = await r.read()
         return web.Response(body=out, content_type="application/json")
 
@@ -91,8 +102,15 @@ async def _run(node: AnvilNode) -> list[dict[str, Any]]:
     proxy = await _CountingProxy(node.http_url).start()
 
     def row(path: str, method: str, timing: tuple[float, float], rpc_per_call: float) -> None:
-        rows.append({"path": path, "method": method, "median ms": timing[0], "p90 ms": timing[1],
-                     "requests/call": rpc_per_call})
+        rows.append(
+            {
+                "path": path,
+                "method": method,
+                "median ms": timing[0],
+                "p90 ms": timing[1],
+                "requests/call": rpc_per_call,
+            }
+        )
 
     try:
         # Raw aiohttp: the floor for HTTP.
@@ -101,8 +119,9 @@ async def _run(node: AnvilNode) -> list[dict[str, Any]]:
                 body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
 
                 async def raw(body: bytes = body) -> Any:
-                    async with session.post(node.http_url, data=body,
-                                            headers={"Content-Type": "application/json"}) as r:
+                    async with session.post(
+                        node.http_url, data=body, headers={"Content-Type": "application/json"}
+                    ) as r:
                         return json.loads(await r.read())["result"]
 
                 row("raw aiohttp POST", method, await _time(raw), 1.0)
@@ -156,10 +175,18 @@ async def _run(node: AnvilNode) -> list[dict[str, Any]]:
             async def default_block() -> Any:
                 return await default.eth.get_block_number()
 
-            row("default AsyncWeb3 http", "eth_call (contract)", await _time(default_call),
-                await _requests_per_call(proxy, lambda: cdc.functions.value().call()))
-            row("default AsyncWeb3 http", "eth_blockNumber", await _time(default_block),
-                await _requests_per_call(proxy, lambda: counted_default.eth.get_block_number()))
+            row(
+                "default AsyncWeb3 http",
+                "eth_call (contract)",
+                await _time(default_call),
+                await _requests_per_call(proxy, lambda: cdc.functions.value().call()),
+            )
+            row(
+                "default AsyncWeb3 http",
+                "eth_blockNumber",
+                await _time(default_block),
+                await _requests_per_call(proxy, lambda: counted_default.eth.get_block_number()),
+            )
         finally:
             await default.provider.disconnect()
             await counted_default.provider.disconnect()

@@ -6,7 +6,7 @@ starting with ``DEGENBOT_RESULT `` that it prints on stdout.
 
 Input: ``{"rpc_url", "block", "v2": <pool-state doc>, "v3": <pool-state doc>, "cases": [{"name", "pool": "v2"|"v3",
 "zero_for_one", "warmup": [amount, ...], "passes": [[amount, ...], ...]}]}`` with every integer as a decimal string
-(the documents are ``chains.snapshot``'s ``mevsuite.pool-state`` format).
+(the documents are ``chains.state.snapshot``'s ``mevsuite.pool-state`` format).
 
 How the pools are built: degenbot 0.3.0's constructors always read the factory, tokens and slot0/reserves through
 a registered web3, so they are given one pointing to the SAME devnet anvil, pinned to the snapshot's block
@@ -58,18 +58,29 @@ def _build(job: dict[str, Any]) -> tuple[Any, Any, list[str]]:
     bitmap: dict[int, int] = {}
     for t in v3doc["ticks"]:
         tick = int(t["tick"])
-        tick_data[tick] = {"liquidity_net": int(t["liquidity_net"]), "liquidity_gross": int(t["liquidity_gross"])}
+        tick_data[tick] = {
+            "liquidity_net": int(t["liquidity_net"]),
+            "liquidity_gross": int(t["liquidity_gross"]),
+        }
         compressed = tick // spacing
         bitmap[compressed >> 8] = bitmap.get(compressed >> 8, 0) | (1 << (compressed & 0xFF))
-    v3 = UniswapV3Pool(v3doc["address"], state_block=block, tick_data=tick_data,  # type: ignore[arg-type]
-                       tick_bitmap={w: {"bitmap": b} for w, b in bitmap.items()},  # type: ignore[misc]
-                       verify_address=False, silent=True)
+    v3 = UniswapV3Pool(
+        v3doc["address"],
+        state_block=block,
+        tick_data=tick_data,  # type: ignore[arg-type]
+        tick_bitmap={w: {"bitmap": b} for w, b in bitmap.items()},  # type: ignore[misc]
+        verify_address=False,
+        silent=True,
+    )
 
     problems: list[str] = []
     if (v2.reserves_token0, v2.reserves_token1) != (int(v2doc["reserve0"]), int(v2doc["reserve1"])):
         problems.append("v2 reserves differ from the snapshot")
-    if (v3.sqrt_price_x96, v3.tick, v3.liquidity) != (int(v3doc["sqrt_price_x96"]), int(v3doc["tick"]),
-                                                      int(v3doc["liquidity"])):
+    if (v3.sqrt_price_x96, v3.tick, v3.liquidity) != (
+        int(v3doc["sqrt_price_x96"]),
+        int(v3doc["tick"]),
+        int(v3doc["liquidity"]),
+    ):
         problems.append("v3 slot0/liquidity differ from the snapshot")
     if v3.sparse_liquidity_map:
         problems.append("v3 liquidity map is sparse (would fetch ticks)")

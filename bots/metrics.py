@@ -128,7 +128,7 @@ class Metrics:
 
     Attributes are the prometheus-client objects themselves (``metrics.opportunities_total.labels(bot="arb",
     kind="cycle").inc()``); :meth:`stage` / :meth:`observe_latency` cover the latency histogram, and the
-    ``on_*`` methods make a ``Metrics`` usable as the ``observer`` of a :class:`bots.runtime.Engine`.
+    ``on_*`` methods make a ``Metrics`` usable as the ``observer`` of a :class:`bots.runtime.engine.Engine`.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None, *, process_collectors: bool = True) -> None:
@@ -196,7 +196,7 @@ class Metrics:
         """Record one stage duration measured elsewhere."""
         self.stage_latency_seconds.labels(bot=bot, stage=stage).observe(seconds)
 
-    # -- bots.runtime.EngineObserver: pass a Metrics as the engine's observer --------------------------------
+    # -- bots.runtime.engine.EngineObserver: pass a Metrics as the engine's observer --------------------------------
 
     def on_event(self, bot: str, collector: str, event: object) -> None:
         """A collector produced ``event`` (counted by its type name)."""

@@ -17,7 +17,7 @@ beyond that, bytes become ``0x``-hex, tuples become lists; a ``"kind"`` key name
 
 Topics are dotted lowercase names ``<domain>.<stream>[.<scope>...]`` (e.g. ``chain.blocks`` or, per chain,
 ``chain.blocks.1``); each event class names its default topic in ``TOPIC``.  The bus itself lives on floor 4
-(``bots/bus.py``); this floor only defines the :class:`Publisher` / :class:`Subscriber` protocols so that the
+(``bots/runtime/bus.py``); this floor only defines the :class:`Publisher` / :class:`Subscriber` protocols so that the
 watchers in ``chains/`` can publish without importing ``bots/``.
 """
 

@@ -22,7 +22,9 @@ T = TypeVar("T")
 _CACHE: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
-def per_registry(registry: CollectorRegistry | None, key: str, build: Callable[[CollectorRegistry | None], T]) -> T:
+def per_registry(
+    registry: CollectorRegistry | None, key: str, build: Callable[[CollectorRegistry | None], T]
+) -> T:
     """``build(registry)`` the first time ``key`` is asked for on ``registry``; the same object afterwards."""
     if registry is None:
         return build(None)

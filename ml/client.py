@@ -90,8 +90,12 @@ class HttpSignalClient:
                     body = {"error": text[:200] or resp.reason or "bad response", "status": resp.status}
                 else:
                     self.bad_responses += 1
-                    raise SignalError(502, f"response from {self.base_url}{path} refused: {exc}",
-                                      reason=exc.reason, upstream_status=resp.status) from None
+                    raise SignalError(
+                        502,
+                        f"response from {self.base_url}{path} refused: {exc}",
+                        reason=exc.reason,
+                        upstream_status=resp.status,
+                    ) from None
             if not isinstance(body, dict):
                 body = {"error": f"unexpected response {body!r:.200}", "status": resp.status}
             return resp.status, body

@@ -70,8 +70,22 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------------------------- column aliases
 
 _TIME_ALIASES: tuple[str, ...] = (
-    "timestamp", "open_time", "open_time_ms", "opentime", "open_timestamp", "unix", "unix_timestamp", "time",
-    "datetime", "date", "ts", "t", "time_period_start", "candle_begin_time", "start", "bar_time",
+    "timestamp",
+    "open_time",
+    "open_time_ms",
+    "opentime",
+    "open_timestamp",
+    "unix",
+    "unix_timestamp",
+    "time",
+    "datetime",
+    "date",
+    "ts",
+    "t",
+    "time_period_start",
+    "candle_begin_time",
+    "start",
+    "bar_time",
 )
 _PRICE_ALIASES: dict[str, tuple[str, ...]] = {
     "open": ("open", "o", "open_price", "price_open", "first"),
@@ -80,24 +94,94 @@ _PRICE_ALIASES: dict[str, tuple[str, ...]] = {
     "close": ("close", "c", "close_price", "price_close", "last"),
 }
 _VOLUME_ALIASES: tuple[str, ...] = (
-    "volume", "vol", "v", "base_volume", "volume_base", "basevolume", "base_asset_volume", "volume_traded",
+    "volume",
+    "vol",
+    "v",
+    "base_volume",
+    "volume_base",
+    "basevolume",
+    "base_asset_volume",
+    "volume_traded",
     "volume_from",
 )
-_QUOTE_VOLUME_NAMES = frozenset({
-    "quote_volume", "volume_quote", "quotevolume", "quote_asset_volume", "volume_to", "volume_usd",
-    "volume_currency",
-})
+_QUOTE_VOLUME_NAMES = frozenset(
+    {
+        "quote_volume",
+        "volume_quote",
+        "quotevolume",
+        "quote_asset_volume",
+        "volume_to",
+        "volume_usd",
+        "volume_currency",
+    }
+)
 _QUOTES: tuple[str, ...] = (
-    "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "USDD", "DAI", "UST", "USD", "EUR", "GBP", "JPY", "AUD",
-    "CAD", "CHF", "TRY", "BRL", "KRW", "BTC", "ETH", "BNB", "XBT",
+    "FDUSD",
+    "USDT",
+    "USDC",
+    "BUSD",
+    "TUSD",
+    "USDP",
+    "USDD",
+    "DAI",
+    "UST",
+    "USD",
+    "EUR",
+    "GBP",
+    "JPY",
+    "AUD",
+    "CAD",
+    "CHF",
+    "TRY",
+    "BRL",
+    "KRW",
+    "BTC",
+    "ETH",
+    "BNB",
+    "XBT",
 )
 _FIAT_QUOTES = frozenset(q for q in _QUOTES if q not in ("BTC", "ETH", "BNB", "XBT"))
-_VENUES: frozenset[str] = frozenset({
-    "binance", "binanceus", "binanceusdm", "binancecoinm", "bitstamp", "coinbase", "coinbasepro", "coinbaseexchange",
-    "kraken", "krakenfutures", "bitfinex", "bybit", "okx", "okex", "kucoin", "kucoinfutures", "gemini", "huobi",
-    "htx", "gate", "gateio", "bitmex", "deribit", "ftx", "poloniex", "bittrex", "bitget", "mexc", "cryptocom",
-    "bitflyer", "upbit", "bithumb", "hyperliquid", "dydx", "uniswap", "sushiswap", "curve",
-})
+_VENUES: frozenset[str] = frozenset(
+    {
+        "binance",
+        "binanceus",
+        "binanceusdm",
+        "binancecoinm",
+        "bitstamp",
+        "coinbase",
+        "coinbasepro",
+        "coinbaseexchange",
+        "kraken",
+        "krakenfutures",
+        "bitfinex",
+        "bybit",
+        "okx",
+        "okex",
+        "kucoin",
+        "kucoinfutures",
+        "gemini",
+        "huobi",
+        "htx",
+        "gate",
+        "gateio",
+        "bitmex",
+        "deribit",
+        "ftx",
+        "poloniex",
+        "bittrex",
+        "bitget",
+        "mexc",
+        "cryptocom",
+        "bitflyer",
+        "upbit",
+        "bithumb",
+        "hyperliquid",
+        "dydx",
+        "uniswap",
+        "sushiswap",
+        "curve",
+    }
+)
 _FUTURES_WORDS = frozenset({"futures", "future", "usdm", "perp", "perpetual", "swap", "fapi"})
 _TF_RE = re.compile(r"^(\d+)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w|wk|week|weeks)$", re.IGNORECASE)
 _FILE_TF = {"d": "1d", "daily": "1d", "hourly": "1h", "minute": "1m", "weekly": "1w", "monthly": None}
@@ -122,14 +206,31 @@ def parse_timeframe(value: str | pd.Timedelta | Any) -> pd.Timedelta:
     if m.group(2) == "M":
         raise ValueError(f"unknown timeframe {value!r}: months have no fixed length (use 1d or 1w bars)")
     n, unit = int(m.group(1)), m.group(2).lower()
-    unit = {"s": "s", "sec": "s", "secs": "s", "m": "min", "min": "min", "mins": "min", "h": "h", "hr": "h",
-            "hrs": "h", "d": "D", "day": "D", "days": "D", "w": "W", "wk": "W", "week": "W", "weeks": "W"}[unit]
+    unit = {
+        "s": "s",
+        "sec": "s",
+        "secs": "s",
+        "m": "min",
+        "min": "min",
+        "mins": "min",
+        "h": "h",
+        "hr": "h",
+        "hrs": "h",
+        "d": "D",
+        "day": "D",
+        "days": "D",
+        "w": "W",
+        "wk": "W",
+        "week": "W",
+        "weeks": "W",
+    }[unit]
     if unit == "W":
         return pd.Timedelta(days=7 * n)
     return pd.Timedelta(n, unit=unit)
 
 
 # --------------------------------------------------------------------------------------------- reading files
+
 
 def _open_text(path: Path) -> io.TextIOBase:
     if path.name.lower().endswith(".gz"):
@@ -170,25 +271,37 @@ def _read_csv(path: Path) -> _Raw:
             header_idx = i
             break
     if header_idx is None:
-        raise DataError(f"{path}: unknown format: no line with at least 4 {delim!r}-separated fields in the first "
-                        f"{len(head)} lines")
+        raise DataError(
+            f"{path}: unknown format: no line with at least 4 {delim!r}-separated fields in the first "
+            f"{len(head)} lines"
+        )
     fields = [f.strip().strip('"') for f in head[header_idx].rstrip("\r\n").split(delim)]
     headerless = all(_is_number(f) for f in fields if f != "")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             frame = pd.read_csv(
-                path, sep=delim, skiprows=header_idx, header=None if headerless else 0,
-                skipinitialspace=True, compression="infer", encoding="utf-8-sig", low_memory=False,
+                path,
+                sep=delim,
+                skiprows=header_idx,
+                header=None if headerless else 0,
+                skipinitialspace=True,
+                compression="infer",
+                encoding="utf-8-sig",
+                low_memory=False,
             )
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
         raise DataError(f"{path}: cannot parse as CSV: {exc}") from exc
     if headerless:
         ncol = frame.shape[1]
         if ncol < 5:
-            raise DataError(f"{path}: unknown format: headerless rows with {ncol} columns (an OHLCV file needs "
-                            "timestamp, open, high, low, close[, volume]); trades files go to load_trades()")
-        names = ["timestamp", "open", "high", "low", "close", "volume"][:ncol] + [f"extra_{i}" for i in range(6, ncol)]
+            raise DataError(
+                f"{path}: unknown format: headerless rows with {ncol} columns (an OHLCV file needs "
+                "timestamp, open, high, low, close[, volume]); trades files go to load_trades()"
+            )
+        names = ["timestamp", "open", "high", "low", "close", "volume"][:ncol] + [
+            f"extra_{i}" for i in range(6, ncol)
+        ]
         frame.columns = names
         return _Raw(frame, header_idx)
     return _Raw(frame, header_idx + 1)
@@ -225,8 +338,10 @@ def _read_json_obj(rows: list[Any], path: Path) -> _Raw:
         first = rows[0][:5]
         if width < 5 or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in first):
             hint = "; this looks like a trades file: use load_trades()" if width >= 6 else ""
-            raise DataError(f"{path}: unknown format: JSON rows like {rows[0]!r} are not candles "
-                            f"[time, open, high, low, close, volume]{hint}")
+            raise DataError(
+                f"{path}: unknown format: JSON rows like {rows[0]!r} are not candles "
+                f"[time, open, high, low, close, volume]{hint}"
+            )
         names = ["timestamp", "open", "high", "low", "close", "volume"][: len(rows[0])]
         names += [f"extra_{i}" for i in range(len(names), len(rows[0]))]
         return _Raw(pd.DataFrame(rows, columns=names), None)
@@ -251,6 +366,7 @@ def _read_any(path: Path) -> _Raw:
 
 
 # --------------------------------------------------------------------------------------------- timestamps
+
 
 def _epoch_to_ns(values: np.ndarray) -> np.ndarray:
     """Numeric epochs to int64 ns; the unit is decided per value by magnitude (s < 1e11 <= ms < 1e14 <= µs < 1e17)."""
@@ -299,6 +415,7 @@ def _time_column(frame: pd.DataFrame, cols: Mapping[str, Any]) -> tuple[Any, pd.
 
 # --------------------------------------------------------------------------------------------- names
 
+
 def _split_pair(token: str) -> str | None:
     t = token.upper()
     if "/" in t:
@@ -335,7 +452,9 @@ def _infer_venue(path: Path) -> str:
     return "unknown"
 
 
-_FREQTRADE_RE = re.compile(r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)(?:_(?P<settle>[A-Za-z0-9]+))?-(?:\d+[smhdwM]|trades)")
+_FREQTRADE_RE = re.compile(
+    r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)(?:_(?P<settle>[A-Za-z0-9]+))?-(?:\d+[smhdwM]|trades)"
+)
 
 
 def _infer_symbol(path: Path) -> str | None:
@@ -344,8 +463,15 @@ def _infer_symbol(path: Path) -> str | None:
     if m:
         sym = f"{m['base'].upper()}/{m['quote'].upper()}"
         return f"{sym}:{m['settle'].upper()}" if m["settle"] else sym
-    toks = [t for t in _tokens(stem) if t.isalnum() and not t.isdigit() and t.lower() not in _VENUES
-            and not _TF_RE.match(t) and len(t) <= 14]
+    toks = [
+        t
+        for t in _tokens(stem)
+        if t.isalnum()
+        and not t.isdigit()
+        and t.lower() not in _VENUES
+        and not _TF_RE.match(t)
+        and len(t) <= 14
+    ]
     for tok in sorted(toks, key=lambda t: not t.isupper()):  # upper-case tokens (BTCUSDT) first
         pair = _split_pair(tok)
         if pair:
@@ -375,14 +501,21 @@ def _single_value(frame: pd.DataFrame, cols: Mapping[str, Any], names: Iterable[
 
 # --------------------------------------------------------------------------------------------- volume
 
-def _volume_columns(cols: Mapping[str, Any], base: str | None, quote: str | None,
-                    ) -> tuple[Any | None, Any | None]:
+
+def _volume_columns(
+    cols: Mapping[str, Any],
+    base: str | None,
+    quote: str | None,
+) -> tuple[Any | None, Any | None]:
     """(base-volume column, quote-volume column or None)."""
     for a in _VOLUME_ALIASES:
         if a in cols:
             return cols[a], None
-    suffixed = {k[len("volume_"):].upper(): v for k, v in cols.items() if k.startswith("volume_") and k not in
-                ("volume_base", "volume_quote")}
+    suffixed = {
+        k[len("volume_") :].upper(): v
+        for k, v in cols.items()
+        if k.startswith("volume_") and k not in ("volume_base", "volume_quote")
+    }
     if not suffixed:
         return None, None
     b = base.upper() if base else None
@@ -417,6 +550,7 @@ def _fix_swapped_volumes(vb: np.ndarray, vq: np.ndarray, close: np.ndarray) -> t
 
 # --------------------------------------------------------------------------------------------- loading
 
+
 def _row_ref(i: int, line_offset: int | None) -> str:
     """1-based data row (in file order) and, for text files, the file line."""
     if line_offset is None:
@@ -424,8 +558,9 @@ def _row_ref(i: int, line_offset: int | None) -> str:
     return f"row {i + 1} (line {i + 1 + line_offset})"
 
 
-def load_ohlcv(path: str | Path, *, symbol: str | None = None, venue: str | None = None,
-               min_rows: int = 50) -> pd.DataFrame:
+def load_ohlcv(
+    path: str | Path, *, symbol: str | None = None, venue: str | None = None, min_rows: int = 50
+) -> pd.DataFrame:
     """Load and validate one OHLCV file (see the module docstring for the formats).
 
     ``symbol``/``venue`` default to a single-valued ``symbol``/``venue``/``exchange`` column, else to what the
@@ -484,15 +619,19 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None, venue: str | None
     if pd.api.types.is_numeric_dtype(tser):
         if tser.isna().any():
             first_bad = int(np.flatnonzero(tser.isna().to_numpy())[0])
-            raise DataError(f"{p}: column {tname!r} has {int(tser.isna().sum())} empty timestamp(s), first at "
-                            f"{_row_ref(first_bad, line_offset)}")
+            raise DataError(
+                f"{p}: column {tname!r} has {int(tser.isna().sum())} empty timestamp(s), first at "
+                f"{_row_ref(first_bad, line_offset)}"
+            )
         ns = _epoch_to_ns(tser.to_numpy())
     else:
         parsed = _parse_text_times(tser)
         if parsed.isna().any():
             first_bad = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-            raise DataError(f"{p}: column {tname!r} has {int(parsed.isna().sum())} unparseable timestamp(s), first "
-                            f"{tser.iloc[first_bad]!r} at {_row_ref(first_bad, line_offset)}")
+            raise DataError(
+                f"{p}: column {tname!r} has {int(parsed.isna().sum())} unparseable timestamp(s), first "
+                f"{tser.iloc[first_bad]!r} at {_row_ref(first_bad, line_offset)}"
+            )
         ns = parsed.dt.as_unit("ns").astype("int64").to_numpy()
 
     # -- values
@@ -519,8 +658,10 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None, venue: str | None
         nan = np.isnan(out[key])
         if nan.any():
             first = int(np.flatnonzero(nan)[0])
-            raise DataError(f"{p}: column {key!r} has {int(nan.sum())} NaN, empty or non-numeric value(s), first at "
-                            f"{_row_ref(first, line_offset)}")
+            raise DataError(
+                f"{p}: column {key!r} has {int(nan.sum())} NaN, empty or non-numeric value(s), first at "
+                f"{_row_ref(first, line_offset)}"
+            )
 
     # -- order: a newest-first file is reversed as a whole; anything else unsorted is an error
     order = np.arange(n)
@@ -537,14 +678,18 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None, venue: str | None
             i = int(order[dup[0] + 1])
             j = int(order[dup[0]])
             ts = pd.Timestamp(ns[dup[0]], tz="UTC")
-            raise DataError(f"{p}: duplicate timestamp {ts} ({dup.size} duplicate(s)), at "
-                            f"{_row_ref(min(i, j), line_offset)} and {_row_ref(max(i, j), line_offset)}")
+            raise DataError(
+                f"{p}: duplicate timestamp {ts} ({dup.size} duplicate(s)), at "
+                f"{_row_ref(min(i, j), line_offset)} and {_row_ref(max(i, j), line_offset)}"
+            )
         back = np.flatnonzero(d < 0)
         if back.size:
             k = int(back[0] + 1)
-            raise DataError(f"{p}: timestamps not sorted: {_row_ref(int(order[k]), line_offset)} "
-                            f"({pd.Timestamp(ns[k], tz='UTC')}) comes before the previous row "
-                            f"({pd.Timestamp(ns[k - 1], tz='UTC')}); {back.size} row(s) out of order")
+            raise DataError(
+                f"{p}: timestamps not sorted: {_row_ref(int(order[k]), line_offset)} "
+                f"({pd.Timestamp(ns[k], tz='UTC')}) comes before the previous row "
+                f"({pd.Timestamp(ns[k - 1], tz='UTC')}); {back.size} row(s) out of order"
+            )
     values = {k: v[order] for k, v in out.items()}
 
     # -- price sanity
@@ -552,19 +697,24 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None, venue: str | None
         bad = np.flatnonzero(values[key] <= 0)
         if bad.size:
             hint = " (a funding-rate series is not price OHLCV)" if "funding" in p.name.lower() else ""
-            raise DataError(f"{p}: non-positive {key} price in {bad.size} row(s), first "
-                            f"{float(values[key][bad[0]])!r} at {_row_ref(int(order[bad[0]]), line_offset)}{hint}")
+            raise DataError(
+                f"{p}: non-positive {key} price in {bad.size} row(s), first "
+                f"{float(values[key][bad[0]])!r} at {_row_ref(int(order[bad[0]]), line_offset)}{hint}"
+            )
     o, h, lo, c = values["open"], values["high"], values["low"], values["close"]
     tol = 1e-9 * np.maximum(np.abs(h), 1.0)
     bad = np.flatnonzero((h + tol < lo) | (h + tol < np.maximum(o, c)) | (lo - tol > np.minimum(o, c)))
     if bad.size:
         i = int(bad[0])
-        raise DataError(f"{p}: inconsistent OHLC in {bad.size} row(s) (need low <= open, close <= high), first at "
-                        f"{_row_ref(int(order[i]), line_offset)}: open={o[i]} high={h[i]} low={lo[i]} close={c[i]}")
+        raise DataError(
+            f"{p}: inconsistent OHLC in {bad.size} row(s) (need low <= open, close <= high), first at "
+            f"{_row_ref(int(order[i]), line_offset)}: open={o[i]} high={h[i]} low={lo[i]} close={c[i]}"
+        )
     bad = np.flatnonzero(values["volume"] < 0)
     if bad.size:
-        raise DataError(f"{p}: negative volume in {bad.size} row(s), first at "
-                        f"{_row_ref(int(order[bad[0]]), line_offset)}")
+        raise DataError(
+            f"{p}: negative volume in {bad.size} row(s), first at {_row_ref(int(order[bad[0]]), line_offset)}"
+        )
     if n < min_rows:
         raise DataError(f"{p}: too few rows: {n} < min_rows={min_rows}")
 
@@ -573,19 +723,23 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None, venue: str | None
     if n >= 2 and index.is_month_end.all() and (index.normalize() == index).all():
         spacing = pd.Series(index).diff().dropna().median()
         if pd.Timedelta(days=27) <= spacing <= pd.Timedelta(days=32):
-            index = pd.DatetimeIndex(index.tz_convert(None).to_period("M").start_time.tz_localize("UTC"), name="timestamp")
+            index = pd.DatetimeIndex(
+                index.tz_convert(None).to_period("M").start_time.tz_localize("UTC"), name="timestamp"
+            )
             index = index.as_unit("ns")
             relabelled = "month_end_to_month_start"
     df = pd.DataFrame({k: values[k] for k in OHLCV_COLUMNS}, index=index)
-    df.attrs.update({
-        "symbol": sym,
-        "venue": ven,
-        "timeframe": _median_spacing(df.index) or _infer_file_timeframe(p) or pd.NaT,
-        "source": str(p),
-        "rows_reversed": reversed_rows,
-        "volume_swapped_rows": swapped,
-        "volume_missing": volume_missing,
-    })
+    df.attrs.update(
+        {
+            "symbol": sym,
+            "venue": ven,
+            "timeframe": _median_spacing(df.index) or _infer_file_timeframe(p) or pd.NaT,
+            "source": str(p),
+            "rows_reversed": reversed_rows,
+            "volume_swapped_rows": swapped,
+            "volume_missing": volume_missing,
+        }
+    )
     if relabelled:
         df.attrs["relabelled"] = relabelled
     return df
@@ -606,7 +760,9 @@ def _timeframe(df: pd.DataFrame) -> pd.Timedelta:
         return parse_timeframe(tf)
     med = _median_spacing(pd.DatetimeIndex(df.index))
     if med is None:
-        raise DataError(f"{df.attrs.get('source', '<frame>')}: cannot tell the timeframe of fewer than 2 rows")
+        raise DataError(
+            f"{df.attrs.get('source', '<frame>')}: cannot tell the timeframe of fewer than 2 rows"
+        )
     return med
 
 
@@ -623,35 +779,59 @@ def load_trades(path: str | Path) -> pd.DataFrame:
         opener = gzip.open if name.endswith(".gz") else open
         with opener(p, "rb") as fh:
             rows = wirejson.loads(fh.read(MAX_JSON_BYTES + 1), max_bytes=MAX_JSON_BYTES)
-        frame = pd.DataFrame(rows, columns=["timestamp", "id", "type", "side", "price", "amount", "cost"][
-            : len(rows[0])]) if rows and isinstance(rows[0], list) else pd.DataFrame.from_records(rows)
+        frame = (
+            pd.DataFrame(
+                rows, columns=["timestamp", "id", "type", "side", "price", "amount", "cost"][: len(rows[0])]
+            )
+            if rows and isinstance(rows[0], list)
+            else pd.DataFrame.from_records(rows)
+        )
     else:
         frame = pd.read_csv(p, skipinitialspace=True, compression="infer")
     cols = {_norm(c): c for c in frame.columns}
     need = [c for c in ("timestamp", "price", "amount") if c not in cols]
     if need:
-        raise DataError(f"{p}: missing trade column(s) {', '.join(need)}; found columns: "
-                        f"{[str(c) for c in frame.columns]}")
+        raise DataError(
+            f"{p}: missing trade column(s) {', '.join(need)}; found columns: "
+            f"{[str(c) for c in frame.columns]}"
+        )
     ts = frame[cols["timestamp"]]
     if pd.api.types.is_numeric_dtype(ts):
         ns = _epoch_to_ns(ts.to_numpy())
     else:
         ns = _parse_text_times(ts).dt.as_unit("ns").astype("int64").to_numpy()
-    side = (frame[cols["side"]].astype(str).str.strip().str.lower().map({"buy": 1.0, "sell": -1.0})
-            .fillna(0.0).to_numpy(dtype="float64")) if "side" in cols else np.zeros(len(frame))
-    out = pd.DataFrame({
-        "price": pd.to_numeric(frame[cols["price"]], errors="coerce").to_numpy(dtype="float64"),
-        "amount": pd.to_numeric(frame[cols["amount"]], errors="coerce").to_numpy(dtype="float64"),
-        "side": side,
-    }, index=pd.DatetimeIndex(pd.to_datetime(ns, utc=True), name="timestamp").as_unit("ns"))
+    side = (
+        (
+            frame[cols["side"]]
+            .astype(str)
+            .str.strip()
+            .str.lower()
+            .map({"buy": 1.0, "sell": -1.0})
+            .fillna(0.0)
+            .to_numpy(dtype="float64")
+        )
+        if "side" in cols
+        else np.zeros(len(frame))
+    )
+    out = pd.DataFrame(
+        {
+            "price": pd.to_numeric(frame[cols["price"]], errors="coerce").to_numpy(dtype="float64"),
+            "amount": pd.to_numeric(frame[cols["amount"]], errors="coerce").to_numpy(dtype="float64"),
+            "side": side,
+        },
+        index=pd.DatetimeIndex(pd.to_datetime(ns, utc=True), name="timestamp").as_unit("ns"),
+    )
     if out[["price", "amount"]].isna().any().any():
-        raise DataError(f"{p}: NaN or non-numeric price/amount in {int(out.isna().any(axis=1).sum())} trade(s)")
+        raise DataError(
+            f"{p}: NaN or non-numeric price/amount in {int(out.isna().any(axis=1).sum())} trade(s)"
+        )
     out = out.sort_index(kind="stable")
     out.attrs.update({"symbol": _infer_symbol(p) or _stem(p), "venue": _infer_venue(p), "source": str(p)})
     return out
 
 
 # --------------------------------------------------------------------------------------------- gaps
+
 
 @dataclass(frozen=True)
 class Gap:
@@ -698,8 +878,9 @@ def fill_gaps(df: pd.DataFrame, max_bars: int = 3) -> pd.DataFrame:
     else:
         tf = _timeframe(df)
         new_index = [g.start + j * tf for g in short for j in range(g.missing)]
-        add = pd.DataFrame(np.nan, index=pd.DatetimeIndex(new_index, name=df.index.name).as_unit("ns"),
-                           columns=df.columns)
+        add = pd.DataFrame(
+            np.nan, index=pd.DatetimeIndex(new_index, name=df.index.name).as_unit("ns"), columns=df.columns
+        )
         out = pd.concat([df, add]).sort_index()
         prev_close = out["close"].ffill()
         hole = out["open"].isna()
@@ -719,7 +900,7 @@ def split_at_gaps(df: pd.DataFrame, min_missing: int = 1) -> list[pd.DataFrame]:
     pieces = []
     start = None
     for g in gaps:
-        piece = df.loc[start: g.start - pd.Timedelta(1, "ns")] if start is not None else df.loc[: g.start]
+        piece = df.loc[start : g.start - pd.Timedelta(1, "ns")] if start is not None else df.loc[: g.start]
         pieces.append(piece)
         start = g.end + pd.Timedelta(1, "ns")
     pieces.append(df.loc[start:] if start is not None else df)
@@ -732,6 +913,7 @@ def split_at_gaps(df: pd.DataFrame, min_missing: int = 1) -> list[pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------------------------- align / resample
+
 
 def align(frames: Mapping[str, pd.DataFrame], how: str = "inner") -> dict[str, pd.DataFrame]:
     """Put several bar series on one common index.
@@ -776,7 +958,12 @@ def align(frames: Mapping[str, pd.DataFrame], how: str = "inner") -> dict[str, p
             g.loc[hole, "volume"] = 0.0
         g = g.astype("float64")
         g.attrs = dict(f.attrs)
-        g.attrs["align"] = {"how": how, "rows": len(g), "dropped": int((~present).sum()), "filled": int(hole.sum())}
+        g.attrs["align"] = {
+            "how": how,
+            "rows": len(g),
+            "dropped": int((~present).sum()),
+            "filled": int(hole.sum()),
+        }
         out[key] = g
     return out
 
@@ -793,16 +980,21 @@ def resample(df: pd.DataFrame, timeframe: str | pd.Timedelta, *, drop_partial: b
     src = _timeframe(df)
     if target < src or target.value % src.value:
         raise DataError(f"resample: target {target} must be a multiple of the source timeframe {src}")
-    origin = pd.Timestamp("1970-01-05", tz="UTC") if target.value % pd.Timedelta(days=7).value == 0 \
+    origin = (
+        pd.Timestamp("1970-01-05", tz="UTC")
+        if target.value % pd.Timedelta(days=7).value == 0
         else pd.Timestamp("1970-01-01", tz="UTC")
+    )
     r = df.resample(target, label="left", closed="left", origin=origin)
-    out = pd.DataFrame({
-        "open": r["open"].first(),
-        "high": r["high"].max(),
-        "low": r["low"].min(),
-        "close": r["close"].last(),
-        "volume": r["volume"].sum(),
-    })
+    out = pd.DataFrame(
+        {
+            "open": r["open"].first(),
+            "high": r["high"].max(),
+            "low": r["low"].min(),
+            "close": r["close"].last(),
+            "volume": r["volume"].sum(),
+        }
+    )
     count = r["close"].count()
     out = out[count > 0]
     count = count[count > 0]
@@ -823,12 +1015,16 @@ def resample(df: pd.DataFrame, timeframe: str | pd.Timedelta, *, drop_partial: b
 
 # --------------------------------------------------------------------------------------------- sample data
 
+
 def list_samples() -> list[str]:
     """Names of the data files shipped in ``ml/sample_data/`` (see its SOURCES.md)."""
     if not SAMPLE_DIR.is_dir():
         return []
-    return sorted(p.name for p in SAMPLE_DIR.iterdir()
-                  if p.is_file() and not p.name.startswith(("_", ".")) and not p.name.endswith((".md", ".py")))
+    return sorted(
+        p.name
+        for p in SAMPLE_DIR.iterdir()
+        if p.is_file() and not p.name.startswith(("_", ".")) and not p.name.endswith((".md", ".py"))
+    )
 
 
 def sample_path(name: str) -> Path:

@@ -39,7 +39,17 @@ __all__ = [
     "to_ms",
 ]
 
-CSV_HEADER: tuple[str, ...] = ("timestamp", "date", "open", "high", "low", "close", "volume", "symbol", "venue")
+CSV_HEADER: tuple[str, ...] = (
+    "timestamp",
+    "date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "symbol",
+    "venue",
+)
 _MAX_BACKOFF_S = 60.0
 
 ProgressFn = Callable[[int, pd.Timestamp], None]
@@ -50,6 +60,7 @@ class DownloadError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
 
 def to_ms(value: Any) -> int | None:
     """``None``, ms epoch int, ``datetime``/``date``/``pd.Timestamp`` or a date string (UTC if naive) → ms."""
@@ -66,7 +77,9 @@ def to_ms(value: Any) -> int | None:
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"cannot read {value!r} as a time (use e.g. 2024-01-01 or 2024-01-01T12:00Z)") from exc
+        raise ValueError(
+            f"cannot read {value!r} as a time (use e.g. 2024-01-01 or 2024-01-01T12:00Z)"
+        ) from exc
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return int(ts.value // 1_000_000)
 
@@ -98,8 +111,9 @@ def _merge(dst: dict[str, Any], src: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _make_exchange(exchange_id: str, exchange_options: Mapping[str, Any] | None,
-                   urls: Mapping[str, Any] | str | None) -> Any:
+def _make_exchange(
+    exchange_id: str, exchange_options: Mapping[str, Any] | None, urls: Mapping[str, Any] | str | None
+) -> Any:
     cls = getattr(ccxt, exchange_id, None)
     if not (isinstance(cls, type) and issubclass(cls, ccxt.Exchange)) or exchange_id not in ccxt.exchanges:
         raise DownloadError(f"unknown exchange {exchange_id!r} (ccxt ids, e.g. binance, bitstamp, kraken)")
@@ -148,9 +162,11 @@ class _Caller:
                         "No network? Point at a mirror or a local server with --api-url / urls=."
                     ) from exc
                 if attempt >= self.max_retries:
-                    raise DownloadError(f"{self.exchange_id} {what} failed after {attempt + 1} attempt(s) at {url}: "
-                                        f"{type(exc).__name__}: {exc}") from exc
-                delay = min(self.retry_delay * (2 ** attempt), _MAX_BACKOFF_S)
+                    raise DownloadError(
+                        f"{self.exchange_id} {what} failed after {attempt + 1} attempt(s) at {url}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                delay = min(self.retry_delay * (2**attempt), _MAX_BACKOFF_S)
                 if limited:
                     delay = max(delay, self._retry_after())
                 attempt += 1
@@ -161,7 +177,9 @@ class _Caller:
                 raise DownloadError(f"{self.exchange_id}: {exc}") from exc
             except ccxt.BaseError as exc:
                 url = getattr(self.ex, "last_request_url", None) or _first_url(self.ex)
-                raise DownloadError(f"{self.exchange_id} {what} failed at {url}: {type(exc).__name__}: {exc}") from exc
+                raise DownloadError(
+                    f"{self.exchange_id} {what} failed at {url}: {type(exc).__name__}: {exc}"
+                ) from exc
             self.contacted = True
             return result
 
@@ -194,8 +212,9 @@ def _resume_point(out: Path, symbol: str, exchange_id: str) -> int | None:
     if not header:
         return None
     if tuple(header.split(",")) != CSV_HEADER:
-        raise DownloadError(f"{out} exists but was not written by download_ohlcv (header {header!r}); "
-                            "choose another --out")
+        raise DownloadError(
+            f"{out} exists but was not written by download_ohlcv (header {header!r}); choose another --out"
+        )
     lines = [ln for ln in tail.decode("utf-8", "replace").splitlines() if ln.strip()]
     if not lines or lines[-1].strip() == header:
         return None
@@ -205,8 +224,9 @@ def _resume_point(out: Path, symbol: str, exchange_id: str) -> int | None:
     except ValueError as exc:
         raise DownloadError(f"{out}: cannot read the last row {lines[-1]!r} to resume") from exc
     if len(fields) >= 9 and (fields[7] != symbol or fields[8] != exchange_id):
-        raise DownloadError(f"{out} holds {fields[7]} on {fields[8]}, not {symbol} on {exchange_id}; "
-                            "choose another --out")
+        raise DownloadError(
+            f"{out} holds {fields[7]} on {fields[8]}, not {symbol} on {exchange_id}; choose another --out"
+        )
     return last
 
 
@@ -215,6 +235,7 @@ def _fmt(x: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------- download
+
 
 def download_ohlcv(
     exchange_id: str,
@@ -249,7 +270,9 @@ def download_ohlcv(
     if not ex.has.get("fetchOHLCV"):
         raise DownloadError(f"{exchange_id} has no OHLCV endpoint in ccxt (has['fetchOHLCV'] is false)")
     if ex.timeframes and timeframe not in ex.timeframes:
-        raise DownloadError(f"{exchange_id} has no timeframe {timeframe!r}; it offers {sorted(ex.timeframes)}")
+        raise DownloadError(
+            f"{exchange_id} has no timeframe {timeframe!r}; it offers {sorted(ex.timeframes)}"
+        )
     tf_ms = int(ex.parse_timeframe(timeframe) * 1000)
     since_ms = to_ms(since)
     until_ms = to_ms(until)
@@ -277,20 +300,27 @@ def download_ohlcv(
             now_ms = int(ex.milliseconds())
             if cursor + tf_ms > now_ms:
                 break  # no complete bar left
-            page = call(f"fetch_ohlcv({symbol}, {timeframe}, since={cursor})",
-                        partial(ex.fetch_ohlcv, symbol, timeframe, since=cursor, limit=limit))
+            page = call(
+                f"fetch_ohlcv({symbol}, {timeframe}, since={cursor})",
+                partial(ex.fetch_ohlcv, symbol, timeframe, since=cursor, limit=limit),
+            )
             if not page:
                 break
             page_max = max(int(r[0]) for r in page)
             rows = sorted({int(r[0]): r for r in page if int(r[0]) >= cursor}.items())
-            keep = [(t, r) for t, r in rows
-                    if (last is None or t > last) and (until_ms is None or t < until_ms) and t + tf_ms <= now_ms]
+            keep = [
+                (t, r)
+                for t, r in rows
+                if (last is None or t > last) and (until_ms is None or t < until_ms) and t + tf_ms <= now_ms
+            ]
             for t, r in keep:
                 if any(v is None for v in r[1:5]):
                     raise DownloadError(f"{exchange_id} returned a bar without prices at {t}: {r!r}")
                 stamp = pd.Timestamp(t, unit="ms", tz="UTC").isoformat()
-                fh.write(f"{t},{stamp},{_fmt(r[1])},{_fmt(r[2])},{_fmt(r[3])},{_fmt(r[4])},"
-                         f"{_fmt(r[5] if len(r) > 5 else None)},{symbol},{exchange_id}\n")
+                fh.write(
+                    f"{t},{stamp},{_fmt(r[1])},{_fmt(r[2])},{_fmt(r[3])},{_fmt(r[4])},"
+                    f"{_fmt(r[5] if len(r) > 5 else None)},{symbol},{exchange_id}\n"
+                )
             fh.flush()
             if keep:
                 last = keep[-1][0]
@@ -318,6 +348,7 @@ def _page_limit(ex: Any, symbol: str) -> int:
 
 # --------------------------------------------------------------------------------------------- CLI entry
 
+
 def default_out(exchange: str, symbol: str, timeframe: str) -> Path:
     """``binance_BTCUSDT_1h.csv`` style name (load_ohlcv infers venue and symbol back from it)."""
     pair = symbol.split(":")[0].replace("/", "")
@@ -325,8 +356,15 @@ def default_out(exchange: str, symbol: str, timeframe: str) -> Path:
     return Path(f"{exchange}_{pair}{settle}_{timeframe}.csv")
 
 
-def download_main(exchange: str, symbol: str, timeframe: str, since: Any = None, until: Any = None,
-                  out: str | Path | None = None, api_url: str | None = None) -> int:
+def download_main(
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    since: Any = None,
+    until: Any = None,
+    out: str | Path | None = None,
+    api_url: str | None = None,
+) -> int:
     """CLI body of ``mevsuite data download``: 0 on success, 1 on a download/data error, 2 on bad arguments."""
     path = Path(out) if out else default_out(exchange, symbol, timeframe)
     try:
@@ -348,10 +386,19 @@ def download_main(exchange: str, symbol: str, timeframe: str, since: Any = None,
                 assert bar is not None
                 bar.update(n - bar.n)
                 bar.set_postfix_str(str(last))
+
     before = _count_rows(path)
     try:
-        download_ohlcv(exchange, symbol, timeframe, since=since_ms, until=until_ms, out=path, urls=api_url,
-                       progress=progress)
+        download_ohlcv(
+            exchange,
+            symbol,
+            timeframe,
+            since=since_ms,
+            until=until_ms,
+            out=path,
+            urls=api_url,
+            progress=progress,
+        )
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

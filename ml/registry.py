@@ -171,7 +171,11 @@ _META_FIELDS: dict[str, tuple[Any, str, bool]] = {
         True,
     ),
     "models": (lambda v: isinstance(v, dict), "an object", True),
-    "model_kinds": (lambda v: isinstance(v, list) and all(isinstance(k, str) for k in v), "a list of strings", False),
+    "model_kinds": (
+        lambda v: isinstance(v, list) and all(isinstance(k, str) for k in v),
+        "a list of strings",
+        False,
+    ),
     "warmup_rows": (lambda v: _is_int(v) and v >= 0, "an integer >= 0", False),
     "others": (
         lambda v: isinstance(v, dict) and all(isinstance(o, dict) and "symbol" in o for o in v.values()),
@@ -180,8 +184,13 @@ _META_FIELDS: dict[str, tuple[Any, str, bool]] = {
     ),
     "evaluation_defaults": (lambda v: isinstance(v, dict), "an object", False),
     "training_ranges": (
-        lambda v: isinstance(v, list)
-        and all(isinstance(r, dict) and isinstance(r.get("first"), str) and isinstance(r.get("last"), str) for r in v),
+        lambda v: (
+            isinstance(v, list)
+            and all(
+                isinstance(r, dict) and isinstance(r.get("first"), str) and isinstance(r.get("last"), str)
+                for r in v
+            )
+        ),
         "a list of {first, last, ...} objects",
         False,
     ),
@@ -427,7 +436,11 @@ class ModelRegistry:
             version = raw.decode("ascii").strip()
         except UnicodeDecodeError:
             version = None
-        if version is None or len(raw) > _LATEST_MAX_BYTES or (version and not _VERSION_RE.fullmatch(version)):
+        if (
+            version is None
+            or len(raw) > _LATEST_MAX_BYTES
+            or (version and not _VERSION_RE.fullmatch(version))
+        ):
             shown = raw[:60].decode("utf-8", "replace")
             raise RegistryError(f"registry {self.root}: {LATEST} holds {shown!r}, which is not a version id")
         return version if version and (self.root / version / META).is_file() else None
@@ -489,7 +502,9 @@ class ModelRegistry:
             directory = _inside(base, base / "models" / kind, where, f"{want_dir}/")
             try:
                 models[kind] = cls.load(directory)  # type: ignore[attr-defined]
-            except Exception as exc:  # the files are data: any failure to rebuild from them refuses the version
+            except (
+                Exception
+            ) as exc:  # the files are data: any failure to rebuild from them refuses the version
                 raise RegistryError(f"{where}: cannot load model {kind!r}: {_describe(exc)}") from exc
         pre = _load_preprocessor(base, where)
         try:

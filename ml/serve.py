@@ -801,7 +801,9 @@ async def serve(
         try:
             await site.start()
         except OSError as exc:
-            print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+            print(
+                f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr, flush=True
+            )
             return 2
         addrs = runner.addresses
         bound = addrs[0][1] if addrs else port

@@ -172,7 +172,9 @@ def _check_train_value(key: str, value: Any) -> None:
         else:
             ok = True
     if not ok:
-        raise ValueError(f"training config: {key} has the wrong type ({type(value).__name__}: {str(value)[:40]!r})")
+        raise ValueError(
+            f"training config: {key} has the wrong type ({type(value).__name__}: {str(value)[:40]!r})"
+        )
 
 
 @dataclass

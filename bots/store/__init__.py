@@ -7,7 +7,7 @@ SQLite (``mevsuite.db`` in the current directory, WAL) by default, PostgreSQL vi
     await store.record_block(chain_id=1, number=n, hash=h, parent_hash=p, timestamp=ts)
     ...
     await store.rollback_reorg(chain_id=1, first_orphaned=first_replaced)   # on a reorg
-    # (bots.reorg.ReorgHandler does this when wired to chains.blocks.BlockWatcher)
+    # (bots.runtime.reorg.ReorgHandler does this when wired to chains.watch.blocks.BlockWatcher)
 """
 
 from bots.store.crud import delete_from_block, insert_ignore, sum_amount, upsert

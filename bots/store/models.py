@@ -110,7 +110,9 @@ class Opportunity(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # found | simulated | rejected | submitted | landed | not_landed | failed | orphaned  (migration 0003)
     status: Mapped[str] = mapped_column(String(16), default="found", server_default="found")
-    simulated_profit: Mapped[int | None] = mapped_column(Int256)  # net, after gas and tip, at the target state
+    simulated_profit: Mapped[int | None] = mapped_column(
+        Int256
+    )  # net, after gas and tip, at the target state
     realized_profit: Mapped[int | None] = mapped_column(Int256)  # net, read from the landed receipts
     bundle_hash: Mapped[str | None] = mapped_column(String(_HASH))
     target_block: Mapped[int | None] = mapped_column(BigInteger)

@@ -219,26 +219,25 @@ class Store:
         """Move an opportunity along its lifecycle; ``None`` fields are left as they are.  Returns rows updated."""
         table = crud.table_of(Opportunity)
         values: dict[str, Any] = {"status": status}
-        for name, value in (("simulated_profit", simulated_profit), ("realized_profit", realized_profit),
-                            ("target_block", target_block)):
+        for name, value in (
+            ("simulated_profit", simulated_profit),
+            ("realized_profit", realized_profit),
+            ("target_block", target_block),
+        ):
             if value is not None:
                 values[name] = value
         if bundle_hash is not None:
             values["bundle_hash"] = _hash(bundle_hash, "bundle_hash")
-        stmt = update(table).where(
-            table.c.chain_id == chain_id, table.c.block_hash == _hash(block_hash, "block_hash"),
-            table.c.bot == bot, table.c.key == key,
-        ).values(**values)
-        return await self._execute_update(stmt, session)
-
-    async def update_opportunities_of_bundle(
-        self, *, chain_id: int, bundle_hash: str, status: str, session: AsyncSession | None = None,
-    ) -> int:
-        """Set the status of every opportunity a bundle carried (e.g. ``not_landed``, ``orphaned``)."""
-        table = crud.table_of(Opportunity)
-        stmt = update(table).where(
-            table.c.chain_id == chain_id, table.c.bundle_hash == _hash(bundle_hash, "bundle_hash"),
-        ).values(status=status)
+        stmt = (
+            update(table)
+            .where(
+                table.c.chain_id == chain_id,
+                table.c.block_hash == _hash(block_hash, "block_hash"),
+                table.c.bot == bot,
+                table.c.key == key,
+            )
+            .values(**values)
+        )
         return await self._execute_update(stmt, session)
 
     async def _execute_update(self, stmt: Any, session: AsyncSession | None) -> int:
@@ -493,22 +492,40 @@ class Store:
         bundles = crud.table_of(Bundle)
         txs = crud.table_of(Transaction)
         conn = await session.connection()
-        rows = (await conn.execute(
-            select(bundles.c.bundle_hash, bundles.c.bot, bundles.c.included_block_number,
-                   bundles.c.included_block_hash)
-            .where(bundles.c.chain_id == chain_id, bundles.c.included_block_number >= block_number)
-            .order_by(bundles.c.included_block_number, bundles.c.id)
-        )).all()
+        rows = (
+            await conn.execute(
+                select(
+                    bundles.c.bundle_hash,
+                    bundles.c.bot,
+                    bundles.c.included_block_number,
+                    bundles.c.included_block_hash,
+                )
+                .where(bundles.c.chain_id == chain_id, bundles.c.included_block_number >= block_number)
+                .order_by(bundles.c.included_block_number, bundles.c.id)
+            )
+        ).all()
         out: list[OrphanedBundle] = []
         for bundle_hash, bot, included_number, included_hash in rows:
-            tx_hashes = (await conn.execute(
-                select(txs.c.tx_hash)
-                .where(txs.c.chain_id == chain_id, txs.c.bundle_hash == bundle_hash)
-                .order_by(txs.c.block_number, txs.c.tx_index)
-            )).scalars().all()
-            out.append(OrphanedBundle(str(bundle_hash), str(bot), int(included_number),
-                                      None if included_hash is None else str(included_hash),
-                                      tuple(str(h) for h in tx_hashes)))
+            tx_hashes = (
+                (
+                    await conn.execute(
+                        select(txs.c.tx_hash)
+                        .where(txs.c.chain_id == chain_id, txs.c.bundle_hash == bundle_hash)
+                        .order_by(txs.c.block_number, txs.c.tx_index)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            out.append(
+                OrphanedBundle(
+                    str(bundle_hash),
+                    str(bot),
+                    int(included_number),
+                    None if included_hash is None else str(included_hash),
+                    tuple(str(h) for h in tx_hashes),
+                )
+            )
         if out:
             await conn.execute(
                 update(bundles)
@@ -538,7 +555,9 @@ class Store:
             deleted = await crud.delete_from_block(session, chain_id, first_orphaned)
         return ReorgRollback(tuple(orphaned_bundles), deleted)
 
-    async def bundle_status(self, chain_id: int, bundle_hash: str) -> tuple[str, int | None, str | None] | None:
+    async def bundle_status(
+        self, chain_id: int, bundle_hash: str
+    ) -> tuple[str, int | None, str | None] | None:
         """``(status, included_block_number, included_block_hash)`` of a bundle (the latest recorded row)."""
         async with self.sessionmaker() as session:
             stmt = (

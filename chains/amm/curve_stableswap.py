@@ -26,8 +26,20 @@ from collections.abc import Sequence
 from typing import Literal
 
 __all__ = [
-    "A_PRECISION", "FEE_DENOMINATOR", "PRECISION", "CurveMathError", "DPRule", "dynamic_fee", "get_D",
-    "get_dy", "get_y", "get_y_D", "newton_y", "rates_from_decimals", "reduction_coefficient", "xp_mem",
+    "A_PRECISION",
+    "FEE_DENOMINATOR",
+    "PRECISION",
+    "CurveMathError",
+    "DPRule",
+    "dynamic_fee",
+    "get_D",
+    "get_dy",
+    "get_y",
+    "get_y_D",
+    "newton_y",
+    "rates_from_decimals",
+    "reduction_coefficient",
+    "xp_mem",
 ]
 
 A_PRECISION = 100
@@ -83,8 +95,7 @@ def _d_p(xp: Sequence[int], D: int, n: int, rule: DPRule) -> int:
     return d_p
 
 
-def get_D(xp: Sequence[int], amp: int, a_precision: int = A_PRECISION,
-          d_p_rule: DPRule = "per_coin") -> int:
+def get_D(xp: Sequence[int], amp: int, a_precision: int = A_PRECISION, d_p_rule: DPRule = "per_coin") -> int:
     """The invariant ``D`` by Newton's method, converged to within 1 wei (``get_D(xp, amp)``)."""
     n = len(xp)
     S = 0
@@ -115,8 +126,16 @@ def _solve_y(c: int, b: int, D: int) -> int:
     raise CurveMathError("get_y did not converge")
 
 
-def get_y(i: int, j: int, x: int, xp: Sequence[int], amp: int, a_precision: int = A_PRECISION,
-          D: int | None = None, d_p_rule: DPRule = "per_coin") -> int:
+def get_y(
+    i: int,
+    j: int,
+    x: int,
+    xp: Sequence[int],
+    amp: int,
+    a_precision: int = A_PRECISION,
+    D: int | None = None,
+    d_p_rule: DPRule = "per_coin",
+) -> int:
     """``xp[j]`` after ``xp[i]`` becomes ``x``, keeping ``D`` (computed from ``xp`` when not given)."""
     n = len(xp)
     if i == j or not (0 <= i < n) or not (0 <= j < n):
@@ -169,9 +188,20 @@ def dynamic_fee(xpi: int, xpj: int, fee: int, offpeg_fee_multiplier: int) -> int
     )
 
 
-def get_dy(i: int, j: int, dx: int, balances: Sequence[int], amp: int, fee: int, rates: Sequence[int], *,
-           a_precision: int = A_PRECISION, d_p_rule: DPRule = "per_coin", fee_after_rate: bool = False,
-           offpeg_fee_multiplier: int = 0) -> int:
+def get_dy(
+    i: int,
+    j: int,
+    dx: int,
+    balances: Sequence[int],
+    amp: int,
+    fee: int,
+    rates: Sequence[int],
+    *,
+    a_precision: int = A_PRECISION,
+    d_p_rule: DPRule = "per_coin",
+    fee_after_rate: bool = False,
+    offpeg_fee_multiplier: int = 0,
+) -> int:
     """Coin ``j`` out for ``dx`` of coin ``i`` in, after the fee (``fee`` in 1e10 units), as ``get_dy``."""
     xp = xp_mem(rates, balances)
     x = _u(xp[i] + _u(dx * rates[i]) // PRECISION)

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["InsufficientInputAmountError", "InsufficientLiquidityError", "get_amount_in", "get_amount_out",
-           "get_amounts_out"]
+__all__ = [
+    "InsufficientInputAmountError",
+    "InsufficientLiquidityError",
+    "get_amount_in",
+    "get_amount_out",
+    "get_amounts_out",
+]
 
 
 class InsufficientInputAmountError(ValueError):

@@ -27,7 +27,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from chains.node import project_root
+from chains.node.anvil import project_root
 
 __all__ = [
     "Artifact",
@@ -76,7 +76,8 @@ KNOWN: dict[str, str] = {
     "ERC20PresetMinterPauser": "@openzeppelin/contracts/build/contracts/ERC20PresetMinterPauser.json",
     "MintableERC20": _AAVE + "mocks/tokens/MintableERC20.sol/MintableERC20.json",
     "PriceOracle": _AAVE + "mocks/oracle/PriceOracle.sol/PriceOracle.json",
-    "PoolAddressesProvider": _AAVE + "protocol/configuration/PoolAddressesProvider.sol/PoolAddressesProvider.json",
+    "PoolAddressesProvider": _AAVE
+    + "protocol/configuration/PoolAddressesProvider.sol/PoolAddressesProvider.json",
     "ACLManager": _AAVE + "protocol/configuration/ACLManager.sol/ACLManager.json",
     "Pool": _AAVE + "protocol/pool/Pool.sol/Pool.json",
     "PoolConfigurator": _AAVE + "protocol/pool/PoolConfigurator.sol/PoolConfigurator.json",
@@ -94,7 +95,7 @@ def _canonical_type(param: dict[str, Any]) -> str:
     typ = str(param["type"])
     if typ.startswith("tuple"):
         inner = ",".join(_canonical_type(c) for c in param["components"])
-        return f"({inner}){typ[len('tuple'):]}"
+        return f"({inner}){typ[len('tuple') :]}"
     return typ
 
 
@@ -155,7 +156,7 @@ class Artifact:
                 for ref in refs:
                     # Offsets are in bytes of the code; in the hex string each byte is 2 chars after "0x".
                     pos = 2 + 2 * ref["start"]
-                    code = code[:pos] + hexaddr + code[pos + 2 * ref["length"]:]
+                    code = code[:pos] + hexaddr + code[pos + 2 * ref["length"] :]
         if "__" in code:
             raise ArtifactError(f"{self.name}: unresolved library placeholder left in bytecode")
         return code
@@ -237,7 +238,10 @@ def _parse(name: str, path: Path) -> Artifact:
     if not code.startswith("0x"):
         code = "0x" + code
     return Artifact(
-        name=name, path=path, abi=list(raw["abi"]), bytecode=code,
+        name=name,
+        path=path,
+        abi=list(raw["abi"]),
+        bytecode=code,
         link_references=dict(raw.get("linkReferences") or {}),
     )
 
@@ -277,7 +281,9 @@ def create_address(sender: str, nonce: int) -> str:
 def create2_address(deployer: str, salt: bytes, init_code_hash: str) -> str:
     """EIP-1014: keccak(0xff ++ deployer ++ salt ++ init_code_hash)[12:]."""
     data = (
-        b"\xff" + bytes.fromhex(deployer.removeprefix("0x")) + salt
+        b"\xff"
+        + bytes.fromhex(deployer.removeprefix("0x"))
+        + salt
         + bytes.fromhex(init_code_hash.removeprefix("0x"))
     )
     return to_checksum_address(keccak(data)[12:])

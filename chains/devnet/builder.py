@@ -29,7 +29,7 @@ How a block with bundles is built (anvil has no ``eth_callBundle``; everything b
 
 Transactions that arrive while a block is being built are rescued from the pool (or from a trial block) and sent
 after the public txs of the same block, so nothing is lost.  All RPC goes through ``BlockBuilder._call`` /
-``_batch`` over :class:`AsyncJsonRpc`, a thin adapter on the project's :class:`chains.rpc.RpcClient`.
+``_batch`` over :class:`AsyncJsonRpc`, a thin adapter on the project's :class:`chains.node.rpc.RpcClient`.
 """
 
 from __future__ import annotations
@@ -49,10 +49,10 @@ from typing import Any
 import aiohttp
 from eth_utils.crypto import keccak
 
-from chains.flashbots import bundle_hash  # the one definition of Flashbots' bundle hash
-from chains.gas import next_base_fee
-from chains.node import AnvilNode, RpcCallError
-from chains.rpc import RpcClient, RpcError
+from chains.node.anvil import AnvilNode, RpcCallError
+from chains.node.rpc import RpcClient, RpcError
+from chains.send.flashbots import bundle_hash  # the one definition of Flashbots' bundle hash
+from chains.send.gas import next_base_fee
 
 __all__ = [
     "AsyncJsonRpc",
@@ -83,11 +83,15 @@ class SimulationFailed(RuntimeError):
 
 
 class DropReason(enum.StrEnum):
-    CONFLICT = "conflict"  # valid alone, but not on top of the bundles ranked before it (nonce taken, state changed)
+    CONFLICT = (
+        "conflict"  # valid alone, but not on top of the bundles ranked before it (nonce taken, state changed)
+    )
     REVERTED = "reverted"  # a tx reverted that is not in reverting_tx_hashes
     EXPIRED = "expired"  # its target block has passed, or the block timestamp is past max_timestamp
     TOO_EARLY = "too_early"  # the target block's timestamp is before min_timestamp
-    SIMULATION_ERROR = "simulation_error"  # rejected by the node or not mined (bad nonce, no funds, gas limit ...)
+    SIMULATION_ERROR = (
+        "simulation_error"  # rejected by the node or not mined (bad nonce, no funds, gas limit ...)
+    )
     REPLACED = "replaced"  # a newer bundle with the same replacement uuid arrived
     CANCELLED = "cancelled"  # cancel_bundle(replacement_uuid)
 
@@ -116,7 +120,11 @@ class Refund:
     percent: int
 
     def __post_init__(self) -> None:
-        if isinstance(self.percent, bool) or not isinstance(self.percent, int) or not 0 <= self.percent <= 100:
+        if (
+            isinstance(self.percent, bool)
+            or not isinstance(self.percent, int)
+            or not 0 <= self.percent <= 100
+        ):
             raise ValueError("refund percent must be an int in 0..100")
         object.__setattr__(self, "recipient", self.recipient.lower())
 
@@ -133,7 +141,9 @@ class Bundle:
     replacement_uuid: str | None = None
     signer: str | None = None  # the searcher's identity (relay signature address) for stats
     refunds: tuple[Refund, ...] = ()  # MEV-Share: paid from the coinbase at the end of the including block
-    user_tx_hashes: frozenset[str] = frozenset()  # users' txs carried by a backrun (not part of the refund base)
+    user_tx_hashes: frozenset[str] = (
+        frozenset()
+    )  # users' txs carried by a backrun (not part of the refund base)
     received_at: float | None = None  # wall-clock time the relay received it (default: submit time)
 
     def __post_init__(self) -> None:
@@ -142,7 +152,9 @@ class Bundle:
         if any(not isinstance(t, bytes | bytearray) or not t for t in self.txs):
             raise ValueError("bundle txs must be non-empty raw bytes")
         object.__setattr__(self, "txs", tuple(bytes(t) for t in self.txs))
-        object.__setattr__(self, "reverting_tx_hashes", frozenset(h.lower() for h in self.reverting_tx_hashes))
+        object.__setattr__(
+            self, "reverting_tx_hashes", frozenset(h.lower() for h in self.reverting_tx_hashes)
+        )
         object.__setattr__(self, "user_tx_hashes", frozenset(h.lower() for h in self.user_tx_hashes))
         if sum(r.percent for r in self.refunds) > 100:
             raise ValueError("refund percents add up to more than 100")
@@ -194,7 +206,9 @@ class BlockReport:
     dropped_bundles: tuple[tuple[str, DropReason], ...]
     n_bundle_txs: int
     n_public_txs: int
-    dropped_public_txs: tuple[tuple[str, str], ...]  # (hash, why) — conflicts with bundles, rejected on resend
+    dropped_public_txs: tuple[
+        tuple[str, str], ...
+    ]  # (hash, why) — conflicts with bundles, rejected on resend
     build_seconds: float
 
 
@@ -285,7 +299,7 @@ BlockListener = Callable[[BlockReport], Awaitable[object] | object]
 
 # ---------------------------------------------------------------------------------------------- RPC (swappable)
 class AsyncJsonRpc:
-    """The builder's and traffic generator's JSON-RPC: :class:`chains.rpc.RpcClient` on one endpoint, with errors
+    """The builder's and traffic generator's JSON-RPC: :class:`chains.node.rpc.RpcClient` on one endpoint, with errors
     as :class:`RpcCallError` (a batch returns a failed call's error in its slot instead of raising)."""
 
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
@@ -307,8 +321,10 @@ class AsyncJsonRpc:
             results = await self._client.batch(list(calls), return_exceptions=True)
         except RpcError as exc:  # the whole batch was refused
             raise RpcCallError("batch", exc.to_dict()) from exc
-        return [RpcCallError(m, r.to_dict()) if isinstance(r, RpcError) else r
-                for (m, _), r in zip(calls, results, strict=True)]
+        return [
+            RpcCallError(m, r.to_dict()) if isinstance(r, RpcError) else r
+            for (m, _), r in zip(calls, results, strict=True)
+        ]
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -331,7 +347,9 @@ class _PublicTx:
     hash: str
     sender: str
     nonce: int
-    raw: str | None  # None when the tx has no real signature (impersonated sender): resent by eth_sendTransaction
+    raw: (
+        str | None
+    )  # None when the tx has no real signature (impersonated sender): resent by eth_sendTransaction
     fields: dict[str, Any]
 
     def send_call(self) -> tuple[str, list[Any]]:
@@ -341,8 +359,18 @@ class _PublicTx:
 
 
 def _resend_fields(tx: dict[str, Any]) -> dict[str, Any]:
-    keep = ("from", "to", "nonce", "gas", "value", "input", "maxFeePerGas", "maxPriorityFeePerGas",
-            "accessList", "chainId")
+    keep = (
+        "from",
+        "to",
+        "nonce",
+        "gas",
+        "value",
+        "input",
+        "maxFeePerGas",
+        "maxPriorityFeePerGas",
+        "accessList",
+        "chainId",
+    )
     out = {k: tx[k] for k in keep if tx.get(k) is not None}
     if tx.get("type") in ("0x0", "0x1") or "maxFeePerGas" not in tx:
         out.pop("maxFeePerGas", None)
@@ -463,8 +491,13 @@ class BlockBuilder:
         self.stats.bundles_received += 1
         if key in self._pending:
             return h
-        pend = _Pending(bundle=bundle, hash=h, tx_hashes=bundle.tx_hashes, seq=next(self._seq),
-                        received_at=bundle.received_at if bundle.received_at is not None else time.time())
+        pend = _Pending(
+            bundle=bundle,
+            hash=h,
+            tx_hashes=bundle.tx_hashes,
+            seq=next(self._seq),
+            received_at=bundle.received_at if bundle.received_at is not None else time.time(),
+        )
         if bundle.replacement_uuid is not None:
             ukey = (bundle.signer, bundle.replacement_uuid)
             old = self._by_uuid.get(ukey)
@@ -532,16 +565,27 @@ class BlockBuilder:
 
     def _outcome_of(self, p: _Pending, status: BundleStatus, **kw: Any) -> BundleOutcome:
         b = p.bundle
-        return BundleOutcome(bundle_hash=p.hash, status=status, target_block=b.block_number, signer=b.signer,
-                             replacement_uuid=b.replacement_uuid, tx_hashes=p.tx_hashes,
-                             received_at=p.received_at, simulated_at=p.simulated_at,
-                             considered_at=p.considered_at, **kw)
+        return BundleOutcome(
+            bundle_hash=p.hash,
+            status=status,
+            target_block=b.block_number,
+            signer=b.signer,
+            replacement_uuid=b.replacement_uuid,
+            tx_hashes=p.tx_hashes,
+            received_at=p.received_at,
+            simulated_at=p.simulated_at,
+            considered_at=p.considered_at,
+            **kw,
+        )
 
     def _drop(self, p: _Pending, reason: DropReason, detail: str, sim: _Sim | None = None) -> BundleOutcome:
         kw: dict[str, Any] = {}
         if sim is not None and sim.gas_used:
-            kw = {"gas_used": sim.gas_used, "coinbase_payment": sim.payment,
-                  "effective_gas_price": int(sim.score)}
+            kw = {
+                "gas_used": sim.gas_used,
+                "coinbase_payment": sim.payment,
+                "effective_gas_price": int(sim.score),
+            }
         out = self._outcome_of(p, BundleStatus.DROPPED, reason=reason, detail=detail, **kw)
         self.stats.bundles_dropped[reason.value] = self.stats.bundles_dropped.get(reason.value, 0) + 1
         self._record(out)
@@ -623,8 +667,15 @@ class BlockBuilder:
             st.bundles_included += len(included)
             log.info(
                 "block %d %s: bundles included=%d dropped=%d, public txs=%d (dropped %d), txs=%d gas=%d, %.1f ms",
-                report.number, report.hash[:10], len(report.included_bundles), len(report.dropped_bundles),
-                report.n_public_txs, len(report.dropped_public_txs), report.tx_count, report.gas_used, dt * 1e3,
+                report.number,
+                report.hash[:10],
+                len(report.included_bundles),
+                len(report.dropped_bundles),
+                report.n_public_txs,
+                len(report.dropped_public_txs),
+                report.tx_count,
+                report.gas_used,
+                dt * 1e3,
             )
         await self._deliver()
         for listener in list(self._block_listeners):
@@ -673,7 +724,11 @@ class BlockBuilder:
         return await self._build_with_bundles(number, ts, eligible, dropped)
 
     async def _build_with_bundles(
-        self, number: int, ts: int, eligible: list[_Pending], dropped: list[tuple[str, DropReason]],
+        self,
+        number: int,
+        ts: int,
+        eligible: list[_Pending],
+        dropped: list[tuple[str, DropReason]],
     ) -> tuple[BlockReport, list[str]]:
         ctx = _Ctx(number=number, timestamp=ts, snapshot=None, bundle_txs=set(), public={}, late=[])
         for p in eligible:
@@ -726,8 +781,11 @@ class BlockBuilder:
             bundle_hashes = {h for p, _ in kept for h in p.tx_hashes}
             public_seq: list[_PublicTx] = []
             dropped_public: list[tuple[str, str]] = []
-            for h in [*public_order, *[h for h in ctx.public if h not in public_order and h not in ctx.late],
-                      *ctx.late]:
+            for h in [
+                *public_order,
+                *[h for h in ctx.public if h not in public_order and h not in ctx.late],
+                *ctx.late,
+            ]:
                 tx = ctx.public[h]
                 if h in bundle_hashes:
                     continue  # the bundle carries this very tx (a backrun's victim): not a conflict
@@ -748,7 +806,9 @@ class BlockBuilder:
                     bh, (recipient, amount), _ = refund_plan[i - n_before_refunds]
                     if isinstance(res, RpcCallError):
                         self.stats.refund_failures += 1
-                        log.error("refund of %d wei to %s for bundle %s rejected: %s", amount, recipient, bh, res)
+                        log.error(
+                            "refund of %d wei to %s for bundle %s rejected: %s", amount, recipient, bh, res
+                        )
                     else:
                         refund_tx.setdefault(bh, []).append((recipient, amount, str(res)))
                     continue
@@ -756,7 +816,9 @@ class BlockBuilder:
                     if i < n_bundle_txs:
                         log.error("bundle tx rejected while building the real block: %s", res)
                     else:
-                        dropped_public.append((public_seq[i - n_bundle_txs].hash, f"rejected: {_err_text(res)}"))
+                        dropped_public.append(
+                            (public_seq[i - n_bundle_txs].hash, f"rejected: {_err_text(res)}")
+                        )
             await self._set_next_block(ts)
             await self._call("evm_mine")
         except BaseException as exc:
@@ -769,11 +831,17 @@ class BlockBuilder:
         expected = [h for p, _ in kept for h in p.tx_hashes]
         if mined[: len(expected)] != expected:
             self.stats.order_violations += 1
-            log.error("block %s: bundle prefix not as built (expected %d bundle txs first)",
-                      blk["number"], len(expected))
+            log.error(
+                "block %s: bundle prefix not as built (expected %d bundle txs first)",
+                blk["number"],
+                len(expected),
+            )
         receipts = await self._batch([("eth_getTransactionReceipt", [h]) for h in expected])
-        gas_by_tx = {h: int(r["gasUsed"], 16) for h, r in zip(expected, receipts, strict=True)
-                     if isinstance(r, dict) and r}
+        gas_by_tx = {
+            h: int(r["gasUsed"], 16)
+            for h, r in zip(expected, receipts, strict=True)
+            if isinstance(r, dict) and r
+        }
         included: list[str] = []
         sealed_at = time.time()
         for p, sim in kept:
@@ -782,12 +850,20 @@ class BlockBuilder:
                 self._drop(p, DropReason.SIMULATION_ERROR, "not mined in the real block", sim)
                 dropped.append((p.hash, DropReason.SIMULATION_ERROR))
                 continue
-            self._record(self._outcome_of(
-                p, BundleStatus.INCLUDED, block_number=self._head, block_hash=blk["hash"], position=idx,
-                gas_used=sum(gas_by_tx[h] for h in p.tx_hashes), coinbase_payment=sim.payment,
-                effective_gas_price=int(sim.score), sealed_at=sealed_at,
-                refunds_paid=tuple(r for r in refund_tx.get(p.hash, ()) if r[2] in mined),
-            ))
+            self._record(
+                self._outcome_of(
+                    p,
+                    BundleStatus.INCLUDED,
+                    block_number=self._head,
+                    block_hash=blk["hash"],
+                    position=idx,
+                    gas_used=sum(gas_by_tx[h] for h in p.tx_hashes),
+                    coinbase_payment=sim.payment,
+                    effective_gas_price=int(sim.score),
+                    sealed_at=sealed_at,
+                    refunds_paid=tuple(r for r in refund_tx.get(p.hash, ()) if r[2] in mined),
+                )
+            )
             included.append(p.hash)
         in_bundles = set(expected) | {r[2] for rs in refund_tx.values() for r in rs}
         self.stats.refunds_paid += sum(1 for rs in refund_tx.values() for r in rs if r[2] in mined)
@@ -795,8 +871,9 @@ class BlockBuilder:
         self.stats.rescued_txs += len(ctx.late)
         return self._report(blk, included, dropped, n_bundle_txs, dropped_public, n_public), included
 
-    async def _recover(self, ctx: _Ctx, eligible: list[_Pending], public_order: list[str],
-                       exc: BaseException) -> None:
+    async def _recover(
+        self, ctx: _Ctx, eligible: list[_Pending], public_order: list[str], exc: BaseException
+    ) -> None:
         """A build failed half-way: back to the parent state, public txs back into the pool, bundles dropped."""
         log.error("block %d: build failed (%r); restoring the parent state and the mempool", ctx.number, exc)
         with contextlib.suppress(RpcCallError, aiohttp.ClientError, OSError, asyncio.TimeoutError):
@@ -813,16 +890,28 @@ class BlockBuilder:
             if cur is None or cur.status == BundleStatus.PENDING:
                 self._drop(p, DropReason.SIMULATION_ERROR, f"builder error: {exc!r}")
 
-    def _report(self, blk: dict[str, Any], included: list[str], dropped: list[tuple[str, DropReason]],
-                n_bundle_txs: int, dropped_public: list[tuple[str, str]], n_public: int | None = None,
-                ) -> BlockReport:
+    def _report(
+        self,
+        blk: dict[str, Any],
+        included: list[str],
+        dropped: list[tuple[str, DropReason]],
+        n_bundle_txs: int,
+        dropped_public: list[tuple[str, str]],
+        n_public: int | None = None,
+    ) -> BlockReport:
         txs = list(blk["transactions"])
         return BlockReport(
-            number=int(blk["number"], 16), hash=blk["hash"], timestamp=int(blk["timestamp"], 16),
-            tx_count=len(txs), gas_used=int(blk["gasUsed"], 16), included_bundles=tuple(included),
-            dropped_bundles=tuple(dropped), n_bundle_txs=n_bundle_txs,
+            number=int(blk["number"], 16),
+            hash=blk["hash"],
+            timestamp=int(blk["timestamp"], 16),
+            tx_count=len(txs),
+            gas_used=int(blk["gasUsed"], 16),
+            included_bundles=tuple(included),
+            dropped_bundles=tuple(dropped),
+            n_bundle_txs=n_bundle_txs,
             n_public_txs=len(txs) - n_bundle_txs if n_public is None else n_public,
-            dropped_public_txs=tuple(dropped_public), build_seconds=0.0,
+            dropped_public_txs=tuple(dropped_public),
+            build_seconds=0.0,
         )
 
     async def _public_order(self, ctx: _Ctx) -> list[str]:
@@ -839,18 +928,26 @@ class BlockBuilder:
             mined_unknown = [h for h in blk["transactions"] if h not in ctx.public]
             await self._rescue_mined(ctx, mined_unknown)
             public_order += [h for h in mined_unknown if h in ctx.public]
-        await self._reset(ctx)  # also takes leftovers (queued / did not fit) and late arrivals out of the pool
+        await self._reset(
+            ctx
+        )  # also takes leftovers (queued / did not fit) and late arrivals out of the pool
         return public_order
 
     async def _set_next_block(self, timestamp: int) -> None:
         """Timestamp and base fee of the next mined block (trial or real).  The base fee is pinned to the EIP-1559
         value of the real parent: anvil advances its own base-fee tracker on every mined block, trial blocks that
         are later reverted included, so without this the real block's base fee drifts ~12.5 % per trial."""
-        await self._batch([("evm_setNextBlockTimestamp", [timestamp]),
-                           ("anvil_setNextBlockBaseFeePerGas", [hex(self._next_base_fee)])])
+        await self._batch(
+            [
+                ("evm_setNextBlockTimestamp", [timestamp]),
+                ("anvil_setNextBlockBaseFeePerGas", [hex(self._next_base_fee)]),
+            ]
+        )
 
     # ------------------------------------------------------------------ eth_callBundle
-    async def simulate_bundle(self, txs: Sequence[bytes], *, timestamp: int | None = None) -> BundleSimulation:
+    async def simulate_bundle(
+        self, txs: Sequence[bytes], *, timestamp: int | None = None
+    ) -> BundleSimulation:
         """Mine ``txs`` alone in a throw-away block on top of the head (number head+1, the timestamp the builder's
         next block gets unless ``timestamp`` is given), read the receipts, traces and the coinbase balance, then
         revert: the chain and the public mempool are as before (public txs go back in their FIFO order).  Runs
@@ -873,9 +970,12 @@ class BlockBuilder:
             public_order: list[str] = []
             try:
                 public_order = await self._public_order(ctx)
-                pend = _Pending(bundle=Bundle(txs=bundle.txs, block_number=number,
-                                              reverting_tx_hashes=frozenset(hashes)),
-                                hash=bundle.bundle_hash, tx_hashes=hashes, seq=-1)
+                pend = _Pending(
+                    bundle=Bundle(txs=bundle.txs, block_number=number, reverting_tx_hashes=frozenset(hashes)),
+                    hash=bundle.bundle_hash,
+                    tx_hashes=hashes,
+                    seq=-1,
+                )
                 sim = await self._trial(ctx, [], pend)
                 if not sim.ok:
                     raise SimulationFailed(sim.detail or "bundle could not be simulated")
@@ -890,21 +990,35 @@ class BlockBuilder:
             finally:
                 await self._restore_after_simulation(ctx, public_order)
         blk, n = out[0], len(hashes)
-        receipts, traces, balance = out[1:1 + n], out[1 + n:1 + 2 * n], int(out[-1], 16)
+        receipts, traces, balance = out[1 : 1 + n], out[1 + n : 1 + 2 * n], int(out[-1], 16)
         base_fee = int(blk.get("baseFeePerGas") or "0x0", 16)
         results = []
         for h, rc, tr in zip(hashes, receipts, traces, strict=True):
             gas = int(rc["gasUsed"], 16)
             ok = int(rc["status"], 16) == 1
-            results.append(TxSimulation(
-                tx_hash=h, from_address=str(rc["from"]), to_address=rc.get("to"), gas_used=gas,
-                gas_fees=gas * (int(rc["effectiveGasPrice"], 16) - base_fee),
-                eth_sent_to_coinbase=_sent_to(tr, ctx.coinbase), success=ok,
-                output=str(tr.get("output") or "0x"), logs=tuple(rc.get("logs") or ()),
-            ))
-        return BundleSimulation(bundle_hash=bundle.bundle_hash, block_number=number, state_block_number=number - 1,
-                                timestamp=ts, base_fee=base_fee, coinbase=ctx.coinbase,
-                                coinbase_diff=balance - ctx.parent_balance, results=tuple(results))
+            results.append(
+                TxSimulation(
+                    tx_hash=h,
+                    from_address=str(rc["from"]),
+                    to_address=rc.get("to"),
+                    gas_used=gas,
+                    gas_fees=gas * (int(rc["effectiveGasPrice"], 16) - base_fee),
+                    eth_sent_to_coinbase=_sent_to(tr, ctx.coinbase),
+                    success=ok,
+                    output=str(tr.get("output") or "0x"),
+                    logs=tuple(rc.get("logs") or ()),
+                )
+            )
+        return BundleSimulation(
+            bundle_hash=bundle.bundle_hash,
+            block_number=number,
+            state_block_number=number - 1,
+            timestamp=ts,
+            base_fee=base_fee,
+            coinbase=ctx.coinbase,
+            coinbase_diff=balance - ctx.parent_balance,
+            results=tuple(results),
+        )
 
     async def _restore_after_simulation(self, ctx: _Ctx, public_order: list[str]) -> None:
         """Back to the parent state with the public txs back in the pool, in their FIFO order."""
@@ -916,7 +1030,11 @@ class BlockBuilder:
         ours = [h for h in ctx.bundle_txs if h not in ctx.public]
         if ours:
             await self._batch([("anvil_dropTransaction", [h]) for h in ours])
-        order = [*public_order, *[h for h in ctx.public if h not in public_order and h not in ctx.late], *ctx.late]
+        order = [
+            *public_order,
+            *[h for h in ctx.public if h not in public_order and h not in ctx.late],
+            *ctx.late,
+        ]
         seen: set[str] = set()
         calls = []
         for h in order:
@@ -927,16 +1045,23 @@ class BlockBuilder:
             await self._batch(calls)
 
     # ------------------------------------------------------------------ helpers of the bundle path
-    async def _refund_plan(self, ctx: _Ctx, kept: list[tuple[_Pending, _Sim]]
-                           ) -> list[tuple[str, tuple[str, int], tuple[str, list[Any]]]]:
+    async def _refund_plan(
+        self, ctx: _Ctx, kept: list[tuple[_Pending, _Sim]]
+    ) -> list[tuple[str, tuple[str, int], tuple[str, list[Any]]]]:
         """The MEV-Share refund transfers of the kept bundles: (bundle hash, (recipient, wei), send call)."""
         plan: list[tuple[str, tuple[str, int], tuple[str, list[Any]]]] = []
         for p, sim in kept:
             for r in p.bundle.refunds:
                 amount = sim.refundable * r.percent // 100
                 if amount > 0:
-                    tx = {"from": ctx.coinbase, "to": r.recipient, "value": hex(amount), "gas": hex(21_000),
-                          "maxFeePerGas": hex(ctx.base_fee), "maxPriorityFeePerGas": "0x0"}
+                    tx = {
+                        "from": ctx.coinbase,
+                        "to": r.recipient,
+                        "value": hex(amount),
+                        "gas": hex(21_000),
+                        "maxFeePerGas": hex(ctx.base_fee),
+                        "maxPriorityFeePerGas": "0x0",
+                    }
                     plan.append((p.hash, (r.recipient, amount), ("eth_sendTransaction", [tx])))
         if plan:
             if int(ctx.coinbase, 16) == 0:
@@ -969,8 +1094,11 @@ class BlockBuilder:
         for part in ("pending", "queued"):
             for by_nonce in (content.get(part) or {}).values():
                 txs.extend(sorted(by_nonce.values(), key=lambda t: int(t["nonce"], 16)))
-        new = [t for t in txs if t["hash"] not in ctx.public
-               and not (ctx.pool_read and t["hash"] in ctx.bundle_txs)]
+        new = [
+            t
+            for t in txs
+            if t["hash"] not in ctx.public and not (ctx.pool_read and t["hash"] in ctx.bundle_txs)
+        ]
         if new:
             raws = await self._batch([("eth_getRawTransactionByHash", [t["hash"]]) for t in new])
             for t, raw in zip(new, raws, strict=True):
@@ -982,8 +1110,13 @@ class BlockBuilder:
     def _remember(self, ctx: _Ctx, t: dict[str, Any], raw: Any) -> None:
         h = t["hash"]
         unsigned = int(t.get("r") or "0x0", 16) == 0 and int(t.get("s") or "0x0", 16) == 0
-        ctx.public[h] = _PublicTx(hash=h, sender=str(t["from"]).lower(), nonce=int(t["nonce"], 16),
-                                  raw=None if unsigned or not isinstance(raw, str) else raw, fields=t)
+        ctx.public[h] = _PublicTx(
+            hash=h,
+            sender=str(t["from"]).lower(),
+            nonce=int(t["nonce"], 16),
+            raw=None if unsigned or not isinstance(raw, str) else raw,
+            fields=t,
+        )
         if ctx.pool_read and h not in ctx.late:  # arrived after the build started
             ctx.late.append(h)
 
@@ -992,8 +1125,10 @@ class BlockBuilder:
         hashes = [h for h in hashes if h not in ctx.public and h not in ctx.bundle_txs]
         if not hashes:
             return
-        res = await self._batch([("eth_getTransactionByHash", [h]) for h in hashes]
-                                + [("eth_getRawTransactionByHash", [h]) for h in hashes])
+        res = await self._batch(
+            [("eth_getTransactionByHash", [h]) for h in hashes]
+            + [("eth_getRawTransactionByHash", [h]) for h in hashes]
+        )
         for i in range(len(hashes)):
             t, raw = res[i], res[len(hashes) + i]
             if isinstance(t, dict):
@@ -1013,7 +1148,7 @@ class BlockBuilder:
             await self._set_next_block(ctx.timestamp)
             await self._call("evm_mine")
             calls: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", ["latest", True])]
-            calls += [("eth_getTransactionReceipt", [h]) for h in hashes[len(prefix):]]
+            calls += [("eth_getTransactionReceipt", [h]) for h in hashes[len(prefix) :]]
             calls.append(("eth_getBalance", [ctx.coinbase, "latest"]))
             out = await self._batch(calls)
             blk, receipts, balance = out[0], out[1:-1], out[-1]
@@ -1028,28 +1163,36 @@ class BlockBuilder:
             if mined != hashes:
                 missing = [h for h in hashes if h not in mined]
                 reason = DropReason.CONFLICT if prefix else DropReason.SIMULATION_ERROR
-                return _Sim(False, reason, f"not mined in order: missing {missing[:3]} (nonce gap/replaced/gas)")
+                return _Sim(
+                    False, reason, f"not mined in order: missing {missing[:3]} (nonce gap/replaced/gas)"
+                )
             base_fee = int(blk.get("baseFeePerGas") or "0x0", 16)
             ctx.base_fee = base_fee
             user_fees = 0
             gas_total = 0
             mempool_fees = 0
             mempool_gas = 0
-            for h, rc in zip(hashes[len(prefix):], receipts, strict=True):
+            for h, rc in zip(hashes[len(prefix) :], receipts, strict=True):
                 if not isinstance(rc, dict):
                     return _Sim(False, DropReason.SIMULATION_ERROR, f"no receipt for {h}")
                 gas = int(rc["gasUsed"], 16)
                 gas_total += gas
                 if int(rc["status"], 16) != 1 and h not in p.bundle.reverting_tx_hashes:
                     reason = DropReason.CONFLICT if prefix else DropReason.REVERTED
-                    return _Sim(False, reason, f"tx {h} reverted" + (" after the higher-ranked bundles"
-                                                                      if prefix else ""), gas_used=gas_total)
+                    return _Sim(
+                        False,
+                        reason,
+                        f"tx {h} reverted" + (" after the higher-ranked bundles" if prefix else ""),
+                        gas_used=gas_total,
+                    )
                 if h in ctx.public:
                     mempool_fees += gas * (int(rc["effectiveGasPrice"], 16) - base_fee)
                     mempool_gas += gas
                 elif h in p.bundle.user_tx_hashes:
                     user_fees += gas * (int(rc["effectiveGasPrice"], 16) - base_fee)
-            senders = tuple((str(t["from"]).lower(), int(t["nonce"], 16)) for t in blk["transactions"][len(prefix):])
+            senders = tuple(
+                (str(t["from"]).lower(), int(t["nonce"], 16)) for t in blk["transactions"][len(prefix) :]
+            )
             if prefix:  # re-simulation: only validity matters, the score is the standalone one
                 return _Sim(True, gas_used=gas_total, senders=senders)
             if isinstance(balance, RpcCallError):
@@ -1057,21 +1200,37 @@ class BlockBuilder:
             payment = int(balance, 16) - ctx.parent_balance - mempool_fees
             own_gas = gas_total - mempool_gas
             score = Fraction(payment, own_gas) if own_gas > 0 and payment > 0 else Fraction(0)
-            return _Sim(True, gas_used=gas_total, payment=payment, score=score, senders=senders,
-                        refundable=max(0, payment - user_fees))
+            return _Sim(
+                True,
+                gas_used=gas_total,
+                payment=payment,
+                score=score,
+                senders=senders,
+                refundable=max(0, payment - user_fees),
+            )
         return _Sim(False, DropReason.SIMULATION_ERROR, "the pool kept receiving txs during the trial")
 
 
 def _with_time(r: BlockReport, dt: float) -> BlockReport:
-    return BlockReport(number=r.number, hash=r.hash, timestamp=r.timestamp, tx_count=r.tx_count,
-                       gas_used=r.gas_used, included_bundles=r.included_bundles, dropped_bundles=r.dropped_bundles,
-                       n_bundle_txs=r.n_bundle_txs, n_public_txs=r.n_public_txs,
-                       dropped_public_txs=r.dropped_public_txs, build_seconds=dt)
+    return BlockReport(
+        number=r.number,
+        hash=r.hash,
+        timestamp=r.timestamp,
+        tx_count=r.tx_count,
+        gas_used=r.gas_used,
+        included_bundles=r.included_bundles,
+        dropped_bundles=r.dropped_bundles,
+        n_bundle_txs=r.n_bundle_txs,
+        n_public_txs=r.n_public_txs,
+        dropped_public_txs=r.dropped_public_txs,
+        build_seconds=dt,
+    )
 
 
 def _child_base_fee(parent: dict[str, Any]) -> int:
-    return next_base_fee(int(parent.get("baseFeePerGas") or "0x0", 16), int(parent["gasUsed"], 16),
-                         int(parent["gasLimit"], 16))
+    return next_base_fee(
+        int(parent.get("baseFeePerGas") or "0x0", 16), int(parent["gasUsed"], 16), int(parent["gasLimit"], 16)
+    )
 
 
 async def _notify(listener: Callable[[Any], Awaitable[object] | object], item: Any) -> None:

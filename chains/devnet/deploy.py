@@ -31,8 +31,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from chains.devnet import world as W
-from chains.devnet.addressbook import (
+from chains.addressbook import (
     AaveMarket,
     AaveReserve,
     AddressBook,
@@ -41,9 +40,10 @@ from chains.devnet.addressbook import (
     V2Venue,
     V3Deployment,
 )
+from chains.devnet import world as W
 from chains.devnet.artifacts import Artifact, create2_address, load, load_library
 from chains.devnet.txbatch import DeployError, JsonRpc, TxBatcher
-from chains.node import AnvilNode
+from chains.node.anvil import AnvilNode
 
 __all__ = ["V2_INIT_CODE_HASH", "V3_INIT_CODE_HASH", "DeployError", "deploy_world", "derived_account"]
 
@@ -95,12 +95,18 @@ class _Deployer:
     def say(self, msg: str) -> None:
         self.progress(f"[{time.monotonic() - self.started:5.2f}s] {msg}")
 
-    def send(self, sender: str, to: str, art: str, fn: str, *args: Any, value: int = 0, gas: int | None = None) -> str:
-        return self.tx.send(sender, to, load(art).encode_call(fn, *args), value=value, gas=gas, label=f"{art}.{fn}")
+    def send(
+        self, sender: str, to: str, art: str, fn: str, *args: Any, value: int = 0, gas: int | None = None
+    ) -> str:
+        return self.tx.send(
+            sender, to, load(art).encode_call(fn, *args), value=value, gas=gas, label=f"{art}.{fn}"
+        )
 
     def deploy(self, art: Artifact | str, *args: Any, libraries: dict[str, str] | None = None) -> str:
         a = load(art) if isinstance(art, str) else art
-        return self.tx.deploy(self.deployer, a.init_code(*args, libraries=libraries), label=f"deploy {a.name}")
+        return self.tx.deploy(
+            self.deployer, a.init_code(*args, libraries=libraries), label=f"deploy {a.name}"
+        )
 
     def view(self, to: str, art: str, fn: str, *args: Any) -> tuple[Any, ...]:
         a = load(art)
@@ -171,7 +177,9 @@ class _Deployer:
         return done
 
     def deploy_aave_core(self) -> tuple[str, str, str, str]:
-        self.say("Aave V3: addresses provider, ACL, logic libraries, Pool, PoolConfigurator, oracle, data provider")
+        self.say(
+            "Aave V3: addresses provider, ACL, logic libraries, Pool, PoolConfigurator, oracle, data provider"
+        )
         d = self.deployer
         provider = self.deploy("PoolAddressesProvider", "mevsuite-devnet", d)
         # ACLManager's constructor requires the ACL admin to be set in the provider first.
@@ -181,7 +189,9 @@ class _Deployer:
         self.send(d, acl, "ACLManager", "addPoolAdmin", d)
         libs: dict[str, str] = {}
         pool_impl = self.deploy("Pool", provider, libraries=self.deploy_libraries(load("Pool"), libs))
-        self.send(d, provider, "PoolAddressesProvider", "setPoolImpl", pool_impl)  # creates + initializes the proxy
+        self.send(
+            d, provider, "PoolAddressesProvider", "setPoolImpl", pool_impl
+        )  # creates + initializes the proxy
         conf_impl = self.deploy(
             "PoolConfigurator", libraries=self.deploy_libraries(load("PoolConfigurator"), libs)
         )
@@ -205,14 +215,24 @@ class _Deployer:
                 self.mint(spec.symbol, d, _units(1e8, spec))
         spenders = [v.router for v in self.v2.values()] + [self.v3.swap_router]
         for spec in W.TOKENS:
-            self.send(d, self.addr(spec.symbol), "MintableERC20", "approve", self.v3.position_manager, MAX_UINT)
+            self.send(
+                d, self.addr(spec.symbol), "MintableERC20", "approve", self.v3.position_manager, MAX_UINT
+            )
         for trader in self.traders:
             self.send(trader, weth, "WETH9", "deposit", value=TRADER_WETH, gas=100_000)
             for spec in W.TOKENS:
                 if spec.kind != "weth":
                     self.mint(spec.symbol, trader, _units(TRADER_TOKEN_USD, spec))
                 for spender in spenders:
-                    self.send(trader, self.addr(spec.symbol), "MintableERC20", "approve", spender, MAX_UINT, gas=100_000)
+                    self.send(
+                        trader,
+                        self.addr(spec.symbol),
+                        "MintableERC20",
+                        "approve",
+                        spender,
+                        MAX_UINT,
+                        gas=100_000,
+                    )
 
     def seed_v2(self) -> None:
         self.say("Uniswap V2 pairs on both venues")
@@ -229,7 +249,9 @@ class _Deployer:
                 amount_a = _units(tvl / 2, ta)
                 amount_b = int(_units(tvl / 2, tb) * (1 + jitter))
                 a_addr, b_addr = self.addr(spec.a), self.addr(spec.b)
-                (t0, a0), (t1, a1) = sorted([(a_addr, amount_a), (b_addr, amount_b)], key=lambda x: int(x[0], 16))
+                (t0, a0), (t1, a1) = sorted(
+                    [(a_addr, amount_a), (b_addr, amount_b)], key=lambda x: int(x[0], 16)
+                )
                 pair = create2_address(
                     venue.factory, keccak(bytes.fromhex(t0[2:] + t1[2:])), V2_INIT_CODE_HASH
                 )
@@ -283,8 +305,22 @@ class _Deployer:
                 plans = [(lo, hi, liq * target_l / active) for lo, hi, liq in plans]
             for lo, hi, liq in plans:
                 a0, a1 = W.amounts_for_liquidity(sqrt_p, lo, hi, liq)
-                params = (t0, t1, spec.fee, lo, hi, int(a0 * 1.000001) + 1, int(a1 * 1.000001) + 1, 0, 0, d, DEADLINE)
-                self.send(d, self.v3.position_manager, "NonfungiblePositionManager", "mint", params, gas=1_000_000)
+                params = (
+                    t0,
+                    t1,
+                    spec.fee,
+                    lo,
+                    hi,
+                    int(a0 * 1.000001) + 1,
+                    int(a1 * 1.000001) + 1,
+                    0,
+                    0,
+                    d,
+                    DEADLINE,
+                )
+                self.send(
+                    d, self.v3.position_manager, "NonfungiblePositionManager", "mint", params, gas=1_000_000
+                )
             self.pools.append(PoolInfo("uniswap_v3", "v3", pool, t0, t1, spec.fee, spacing))
 
     def pause_reverting_token(self) -> None:
@@ -292,7 +328,9 @@ class _Deployer:
         self.send(self.deployer, self.addr("PAUSE"), "ERC20PresetMinterPauser", "pause")
 
     def configure_aave(self, provider: str, acl: str, oracle: str, data_provider: str) -> None:
-        self.say("Aave V3: token implementations, rate strategies, initReserves, risk parameters, oracle prices")
+        self.say(
+            "Aave V3: token implementations, rate strategies, initReserves, risk parameters, oracle prices"
+        )
         d = self.deployer
         (pool,) = self.view(provider, "PoolAddressesProvider", "getPool")
         (configurator,) = self.view(provider, "PoolAddressesProvider", "getPoolConfigurator")
@@ -304,41 +342,85 @@ class _Deployer:
         for sym in W.AAVE_RESERVES:
             risk, slopes = ref["aave_risk_parameters"][sym], ref["aave_rate_slopes_ray"][sym]
             strategy = self.deploy(
-                "DefaultReserveInterestRateStrategy", provider, risk["optimal_usage"] * 10**23,
-                int(slopes["base"]), int(slopes["slope1"]), int(slopes["slope2"]), 0, 0, 0, 0, 0,
+                "DefaultReserveInterestRateStrategy",
+                provider,
+                risk["optimal_usage"] * 10**23,
+                int(slopes["base"]),
+                int(slopes["slope1"]),
+                int(slopes["slope2"]),
+                0,
+                0,
+                0,
+                0,
+                0,
             )
             tok = self.tokens[sym]
-            inputs.append((
-                a_impl, s_impl, v_impl, tok.decimals, strategy, tok.address, d, ZERO,
-                f"Aave devnet {sym}", f"a{sym}", f"Aave devnet variable debt {sym}", f"variableDebt{sym}",
-                f"Aave devnet stable debt {sym}", f"stableDebt{sym}", b"",
-            ))
+            inputs.append(
+                (
+                    a_impl,
+                    s_impl,
+                    v_impl,
+                    tok.decimals,
+                    strategy,
+                    tok.address,
+                    d,
+                    ZERO,
+                    f"Aave devnet {sym}",
+                    f"a{sym}",
+                    f"Aave devnet variable debt {sym}",
+                    f"variableDebt{sym}",
+                    f"Aave devnet stable debt {sym}",
+                    f"stableDebt{sym}",
+                    b"",
+                )
+            )
         self.send(d, configurator, "PoolConfigurator", "initReserves", inputs, gas=15_000_000)
         for sym in W.AAVE_RESERVES:
             risk, asset = ref["aave_risk_parameters"][sym], self.addr(sym)
-            self.send(d, configurator, "PoolConfigurator", "configureReserveAsCollateral", asset,
-                      risk["ltv"], risk["liquidation_threshold"], risk["liquidation_bonus"])
+            self.send(
+                d,
+                configurator,
+                "PoolConfigurator",
+                "configureReserveAsCollateral",
+                asset,
+                risk["ltv"],
+                risk["liquidation_threshold"],
+                risk["liquidation_bonus"],
+            )
             self.send(d, configurator, "PoolConfigurator", "setReserveBorrowing", asset, True)
             self.send(d, configurator, "PoolConfigurator", "setReserveFactor", asset, risk["reserve_factor"])
             # Aave V3 reserves start with flash loans off (error 91): the executor's flashLoanSimple needs them.
             self.send(d, configurator, "PoolConfigurator", "setReserveFlashLoaning", asset, True)
         for spec in W.TOKENS:  # every token has a USD price (8 decimals), reserves or not
-            self.send(d, oracle, "PriceOracle", "setAssetPrice", self.addr(spec.symbol), round(spec.usd * 1e8))
+            self.send(
+                d, oracle, "PriceOracle", "setAssetPrice", self.addr(spec.symbol), round(spec.usd * 1e8)
+            )
         self.tx.flush()
         reserves: dict[str, AaveReserve] = {}
         for sym in W.AAVE_RESERVES:
-            a_tok, stable, variable = self.view(data_provider, "AaveProtocolDataProvider",
-                                                "getReserveTokensAddresses", self.addr(sym))
+            a_tok, stable, variable = self.view(
+                data_provider, "AaveProtocolDataProvider", "getReserveTokensAddresses", self.addr(sym)
+            )
             risk = ref["aave_risk_parameters"][sym]
             reserves[sym] = AaveReserve(
-                sym, self.addr(sym), to_checksum_address(a_tok), to_checksum_address(variable),
-                to_checksum_address(stable), self.tokens[sym].decimals, risk["ltv"],
-                risk["liquidation_threshold"], risk["liquidation_bonus"],
+                sym,
+                self.addr(sym),
+                to_checksum_address(a_tok),
+                to_checksum_address(variable),
+                to_checksum_address(stable),
+                self.tokens[sym].decimals,
+                risk["ltv"],
+                risk["liquidation_threshold"],
+                risk["liquidation_bonus"],
             )
         self.aave = AaveMarket(
-            addresses_provider=provider, pool=to_checksum_address(pool),
-            pool_configurator=to_checksum_address(configurator), acl_manager=acl, oracle=oracle,
-            pool_data_provider=data_provider, reserves=reserves,
+            addresses_provider=provider,
+            pool=to_checksum_address(pool),
+            pool_configurator=to_checksum_address(configurator),
+            acl_manager=acl,
+            oracle=oracle,
+            pool_data_provider=data_provider,
+            reserves=reserves,
         )
 
     def _give(self, who: str, sym: str, amount: int) -> None:
@@ -408,8 +490,8 @@ def _restore(rpc: JsonRpc, impersonated: list[str], gas_limit: int, automine: bo
 
 def _pick_traders(accounts: list[str]) -> list[str]:
     if len(accounts) > TRADER_START + 1:
-        return accounts[TRADER_START:TRADER_START + MAX_TRADERS]
-    return accounts[max(1, len(accounts) // 2):]
+        return accounts[TRADER_START : TRADER_START + MAX_TRADERS]
+    return accounts[max(1, len(accounts) // 2) :]
 
 
 def deploy_world(node: AnvilNode, seed: int = 7, progress: Progress | None = None) -> AddressBook:
@@ -477,7 +559,9 @@ def deploy_world(node: AnvilNode, seed: int = 7, progress: Progress | None = Non
         deployed_at_block=int(rpc.call("eth_blockNumber"), 16),
     )
     rpc.close()
-    say(f"[{time.monotonic() - dep.started:5.2f}s] done: {len(book.pools)} pools, {tx.sent} txs in {tx.blocks} blocks")
+    say(
+        f"[{time.monotonic() - dep.started:5.2f}s] done: {len(book.pools)} pools, {tx.sent} txs in {tx.blocks} blocks"
+    )
     return book
 
 

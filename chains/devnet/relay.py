@@ -72,15 +72,15 @@ from chains.devnet.builder import (
     Refund,
     SimulationFailed,
 )
-from chains.flashbots import (
+from chains.node.anvil import RpcCallError
+from chains.promreg import per_registry
+from chains.send.flashbots import (
     MAX_BUNDLE_BYTES,
     MAX_BUNDLE_TXS,
     bundle_hash,
     recover_signature_header,
     validate_mev_bundle,
 )
-from chains.node import RpcCallError
-from chains.promreg import per_registry
 from chains.wirejson import DEFAULT_MAX_DEPTH, WireJsonError
 from chains.wirejson import loads as wire_loads
 
@@ -103,7 +103,9 @@ DEFAULT_REFUND_PERCENT = 90  # the docs: "90% of the backrun value is sent to th
 DEFAULT_HINTS = frozenset({"hash", "contract_address", "function_selector", "logs"})
 PRIVATE_TX_BLOCKS = 25  # eth_sendPrivateTransaction: "Flashbots will attempt ... for the next 25 blocks"
 MAX_BLOCK_RANGE = 30  # mev_sendBundle inclusion.block..maxBlock
-MAX_BLOCKS_AHEAD = 25  # bundle target blocks (eth_sendBundle blockNumber, mev_sendBundle inclusion) <= head + 25
+MAX_BLOCKS_AHEAD = (
+    25  # bundle target blocks (eth_sendBundle blockNumber, mev_sendBundle inclusion) <= head + 25
+)
 MAX_BODY_BYTES = 2 * MAX_BUNDLE_BYTES + 65_536  # a full bundle as hex, plus the envelope
 MAX_PENDING_PER_SIGNER = 1_000  # pending bundles (one per target block) + pending private txs of one signer
 MAX_PENDING_TOTAL = 10_000
@@ -214,22 +216,39 @@ def _metrics(registry: CollectorRegistry | None) -> _Metrics:
 
 def _build_metrics(registry: CollectorRegistry | None) -> _Metrics:
     m = _Metrics(
-        requests=Counter("mevsuite_relay_requests_total", "JSON-RPC requests by method and result",
-                         ["method", "result"], registry=registry),
-        errors=Counter("mevsuite_relay_errors_total", "Refused requests by reason", ["reason"], registry=registry),
-        bundles=Counter("mevsuite_relay_bundles_total", "Bundles handed to the builder by kind", ["kind"],
-                        registry=registry),
+        requests=Counter(
+            "mevsuite_relay_requests_total",
+            "JSON-RPC requests by method and result",
+            ["method", "result"],
+            registry=registry,
+        ),
+        errors=Counter(
+            "mevsuite_relay_errors_total", "Refused requests by reason", ["reason"], registry=registry
+        ),
+        bundles=Counter(
+            "mevsuite_relay_bundles_total",
+            "Bundles handed to the builder by kind",
+            ["kind"],
+            registry=registry,
+        ),
         hints=Counter("mevsuite_relay_hints_total", "MEV-Share hints streamed", registry=registry),
-        hints_dropped=Counter("mevsuite_relay_hints_dropped_total", "Hints dropped for a slow SSE subscriber",
-                              registry=registry),
-        hints_trimmed=Counter("mevsuite_relay_hints_trimmed_total",
-                              "Hints over the size limit, streamed without logs / callData / accessList",
-                              registry=registry),
-        subscribers=Gauge("mevsuite_relay_sse_subscribers", "Connected MEV-Share stream subscribers",
-                          registry=registry),
-        subscribers_dropped=Counter("mevsuite_relay_sse_subscribers_dropped_total",
-                                    "Hint stream subscribers refused (limit) or disconnected (slow)", ["reason"],
-                                    registry=registry),
+        hints_dropped=Counter(
+            "mevsuite_relay_hints_dropped_total", "Hints dropped for a slow SSE subscriber", registry=registry
+        ),
+        hints_trimmed=Counter(
+            "mevsuite_relay_hints_trimmed_total",
+            "Hints over the size limit, streamed without logs / callData / accessList",
+            registry=registry,
+        ),
+        subscribers=Gauge(
+            "mevsuite_relay_sse_subscribers", "Connected MEV-Share stream subscribers", registry=registry
+        ),
+        subscribers_dropped=Counter(
+            "mevsuite_relay_sse_subscribers_dropped_total",
+            "Hint stream subscribers refused (limit) or disconnected (slow)",
+            ["reason"],
+            registry=registry,
+        ),
     )
     return m
 
@@ -303,21 +322,41 @@ class LocalRelay:
     ``max_history_bytes`` bytes of them.
     """
 
-    def __init__(self, builder: BlockBuilder, *, host: str = "127.0.0.1", port: int = 0,
-                 registry: CollectorRegistry | None = None, ping_interval_s: float = 15.0,
-                 max_log: int = 100_000, subscriber_queue: int = 1_000,
-                 refund_float_wei: int = REFUND_FLOAT_WEI,
-                 max_body_bytes: int = MAX_BODY_BYTES, max_json_depth: int = DEFAULT_MAX_DEPTH,
-                 max_private_blocks: int = PRIVATE_TX_BLOCKS, max_blocks_ahead: int = MAX_BLOCKS_AHEAD,
-                 max_pending_per_signer: int = MAX_PENDING_PER_SIGNER, max_pending_total: int = MAX_PENDING_TOTAL,
-                 max_sse_subscribers: int = MAX_SSE_SUBSCRIBERS, max_hint_bytes: int = MAX_HINT_BYTES,
-                 max_history: int = MAX_HISTORY_HINTS, max_history_bytes: int = MAX_HISTORY_BYTES) -> None:
-        limits = {"max_body_bytes": max_body_bytes, "max_json_depth": max_json_depth,
-                  "max_private_blocks": max_private_blocks, "max_blocks_ahead": max_blocks_ahead,
-                  "max_pending_per_signer": max_pending_per_signer, "max_pending_total": max_pending_total,
-                  "max_sse_subscribers": max_sse_subscribers, "subscriber_queue": subscriber_queue,
-                  "max_hint_bytes": max_hint_bytes, "max_history": max_history,
-                  "max_history_bytes": max_history_bytes}
+    def __init__(
+        self,
+        builder: BlockBuilder,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        registry: CollectorRegistry | None = None,
+        ping_interval_s: float = 15.0,
+        max_log: int = 100_000,
+        subscriber_queue: int = 1_000,
+        refund_float_wei: int = REFUND_FLOAT_WEI,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_json_depth: int = DEFAULT_MAX_DEPTH,
+        max_private_blocks: int = PRIVATE_TX_BLOCKS,
+        max_blocks_ahead: int = MAX_BLOCKS_AHEAD,
+        max_pending_per_signer: int = MAX_PENDING_PER_SIGNER,
+        max_pending_total: int = MAX_PENDING_TOTAL,
+        max_sse_subscribers: int = MAX_SSE_SUBSCRIBERS,
+        max_hint_bytes: int = MAX_HINT_BYTES,
+        max_history: int = MAX_HISTORY_HINTS,
+        max_history_bytes: int = MAX_HISTORY_BYTES,
+    ) -> None:
+        limits = {
+            "max_body_bytes": max_body_bytes,
+            "max_json_depth": max_json_depth,
+            "max_private_blocks": max_private_blocks,
+            "max_blocks_ahead": max_blocks_ahead,
+            "max_pending_per_signer": max_pending_per_signer,
+            "max_pending_total": max_pending_total,
+            "max_sse_subscribers": max_sse_subscribers,
+            "subscriber_queue": subscriber_queue,
+            "max_hint_bytes": max_hint_bytes,
+            "max_history": max_history,
+            "max_history_bytes": max_history_bytes,
+        }
         bad = [k for k, v in limits.items() if v < 1]
         if bad:
             raise ValueError(f"relay limits must be >= 1: {', '.join(bad)}")
@@ -340,11 +379,15 @@ class LocalRelay:
         self._log: collections.deque[ReceivedBundle] = collections.deque(maxlen=max_log)
         self._private: dict[str, PrivateTx] = {}  # by tx hash
         self._by_hint: dict[str, str] = {}  # hint hash -> tx hash
-        self._bundles: dict[tuple[str, int], str] = {}  # (bundle hash, target block) -> signer: for the limits
+        self._bundles: dict[
+            tuple[str, int], str
+        ] = {}  # (bundle hash, target block) -> signer: for the limits
         self._subscribers: set[_Subscriber] = set()
         self._subscriber_queue = subscriber_queue
         # (entry, its size as JSON): bounded by count and by bytes
-        self._hint_history: collections.deque[tuple[dict[str, Any], int]] = collections.deque(maxlen=max_history)
+        self._hint_history: collections.deque[tuple[dict[str, Any], int]] = collections.deque(
+            maxlen=max_history
+        )
         self._history_bytes = 0
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -404,13 +447,17 @@ class LocalRelay:
         await self.stop()
 
     # ------------------------------------------------------------------ queries (Python side)
-    def received(self, *, method: str | None = None, signer: str | None = None,
-                 bundle_hash: str | None = None) -> list[ReceivedBundle]:
+    def received(
+        self, *, method: str | None = None, signer: str | None = None, bundle_hash: str | None = None
+    ) -> list[ReceivedBundle]:
         """The audit log of received bundles, oldest first, optionally filtered."""
-        return [r for r in self._log
-                if (method is None or r.method == method)
-                and (signer is None or (r.signer or "").lower() == signer.lower())
-                and (bundle_hash is None or (r.bundle_hash or "") == bundle_hash.lower())]
+        return [
+            r
+            for r in self._log
+            if (method is None or r.method == method)
+            and (signer is None or (r.signer or "").lower() == signer.lower())
+            and (bundle_hash is None or (r.bundle_hash or "") == bundle_hash.lower())
+        ]
 
     def private_tx(self, tx_or_hint_hash: str) -> PrivateTx | None:
         h = tx_or_hint_hash.lower()
@@ -422,8 +469,9 @@ class LocalRelay:
 
     # ------------------------------------------------------------------ HTTP
     async def _handle_health(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "private_pending": sum(
-            1 for p in self._private.values() if p.status == "pending")})
+        return web.json_response(
+            {"ok": True, "private_pending": sum(1 for p in self._private.values() if p.status == "pending")}
+        )
 
     async def _handle_history(self, request: web.Request) -> web.Response:
         return web.json_response([x for x, _ in self._hint_history], dumps=_compact)
@@ -431,7 +479,10 @@ class LocalRelay:
     def _too_large(self, size: int | None) -> web.Response:
         self.metrics.errors.labels("too_large").inc()
         what = f"of {size} bytes " if size is not None else ""
-        err = {"code": -32600, "message": f"request body {what}exceeds the limit of {self.max_body_bytes} bytes"}
+        err = {
+            "code": -32600,
+            "message": f"request body {what}exceeds the limit of {self.max_body_bytes} bytes",
+        }
         return web.json_response({"jsonrpc": "2.0", "id": None, "error": err}, status=413)
 
     async def _handle_rpc(self, request: web.Request) -> web.Response:
@@ -453,22 +504,33 @@ class LocalRelay:
             return web.json_response({"error": f"error in signature check {claimed}"}, status=403)
         try:
             req = wire_loads(body, max_bytes=self.max_body_bytes, max_depth=self.max_json_depth)
-        except WireJsonError as exc:  # size and nesting depth are bounded: hostile JSON cannot crash the relay
+        except (
+            WireJsonError
+        ) as exc:  # size and nesting depth are bounded: hostile JSON cannot crash the relay
             if exc.reason == "too_large":
                 return self._too_large(len(body))
             self.metrics.errors.labels("too_deep" if exc.reason == "too_deep" else "parse_error").inc()
             return self._error(None, RelayRpcError(-32700, f"parse error: {exc}"))
-        if (not isinstance(req, dict) or not isinstance(req.get("method"), str)
-                or ("params" in req and not isinstance(req["params"], list))):
+        if (
+            not isinstance(req, dict)
+            or not isinstance(req.get("method"), str)
+            or ("params" in req and not isinstance(req["params"], list))
+        ):
             self.metrics.errors.labels("invalid_request").inc()
             rid = req.get("id") if isinstance(req, dict) else None
-            return self._error(rid, RelayRpcError(-32600, "invalid request: expected a JSON-RPC 2.0 object "
-                                                          "with a method and a params list"))
+            return self._error(
+                rid,
+                RelayRpcError(
+                    -32600, "invalid request: expected a JSON-RPC 2.0 object with a method and a params list"
+                ),
+            )
         rid, method, params = req.get("id"), req["method"], req.get("params", [])
         handler = self._methods.get(method)
         if handler is None:
             self.metrics.requests.labels("unknown", "error").inc()
-            return self._error(rid, RelayRpcError(-32601, f"the method {method} does not exist/is not available"))
+            return self._error(
+                rid, RelayRpcError(-32601, f"the method {method} does not exist/is not available")
+            )
         try:
             result = await handler(self, params, signer)
         except RelayRpcError as exc:
@@ -481,8 +543,10 @@ class LocalRelay:
             self.metrics.errors.labels("internal").inc()
             return self._error(rid, RelayRpcError(-32603, "internal error"))
         self.metrics.requests.labels(method, "ok").inc()
-        return web.Response(body=json.dumps({"jsonrpc": "2.0", "id": rid, "result": result},
-                                            separators=(",", ":")), content_type="application/json")
+        return web.Response(
+            body=json.dumps({"jsonrpc": "2.0", "id": rid, "result": result}, separators=(",", ":")),
+            content_type="application/json",
+        )
 
     @staticmethod
     def _error(rid: Any, exc: RelayRpcError) -> web.Response:
@@ -494,10 +558,17 @@ class LocalRelay:
     async def _handle_sse(self, request: web.Request) -> web.StreamResponse:
         if len(self._subscribers) >= self.max_sse_subscribers:
             self.metrics.subscribers_dropped.labels("limit").inc()
-            return web.json_response({"error": f"too many hint stream subscribers (at most "
-                                               f"{self.max_sse_subscribers})"}, status=503)
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                           "Connection": "keep-alive"})
+            return web.json_response(
+                {"error": f"too many hint stream subscribers (at most {self.max_sse_subscribers})"},
+                status=503,
+            )
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "Connection": "keep-alive",
+            }
+        )
         await resp.prepare(request)
         sub = _Subscriber(asyncio.Queue(self._subscriber_queue), request.transport)
         self._subscribers.add(sub)
@@ -525,8 +596,10 @@ class LocalRelay:
         sub.kicked = True
         self._subscribers.discard(sub)
         self.metrics.subscribers_dropped.labels("slow").inc()
-        log.warning("relay: hint stream subscriber disconnected: its queue of %d events is full",
-                    self._subscriber_queue)
+        log.warning(
+            "relay: hint stream subscriber disconnected: its queue of %d events is full",
+            self._subscriber_queue,
+        )
         if sub.transport is not None and not sub.transport.is_closing():
             abort = getattr(sub.transport, "abort", None)  # do not wait for its unread buffer to drain
             (abort or sub.transport.close)()
@@ -610,33 +683,68 @@ class LocalRelay:
                 total += 1
                 mine += p.signer.lower() == who
         if mine + adding > self.max_pending_per_signer:
-            raise RelayRpcError(-32005, f"limit exceeded: {signer} has {mine} pending bundles and private "
-                                        f"transactions (at most {self.max_pending_per_signer} per signer)",
-                                reason="pending_limit")
+            raise RelayRpcError(
+                -32005,
+                f"limit exceeded: {signer} has {mine} pending bundles and private "
+                f"transactions (at most {self.max_pending_per_signer} per signer)",
+                reason="pending_limit",
+            )
         if total + adding > self.max_pending_total:
-            raise RelayRpcError(-32005, f"limit exceeded: the relay holds {total} pending bundles and private "
-                                        f"transactions (at most {self.max_pending_total})", reason="pending_limit")
+            raise RelayRpcError(
+                -32005,
+                f"limit exceeded: the relay holds {total} pending bundles and private "
+                f"transactions (at most {self.max_pending_total})",
+                reason="pending_limit",
+            )
 
     def _submit(self, bundle: Bundle) -> str:
         bh = self.builder.submit_bundle(bundle)
         self._bundles[(bh, bundle.block_number)] = (bundle.signer or "").lower()
         return bh
 
-    def _audit(self, method: str, signer: str | None, txs: Sequence[bytes], *, bundle_hash: str | None,
-               target: int | None, accepted: bool, error: str | None = None, uuid_: str | None = None,
-               max_block: int | None = None, received_at: float | None = None) -> None:
-        self._log.append(ReceivedBundle(method=method, bundle_hash=bundle_hash, signer=signer, target_block=target,
-                                        txs=tuple("0x" + t.hex() for t in txs),
-                                        received_at=received_at or time.time(), accepted=accepted, error=error,
-                                        replacement_uuid=uuid_, max_block=max_block))
+    def _audit(
+        self,
+        method: str,
+        signer: str | None,
+        txs: Sequence[bytes],
+        *,
+        bundle_hash: str | None,
+        target: int | None,
+        accepted: bool,
+        error: str | None = None,
+        uuid_: str | None = None,
+        max_block: int | None = None,
+        received_at: float | None = None,
+    ) -> None:
+        self._log.append(
+            ReceivedBundle(
+                method=method,
+                bundle_hash=bundle_hash,
+                signer=signer,
+                target_block=target,
+                txs=tuple("0x" + t.hex() for t in txs),
+                received_at=received_at or time.time(),
+                accepted=accepted,
+                error=error,
+                replacement_uuid=uuid_,
+                max_block=max_block,
+            )
+        )
 
     async def _eth_send_bundle(self, params: Any, signer: str) -> dict[str, Any]:
         now = time.time()
         p = _object_param(params, "eth_sendBundle")
         txs: tuple[bytes, ...] = ()
         try:
-            unknown = set(p) - {"txs", "blockNumber", "minTimestamp", "maxTimestamp", "revertingTxHashes",
-                                "replacementUuid", "builders"}
+            unknown = set(p) - {
+                "txs",
+                "blockNumber",
+                "minTimestamp",
+                "maxTimestamp",
+                "revertingTxHashes",
+                "replacementUuid",
+                "builders",
+            }
             if unknown:
                 raise _invalid(f"unknown eth_sendBundle fields: {sorted(unknown)}")
             txs = _txs(p.get("txs"))
@@ -660,18 +768,41 @@ class LocalRelay:
                     ruuid = str(uuid.UUID(str(ruuid)))
                 except ValueError:
                     raise _invalid("replacementUuid must be a UUID") from None
-            bundle = Bundle(txs=txs, block_number=target, min_timestamp=ts["minTimestamp"],
-                            max_timestamp=ts["maxTimestamp"], reverting_tx_hashes=rev, replacement_uuid=ruuid,
-                            signer=signer.lower(), received_at=now)
+            bundle = Bundle(
+                txs=txs,
+                block_number=target,
+                min_timestamp=ts["minTimestamp"],
+                max_timestamp=ts["maxTimestamp"],
+                reverting_tx_hashes=rev,
+                replacement_uuid=ruuid,
+                signer=signer.lower(),
+                received_at=now,
+            )
             self._check_pending(signer, 1)
         except RelayRpcError as exc:
-            self._audit("eth_sendBundle", signer, txs, bundle_hash=None, target=None, accepted=False,
-                        error=exc.message, received_at=now)
+            self._audit(
+                "eth_sendBundle",
+                signer,
+                txs,
+                bundle_hash=None,
+                target=None,
+                accepted=False,
+                error=exc.message,
+                received_at=now,
+            )
             raise
         bh = self._submit(bundle)
         self.metrics.bundles.labels("bundle").inc()
-        self._audit("eth_sendBundle", signer, txs, bundle_hash=bh, target=target, accepted=True, uuid_=ruuid,
-                    received_at=now)
+        self._audit(
+            "eth_sendBundle",
+            signer,
+            txs,
+            bundle_hash=bh,
+            target=target,
+            accepted=True,
+            uuid_=ruuid,
+            received_at=now,
+        )
         return {"bundleHash": bh}
 
     async def _eth_call_bundle(self, params: Any, signer: str) -> dict[str, Any]:
@@ -696,9 +827,14 @@ class LocalRelay:
         results = []
         for r in sim.results:
             entry: dict[str, Any] = {
-                "coinbaseDiff": str(r.coinbase_diff), "ethSentToCoinbase": str(r.eth_sent_to_coinbase),
-                "fromAddress": r.from_address, "gasFees": str(r.gas_fees), "gasPrice": str(r.gas_price),
-                "gasUsed": r.gas_used, "toAddress": r.to_address, "txHash": r.tx_hash,
+                "coinbaseDiff": str(r.coinbase_diff),
+                "ethSentToCoinbase": str(r.eth_sent_to_coinbase),
+                "fromAddress": r.from_address,
+                "gasFees": str(r.gas_fees),
+                "gasPrice": str(r.gas_price),
+                "gasUsed": r.gas_used,
+                "toAddress": r.to_address,
+                "txHash": r.tx_hash,
             }
             if r.success:
                 entry["value"] = r.output
@@ -707,9 +843,13 @@ class LocalRelay:
                 entry["revert"] = r.output
             results.append(entry)
         return {
-            "bundleGasPrice": str(sim.bundle_gas_price), "bundleHash": sim.bundle_hash,
-            "coinbaseDiff": str(sim.coinbase_diff), "ethSentToCoinbase": str(sim.eth_sent_to_coinbase),
-            "gasFees": str(sim.gas_fees), "results": results, "stateBlockNumber": sim.state_block_number,
+            "bundleGasPrice": str(sim.bundle_gas_price),
+            "bundleHash": sim.bundle_hash,
+            "coinbaseDiff": str(sim.coinbase_diff),
+            "ethSentToCoinbase": str(sim.eth_sent_to_coinbase),
+            "gasFees": str(sim.gas_fees),
+            "results": results,
+            "stateBlockNumber": sim.state_block_number,
             "totalGasUsed": sim.total_gas_used,
         }
 
@@ -728,16 +868,32 @@ class LocalRelay:
         out = self.builder.outcome(bh, block)
         if out is None or (out.signer is not None and out.signer != signer.lower()):
             raise RelayRpcError(-32000, "bundle not found for this signer and block")
-        considered = [{"pubkey": BUILDER_PUBKEY, "timestamp": _iso(out.considered_at)}] if out.considered_at else []
+        considered = (
+            [{"pubkey": BUILDER_PUBKEY, "timestamp": _iso(out.considered_at)}] if out.considered_at else []
+        )
         sealed = [{"pubkey": BUILDER_PUBKEY, "timestamp": _iso(out.sealed_at)}] if out.sealed_at else []
-        return {"isHighPriority": True, "isSimulated": out.simulated_at is not None,
-                "simulatedAt": _iso(out.simulated_at), "receivedAt": _iso(out.received_at),
-                "consideredByBuildersAt": considered, "sealedByBuildersAt": sealed}
+        return {
+            "isHighPriority": True,
+            "isSimulated": out.simulated_at is not None,
+            "simulatedAt": _iso(out.simulated_at),
+            "receivedAt": _iso(out.received_at),
+            "consideredByBuildersAt": considered,
+            "sealedByBuildersAt": sealed,
+        }
 
     # ------------------------------------------------------------------ MEV-Share
-    async def _take_private(self, raw: bytes, signer: str, *, max_block: int | None, hints: Sequence[str] | None,
-                            refund_to: str | None, method: str, max_block_field: str = "maxBlockNumber",
-                            refund_field: str = "preferences.validity.refund[0].address") -> str:
+    async def _take_private(
+        self,
+        raw: bytes,
+        signer: str,
+        *,
+        max_block: int | None,
+        hints: Sequence[str] | None,
+        refund_to: str | None,
+        method: str,
+        max_block_field: str = "maxBlockNumber",
+        refund_field: str = "preferences.validity.refund[0].address",
+    ) -> str:
         fields = _decode_tx(raw)
         tx_hash = "0x" + keccak(raw).hex()
         if tx_hash in self._private and self._private[tx_hash].status == "pending":
@@ -759,15 +915,28 @@ class LocalRelay:
         # sender itself (signing the request) may name another recipient -- whoever else holds the signed tx
         # (a wallet, an RPC, someone who copied it) cannot redirect the user's refund to themselves.
         if refund_to is not None and refund_to.lower() != sender and signer.lower() != sender:
-            raise _invalid(f"{refund_field}: only the transaction's sender {sender} may direct its refund to "
-                           f"another address (this request is signed by {signer.lower()})")
+            raise _invalid(
+                f"{refund_field}: only the transaction's sender {sender} may direct its refund to "
+                f"another address (this request is signed by {signer.lower()})"
+            )
         self._check_pending(signer, 1)
-        ptx = PrivateTx(raw=raw, hash=tx_hash, hint_hash=hint_hash(tx_hash), sender=sender, max_block=mb,
-                        hints=chosen | {"hash"}, refund_recipient=(refund_to or sender).lower(), signer=signer,
-                        received_at=time.time(), fields=fields)
+        ptx = PrivateTx(
+            raw=raw,
+            hash=tx_hash,
+            hint_hash=hint_hash(tx_hash),
+            sender=sender,
+            max_block=mb,
+            hints=chosen | {"hash"},
+            refund_recipient=(refund_to or sender).lower(),
+            signer=signer,
+            received_at=time.time(),
+            fields=fields,
+        )
         self._private[tx_hash] = ptx
         self._by_hint[ptx.hint_hash] = tx_hash
-        self._audit(method, signer, [raw], bundle_hash=bundle_hash([raw]), target=nxt, accepted=True, max_block=mb)
+        self._audit(
+            method, signer, [raw], bundle_hash=bundle_hash([raw]), target=nxt, accepted=True, max_block=mb
+        )
         self.metrics.bundles.labels("private_tx").inc()
         if "logs" in ptx.hints:
             task = asyncio.get_running_loop().create_task(self._hint_with_logs(ptx, head))
@@ -794,24 +963,44 @@ class LocalRelay:
         if full or "calldata" in h:
             tx["callData"] = data_hex
         if full:
-            tx.update({"from": f["from"], "value": hex(f.get("value", 0)), "nonce": hex(f["nonce"]),
-                       "chainId": hex(f["chainId"]), "gas": hex(f["gas"]), "type": hex(int(f.get("type", 2))),
-                       "maxFeePerGas": hex(f.get("maxFeePerGas", 0)),
-                       "maxPriorityFeePerGas": hex(f.get("maxPriorityFeePerGas", 0)), "accessList": [
-                           {"address": a["address"] if isinstance(a, Mapping) else a[0],
-                            "storageKeys": list(a["storageKeys"] if isinstance(a, Mapping) else a[1])}
-                           for a in f.get("accessList") or ()]})
-        event: dict[str, Any] = {"hash": ptx.hint_hash,
-                                 "logs": logs if (full or "logs" in h) else None,
-                                 "txs": [tx] if tx else None}
+            tx.update(
+                {
+                    "from": f["from"],
+                    "value": hex(f.get("value", 0)),
+                    "nonce": hex(f["nonce"]),
+                    "chainId": hex(f["chainId"]),
+                    "gas": hex(f["gas"]),
+                    "type": hex(int(f.get("type", 2))),
+                    "maxFeePerGas": hex(f.get("maxFeePerGas", 0)),
+                    "maxPriorityFeePerGas": hex(f.get("maxPriorityFeePerGas", 0)),
+                    "accessList": [
+                        {
+                            "address": a["address"] if isinstance(a, Mapping) else a[0],
+                            "storageKeys": list(a["storageKeys"] if isinstance(a, Mapping) else a[1]),
+                        }
+                        for a in f.get("accessList") or ()
+                    ],
+                }
+            )
+        event: dict[str, Any] = {
+            "hash": ptx.hint_hash,
+            "logs": logs if (full or "logs" in h) else None,
+            "txs": [tx] if tx else None,
+        }
         return event
 
     async def _hint_with_logs(self, ptx: PrivateTx, head: int) -> None:
         logs: list[dict[str, Any]] | None = None
         try:
             sim = await self.builder.simulate_bundle([ptx.raw])
-            logs = [{"address": lg["address"], "topics": lg["topics"], "data": lg["data"]}
-                    for lg in sim.results[0].logs] if sim.results[0].success else []
+            logs = (
+                [
+                    {"address": lg["address"], "topics": lg["topics"], "data": lg["data"]}
+                    for lg in sim.results[0].logs
+                ]
+                if sim.results[0].success
+                else []
+            )
         except Exception as exc:  # the hint still goes out, without logs
             log.warning("relay: could not simulate private tx %s for its log hint: %s", ptx.hash, exc)
         self._publish(self._hint(ptx, logs), max(head, self._next_block() - 1))
@@ -821,16 +1010,23 @@ class LocalRelay:
         raw = _raw(p.get("tx"), "tx")
         mb = _block(p["maxBlockNumber"], "maxBlockNumber") if p.get("maxBlockNumber") is not None else None
         hints, refund_to = self._preferences(p.get("preferences"))
-        return await self._take_private(raw, signer, max_block=mb, hints=hints, refund_to=refund_to,
-                                        method="eth_sendPrivateTransaction")
+        return await self._take_private(
+            raw, signer, max_block=mb, hints=hints, refund_to=refund_to, method="eth_sendPrivateTransaction"
+        )
 
     async def _eth_send_private_raw_transaction(self, params: Any, signer: str) -> str:
         if not isinstance(params, list) or not 1 <= len(params) <= 2:
             raise _invalid("eth_sendPrivateRawTransaction takes [tx, preferences?]")
         raw = _raw(params[0], "tx")
         hints, refund_to = self._preferences(params[1] if len(params) > 1 else None)
-        return await self._take_private(raw, signer, max_block=None, hints=hints, refund_to=refund_to,
-                                        method="eth_sendPrivateRawTransaction")
+        return await self._take_private(
+            raw,
+            signer,
+            max_block=None,
+            hints=hints,
+            refund_to=refund_to,
+            method="eth_sendPrivateRawTransaction",
+        )
 
     @staticmethod
     def _preferences(prefs: Any) -> tuple[list[str] | None, str | None]:
@@ -865,8 +1061,9 @@ class LocalRelay:
                     if not isinstance(addr, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", addr):
                         raise _invalid(f"{where}.address must be an address")
                     pct = r.get("percent")
-                    if pct is not None and (isinstance(pct, bool) or not isinstance(pct, int)
-                                            or not 0 <= pct <= 100):
+                    if pct is not None and (
+                        isinstance(pct, bool) or not isinstance(pct, int) or not 0 <= pct <= 100
+                    ):
                         raise _invalid(f"{where}.percent must be an integer in 0..100")
                 if refunds:
                     refund_to = str(refunds[0]["address"])
@@ -887,8 +1084,16 @@ class LocalRelay:
         try:
             b = validate_mev_bundle(p)
         except (ValueError, TypeError) as exc:
-            self._audit("mev_sendBundle", signer, [], bundle_hash=None, target=None, accepted=False,
-                        error=str(exc), received_at=now)
+            self._audit(
+                "mev_sendBundle",
+                signer,
+                [],
+                bundle_hash=None,
+                target=None,
+                accepted=False,
+                error=str(exc),
+                received_at=now,
+            )
             raise _invalid(str(exc)) from None
         first = int(b["inclusion"]["block"], 16)
         last = int(b["inclusion"].get("maxBlock", b["inclusion"]["block"]), 16)
@@ -904,21 +1109,44 @@ class LocalRelay:
             privacy = b.get("privacy")
             if privacy is not None and len(txs) == 1:  # a user's tx shared with searchers: private order flow
                 refund_to = next((c["address"] for c in b.get("validity", {}).get("refundConfig", [])), None)
-                h = await self._take_private(txs[0], signer, max_block=last, hints=privacy.get("hints"),
-                                             refund_to=refund_to, method="mev_sendBundle", max_block_field=last_field,
-                                             refund_field="validity.refundConfig[0].address")
+                h = await self._take_private(
+                    txs[0],
+                    signer,
+                    max_block=last,
+                    hints=privacy.get("hints"),
+                    refund_to=refund_to,
+                    method="mev_sendBundle",
+                    max_block_field=last_field,
+                    refund_field="validity.refundConfig[0].address",
+                )
                 return {"bundleHash": bundle_hash(txs), "txHash": h}
             await self._check_ahead(last, last_field, self.max_blocks_ahead)
             self._check_pending(signer, last - first + 1)
-            reverting = frozenset("0x" + keccak(t).hex() for t, item in zip(txs, body, strict=True)
-                                  if item["canRevert"])
+            reverting = frozenset(
+                "0x" + keccak(t).hex() for t, item in zip(txs, body, strict=True) if item["canRevert"]
+            )
             bh = ""
             for n in range(first, last + 1):
-                bh = self._submit(Bundle(txs=tuple(txs), block_number=n, reverting_tx_hashes=reverting,
-                                         signer=signer.lower(), received_at=now))
+                bh = self._submit(
+                    Bundle(
+                        txs=tuple(txs),
+                        block_number=n,
+                        reverting_tx_hashes=reverting,
+                        signer=signer.lower(),
+                        received_at=now,
+                    )
+                )
             self.metrics.bundles.labels("mev_bundle").inc()
-            self._audit("mev_sendBundle", signer, txs, bundle_hash=bh, target=first, accepted=True, max_block=last,
-                        received_at=now)
+            self._audit(
+                "mev_sendBundle",
+                signer,
+                txs,
+                bundle_hash=bh,
+                target=first,
+                accepted=True,
+                max_block=last,
+                received_at=now,
+            )
             return {"bundleHash": bh}
         if hashes != [0]:
             raise _invalid("a backrun references exactly one hinted tx, as body[0]")
@@ -931,8 +1159,9 @@ class LocalRelay:
         if len(ours) != 1:
             raise _invalid("a bundle can only contain one backrun transaction")
         txs = [ptx.raw, *ours]
-        reverting = frozenset("0x" + keccak(t).hex() for t, item in zip(ours, body[1:], strict=True)
-                              if item["canRevert"])
+        reverting = frozenset(
+            "0x" + keccak(t).hex() for t, item in zip(ours, body[1:], strict=True) if item["canRevert"]
+        )
         percent = DEFAULT_REFUND_PERCENT
         for r in b.get("validity", {}).get("refund", []):
             if r["bodyIdx"] == 0:
@@ -945,13 +1174,29 @@ class LocalRelay:
         self._check_pending(signer, last - first + 1)
         bh = ""
         for n in range(first, last + 1):
-            bh = self._submit(Bundle(
-                txs=tuple(txs), block_number=n, reverting_tx_hashes=reverting, signer=signer.lower(),
-                refunds=refunds, user_tx_hashes=frozenset({ptx.hash}), received_at=now))
+            bh = self._submit(
+                Bundle(
+                    txs=tuple(txs),
+                    block_number=n,
+                    reverting_tx_hashes=reverting,
+                    signer=signer.lower(),
+                    refunds=refunds,
+                    user_tx_hashes=frozenset({ptx.hash}),
+                    received_at=now,
+                )
+            )
         ptx.backruns.add(bh)
         self.metrics.bundles.labels("backrun").inc()
-        self._audit("mev_sendBundle", signer, txs, bundle_hash=bh, target=first, accepted=True, max_block=last,
-                    received_at=now)
+        self._audit(
+            "mev_sendBundle",
+            signer,
+            txs,
+            bundle_hash=bh,
+            target=first,
+            accepted=True,
+            max_block=last,
+            received_at=now,
+        )
         return {"bundleHash": bh}
 
     # ------------------------------------------------------------------ builder hooks
@@ -959,10 +1204,13 @@ class LocalRelay:
         """Private txs that no backrun targets in this block go in on their own (as a one-tx bundle)."""
         if self._closing.is_set():
             return  # a stopped relay hands in nothing more
-        pending_backruns = {h for b in self.builder.pending_bundles() if b.block_number == number
-                            for h in b.user_tx_hashes}
+        pending_backruns = {
+            h for b in self.builder.pending_bundles() if b.block_number == number for h in b.user_tx_hashes
+        }
         finished = [h for h, p in self._private.items() if p.status != "pending"]
-        for h in finished[: max(0, len(finished) - self.keep_private)]:  # oldest first: dicts keep insertion order
+        for h in finished[
+            : max(0, len(finished) - self.keep_private)
+        ]:  # oldest first: dicts keep insertion order
             self._by_hint.pop(self._private.pop(h).hint_hash, None)
         for ptx in self._private.values():
             if ptx.status != "pending":
@@ -972,8 +1220,14 @@ class LocalRelay:
                 continue
             if ptx.hash in pending_backruns:
                 continue
-            self.builder.submit_bundle(Bundle(txs=(ptx.raw,), block_number=number, signer=ptx.signer.lower(),
-                                              received_at=ptx.received_at))
+            self.builder.submit_bundle(
+                Bundle(
+                    txs=(ptx.raw,),
+                    block_number=number,
+                    signer=ptx.signer.lower(),
+                    received_at=ptx.received_at,
+                )
+            )
 
     def _on_outcome(self, out: BundleOutcome) -> None:
         if out.status != BundleStatus.INCLUDED:

@@ -23,7 +23,7 @@ swaps of one trader in one block get consecutive nonces.
 
 Everything random comes from ``random.Random`` seeded with ``seed``: the same seed on the same chain state
 sends the same transactions.  RPC goes through :class:`chains.devnet.builder.AsyncJsonRpc` (one seam,
-``_call``/``_batch``), an adapter on the project's :class:`chains.rpc.RpcClient`.
+``_call``/``_batch``), an adapter on the project's :class:`chains.node.rpc.RpcClient`.
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ from typing import Any, Literal
 
 from eth_utils.crypto import keccak
 
-from chains.devnet.addressbook import AddressBook, PoolInfo, TokenInfo
+from chains.addressbook import AddressBook, PoolInfo, TokenInfo
 from chains.devnet.artifacts import load
 from chains.devnet.builder import AsyncJsonRpc
-from chains.flashbots import FlashbotsClient, FlashbotsError
-from chains.node import AnvilNode, RpcCallError
+from chains.node.anvil import AnvilNode, RpcCallError
+from chains.send.flashbots import FlashbotsClient, FlashbotsError
 
 __all__ = [
     "OracleMove",
@@ -56,7 +56,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SwapMethod = Literal[
-    "swapExactTokensForTokens", "swapExactETHForTokens", "swapExactTokensForETH", "exactInputSingle", "exactInput",
+    "swapExactTokensForTokens",
+    "swapExactETHForTokens",
+    "swapExactTokensForETH",
+    "exactInputSingle",
+    "exactInput",
 ]
 V3_VENUE = "uniswap_v3"
 GWEI = 10**9
@@ -83,7 +87,9 @@ class TrafficConfig:
     oracle_volatility: float = 0.01  # std of the log return of one move (volatile assets)
     stable_volatility: float = 0.0005  # ... of stablecoins
     stables: frozenset[str] = frozenset({"USDC", "USDT", "DAI"})
-    token_kinds: frozenset[str] = frozenset({"standard", "weth"})  # fee-on-transfer / reverting tokens left out
+    token_kinds: frozenset[str] = frozenset(
+        {"standard", "weth"}
+    )  # fee-on-transfer / reverting tokens left out
     private_fraction: float = 0.0  # share of swaps sent to the relay as private order flow (needs relay_url)
     private_hints: tuple[str, ...] = ("hash", "contract_address", "function_selector", "logs")
     private_max_blocks: int = 25  # a private swap's maxBlockNumber = latest block + this
@@ -152,9 +158,17 @@ class TrafficGenerator:
     """Drives simulated users: :meth:`step` sends one block's worth of swaps and oracle moves; :meth:`run` sends
     them continuously at the configured rates until :meth:`stop`."""
 
-    def __init__(self, node: AnvilNode | str, book: AddressBook, config: TrafficConfig | None = None,
-                 *, seed: int = 0, traders: list[str] | None = None, relay_url: str | None = None,
-                 relay_auth_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        node: AnvilNode | str,
+        book: AddressBook,
+        config: TrafficConfig | None = None,
+        *,
+        seed: int = 0,
+        traders: list[str] | None = None,
+        relay_url: str | None = None,
+        relay_auth_key: bytes | None = None,
+    ) -> None:
         url = node.http_url if isinstance(node, AnvilNode) else node
         self.book = book
         self.config = config or TrafficConfig()
@@ -175,15 +189,18 @@ class TrafficGenerator:
         self._private_pending: dict[str, SwapRecord] = {}  # trader -> its outstanding private swap
         # the searcher-style identity our users sign relay requests with (not a funded account)
         auth = relay_auth_key or keccak(f"mevsuite-traffic-relay:{seed}".encode())
-        self._relay = FlashbotsClient(auth, {"relay": relay_url}, timeout=10.0, retries=1) if relay_url else None
+        self._relay = (
+            FlashbotsClient(auth, {"relay": relay_url}, timeout=10.0, retries=1) if relay_url else None
+        )
         self.swaps: list[SwapRecord] = []
         self.oracle_moves: list[OracleMove] = []
         self._unsettled: dict[str, SwapRecord] = {}
         self._rpc = AsyncJsonRpc(url)
         self._stop = asyncio.Event()
         ok_tokens = {t.address.lower() for t in book.tokens.values() if t.kind in self.config.token_kinds}
-        self.pools: list[PoolInfo] = [p for p in book.pools
-                                      if p.token0.lower() in ok_tokens and p.token1.lower() in ok_tokens]
+        self.pools: list[PoolInfo] = [
+            p for p in book.pools if p.token0.lower() in ok_tokens and p.token1.lower() in ok_tokens
+        ]
         self._by_venue: dict[str, list[PoolInfo]] = {}
         for p in self.pools:
             self._by_venue.setdefault(p.venue, []).append(p)
@@ -225,7 +242,9 @@ class TrafficGenerator:
             rec = await self.send_swap()
             if rec is not None:
                 swaps.append(rec)
-        moves = [await self.random_oracle_move() for _ in range(self._poisson(self.config.oracle_moves_per_block))]
+        moves = [
+            await self.random_oracle_move() for _ in range(self._poisson(self.config.oracle_moves_per_block))
+        ]
         return swaps, moves
 
     def stop(self) -> None:
@@ -254,10 +273,18 @@ class TrafficGenerator:
                 log.warning("traffic: %s", exc)
 
     # ------------------------------------------------------------------ swaps
-    async def send_swap(self, *, venue: str | None = None, loose: bool | None = None, trader: str | None = None,
-                        pool: PoolInfo | None = None, zero_for_one: bool | None = None,
-                        usd_size: float | None = None, multihop: bool | None = None,
-                        private: bool | None = None) -> SwapRecord | None:
+    async def send_swap(
+        self,
+        *,
+        venue: str | None = None,
+        loose: bool | None = None,
+        trader: str | None = None,
+        pool: PoolInfo | None = None,
+        zero_for_one: bool | None = None,
+        usd_size: float | None = None,
+        multihop: bool | None = None,
+        private: bool | None = None,
+    ) -> SwapRecord | None:
         """Send one swap into the mempool (or, ``private``, to the relay); every unspecified choice is drawn
         from the generator's RNG.
 
@@ -286,7 +313,9 @@ class TrafficGenerator:
         if loose is None:
             loose = rng.random() < cfg.loose_fraction
         if usd_size is None:
-            usd_size = max(cfg.size_usd_min, rng.lognormvariate(math.log(cfg.size_usd_median), cfg.size_usd_sigma))
+            usd_size = max(
+                cfg.size_usd_min, rng.lognormvariate(math.log(cfg.size_usd_median), cfg.size_usd_sigma)
+            )
         tip = int(rng.uniform(*cfg.priority_fee_gwei) * GWEI)
         use_eth = rng.random() < cfg.eth_fraction
         hop2 = rng.random() < cfg.multihop_fraction if multihop is None else multihop
@@ -297,9 +326,13 @@ class TrafficGenerator:
         if venue == V3_VENUE:
             fees = [pool.fee]
             if hop2:
-                nxt = [p for p in self._by_venue[V3_VENUE] if p is not pool
-                       and t_out.lower() in (p.token0.lower(), p.token1.lower())
-                       and t_in.lower() not in (p.token0.lower(), p.token1.lower())]
+                nxt = [
+                    p
+                    for p in self._by_venue[V3_VENUE]
+                    if p is not pool
+                    and t_out.lower() in (p.token0.lower(), p.token1.lower())
+                    and t_in.lower() not in (p.token0.lower(), p.token1.lower())
+                ]
                 if nxt:
                     p2 = rng.choice(nxt)
                     path.append(p2.token1 if p2.token0.lower() == t_out.lower() else p2.token0)
@@ -325,7 +358,7 @@ class TrafficGenerator:
         if quote is None or quote <= 0:
             self.stats.swaps_skipped += 1
             return None
-        slip_num = (round(cfg.loose_slippage * 10_000) if loose else cfg.tight_slippage_bps)
+        slip_num = round(cfg.loose_slippage * 10_000) if loose else cfg.tight_slippage_bps
         amount_out_min = quote * (10_000 - slip_num) // 10_000
         deadline = now + cfg.deadline_s
 
@@ -336,11 +369,13 @@ class TrafficGenerator:
             if len(path) == 2:
                 method = "exactInputSingle"
                 data = self._swaprouter.encode_call(
-                    "exactInputSingle", (t_in, t_out, fees[0], trader, deadline, amount_in, amount_out_min, 0))
+                    "exactInputSingle", (t_in, t_out, fees[0], trader, deadline, amount_in, amount_out_min, 0)
+                )
             else:
                 method = "exactInput"
                 data = self._swaprouter.encode_call(
-                    "exactInput", (_v3_path(path, fees), trader, deadline, amount_in, amount_out_min))
+                    "exactInput", (_v3_path(path, fees), trader, deadline, amount_in, amount_out_min)
+                )
             gas = 250_000 * (len(path) - 1) + 100_000
         elif eth_in:
             method, value = "swapExactETHForTokens", amount_in
@@ -350,8 +385,15 @@ class TrafficGenerator:
             method = "swapExactTokensForETH" if eth_out else "swapExactTokensForTokens"
             data = self._v2router.encode_call(method, amount_in, amount_out_min, path, trader, deadline)
             gas = 250_000
-        tx = {"from": trader, "to": router, "data": data, "value": hex(value), "gas": hex(gas),
-              "maxPriorityFeePerGas": hex(tip), "maxFeePerGas": hex(2 * base_fee + tip)}
+        tx = {
+            "from": trader,
+            "to": router,
+            "data": data,
+            "value": hex(value),
+            "gas": hex(gas),
+            "maxPriorityFeePerGas": hex(tip),
+            "maxFeePerGas": hex(2 * base_fee + tip),
+        }
         try:
             if private:
                 tx_hash = await self._send_private(tx, block_no)
@@ -361,9 +403,21 @@ class TrafficGenerator:
             self.stats.send_errors += 1
             log.warning("traffic: swap not accepted: %s", exc)
             return None
-        rec = SwapRecord(tx_hash=tx_hash, trader=trader, venue=venue, method=method, path=tuple(path),
-                         fees=tuple(fees), amount_in=amount_in, quote=quote, amount_out_min=amount_out_min,
-                         loose=loose, usd_size=usd_size, sent_at_block=block_no, private=bool(private))
+        rec = SwapRecord(
+            tx_hash=tx_hash,
+            trader=trader,
+            venue=venue,
+            method=method,
+            path=tuple(path),
+            fees=tuple(fees),
+            amount_in=amount_in,
+            quote=quote,
+            amount_out_min=amount_out_min,
+            loose=loose,
+            usd_size=usd_size,
+            sent_at_block=block_no,
+            private=bool(private),
+        )
         if private:
             self._private_pending[trader] = rec
             self.stats.private_swaps += 1
@@ -379,15 +433,21 @@ class TrafficGenerator:
         assert self._relay is not None
         nonce = await self._call("eth_getTransactionCount", [tx["from"], "latest"])
         chain_id = await self._call("eth_chainId")
-        signed = await self._call("eth_signTransaction", [{**tx, "nonce": nonce, "chainId": chain_id, "type": "0x2"}])
+        signed = await self._call(
+            "eth_signTransaction", [{**tx, "nonce": nonce, "chainId": chain_id, "type": "0x2"}]
+        )
         raw = signed if isinstance(signed, str) else signed["raw"]
-        params = {"tx": raw, "maxBlockNumber": hex(block_no + self.config.private_max_blocks),
-                  "preferences": {"privacy": {"hints": list(self.config.private_hints)}}}
+        params = {
+            "tx": raw,
+            "maxBlockNumber": hex(block_no + self.config.private_max_blocks),
+            "preferences": {"privacy": {"hints": list(self.config.private_hints)}},
+        }
         return str(await self._relay.request("eth_sendPrivateTransaction", [params]))
 
     async def _balance_of(self, token: TokenInfo, owner: str) -> int:
-        out = await self._call("eth_call", [{"to": token.address,
-                                             "data": self._erc20.encode_call("balanceOf", owner)}, "latest"])
+        out = await self._call(
+            "eth_call", [{"to": token.address, "data": self._erc20.encode_call("balanceOf", owner)}, "latest"]
+        )
         return int(self._erc20.decode_output("balanceOf", out)[0])
 
     @staticmethod
@@ -401,10 +461,14 @@ class TrafficGenerator:
         try:
             if venue != V3_VENUE:
                 data = self._v2router.encode_call("getAmountsOut", amount_in, path)
-                out = await self._call("eth_call", [{"to": self.book.v2[venue].router, "data": data}, "latest"])
+                out = await self._call(
+                    "eth_call", [{"to": self.book.v2[venue].router, "data": data}, "latest"]
+                )
                 return int(self._v2router.decode_output("getAmountsOut", out)[0][-1])
             if len(path) == 2:
-                data = self._quoter.encode_call("quoteExactInputSingle", (path[0], path[1], amount_in, fees[0], 0))
+                data = self._quoter.encode_call(
+                    "quoteExactInputSingle", (path[0], path[1], amount_in, fees[0], 0)
+                )
                 out = await self._call("eth_call", [{"to": self.book.v3.quoter_v2, "data": data}, "latest"])
                 return int(self._quoter.decode_output("quoteExactInputSingle", out)[0])
             data = self._quoter.encode_call("quoteExactInput", _v3_path(path, fees), amount_in)
@@ -453,8 +517,13 @@ class TrafficGenerator:
 
     async def oracle_price(self, asset: str) -> int:
         _, addr = self._asset(asset)
-        out = await self._call("eth_call", [{"to": self.book.aave.oracle,
-                                             "data": self._oracle.encode_call("getAssetPrice", addr)}, "latest"])
+        out = await self._call(
+            "eth_call",
+            [
+                {"to": self.book.aave.oracle, "data": self._oracle.encode_call("getAssetPrice", addr)},
+                "latest",
+            ],
+        )
         return int(self._oracle.decode_output("getAssetPrice", out)[0])
 
     async def set_price(self, asset: str, price: int, *, shock: bool = False) -> OracleMove:
@@ -464,9 +533,22 @@ class TrafficGenerator:
         sym, addr = self._asset(asset)
         old = await self.oracle_price(addr)
         data = self._oracle.encode_call("setAssetPrice", addr, price)
-        tx_hash = str(await self._call("eth_sendTransaction", [
-            {"from": self.book.deployer, "to": self.book.aave.oracle, "data": data, "gas": hex(100_000)}]))
-        move = OracleMove(tx_hash=tx_hash, asset=addr, symbol=sym, old_price=old, new_price=price, shock=shock)
+        tx_hash = str(
+            await self._call(
+                "eth_sendTransaction",
+                [
+                    {
+                        "from": self.book.deployer,
+                        "to": self.book.aave.oracle,
+                        "data": data,
+                        "gas": hex(100_000),
+                    }
+                ],
+            )
+        )
+        move = OracleMove(
+            tx_hash=tx_hash, asset=addr, symbol=sym, old_price=old, new_price=price, shock=shock
+        )
         self.oracle_moves.append(move)
         self.stats.oracle_moves += 1
         self.stats.oracle_shocks += int(shock)

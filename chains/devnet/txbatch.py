@@ -10,9 +10,9 @@ per transaction and makes the chain's timestamps depend on wall-clock time. Inst
   block) as one block with ``evm_mine`` and then checks every receipt, naming the failed step;
 * talks JSON-RPC over one keep-alive HTTP connection and fetches receipts with a batch request.  Replies are
   read up to :data:`MAX_REPLY_BYTES` and parsed with :func:`chains.wirejson.loads` (bounded nesting depth); a
-  refused reply raises :class:`chains.node.RpcCallError` (code -32700).
+  refused reply raises :class:`chains.node.anvil.RpcCallError` (code -32700).
 
-Anvil orders a block first-in first-out (``--order fifo``, the default of :class:`chains.node.AnvilNode`),
+Anvil orders a block first-in first-out (``--order fifo``, the default of :class:`chains.node.anvil.AnvilNode`),
 so sending transactions one by one in a fixed order gives the same block every time.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chains.devnet.artifacts import create_address
-from chains.node import RpcCallError
+from chains.node.anvil import RpcCallError
 from chains.wirejson import WireJsonError
 from chains.wirejson import loads as wire_loads
 
@@ -89,13 +89,16 @@ class JsonRpc:
         base = self._id + 1
         self._id += len(calls)
         body = [
-            {"jsonrpc": "2.0", "id": base + i, "method": m, "params": list(p)} for i, (m, p) in enumerate(calls)
+            {"jsonrpc": "2.0", "id": base + i, "method": m, "params": list(p)}
+            for i, (m, p) in enumerate(calls)
         ]
         out = self._post(body, "batch")
         if isinstance(out, dict) and "error" in out:  # the batch refused as a whole
             raise RpcCallError("batch", out["error"])
         if not isinstance(out, list) or not all(isinstance(r, dict) and "id" in r for r in out):
-            raise RpcCallError("batch", {"code": -32603, "message": f"not a JSON-RPC batch reply: {out!r:.200}"})
+            raise RpcCallError(
+                "batch", {"code": -32603, "message": f"not a JSON-RPC batch reply: {out!r:.200}"}
+            )
         by_id = {r["id"]: r for r in out}
         results: list[Any] = []
         for i, (m, _) in enumerate(calls):
@@ -140,7 +143,13 @@ class TxBatcher:
         return self._nonces[key]
 
     def send(
-        self, sender: str, to: str | None, data: str = "0x", *, value: int = 0, gas: int | None = None,
+        self,
+        sender: str,
+        to: str | None,
+        data: str = "0x",
+        *,
+        value: int = 0,
+        gas: int | None = None,
         label: str = "",
     ) -> str:
         nonce = self.nonce(sender)

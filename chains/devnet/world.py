@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from chains.devnet.addressbook import TokenKind
+from chains.addressbook import TokenKind
 
 __all__ = [
     "AAVE_RESERVES",
@@ -236,7 +236,9 @@ def align(tick: int, spacing: int, up: bool) -> int:
     return max(lo, min(hi, t))
 
 
-def amounts_for_liquidity(sqrt_p: float, tick_lower: int, tick_upper: int, liquidity: float) -> tuple[float, float]:
+def amounts_for_liquidity(
+    sqrt_p: float, tick_lower: int, tick_upper: int, liquidity: float
+) -> tuple[float, float]:
     """Token amounts (raw, float) a position of ``liquidity`` in [lower, upper) holds at sqrt price ``sqrt_p``."""
     sa = 1.0001 ** (tick_lower / 2)
     sb = 1.0001 ** (tick_upper / 2)

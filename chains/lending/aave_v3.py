@@ -26,13 +26,42 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 __all__ = [
-    "HALF_PERCENTAGE_FACTOR", "HALF_RAY", "HALF_WAD", "HEALTH_FACTOR_LIQUIDATION_THRESHOLD", "PERCENTAGE_FACTOR",
-    "RAY", "SECONDS_PER_YEAR", "UINT256_MAX", "V3_0", "V3_3", "WAD", "AaveMathError", "EModeCategory",
-    "LiquidationOutcome", "LiquidationRevert", "LiquidationRules", "ReserveState", "UnknownPoolRevisionError",
-    "UserAccountData", "UserReserve", "calculateCompoundedInterest", "calculateLinearInterest",
-    "calculate_user_account_data", "getNormalizedDebt", "getNormalizedIncome", "liquidation_amounts",
-    "percentDiv", "percentMul", "rayDiv", "rayMul", "rayToWad", "rules_for_revision", "simulate_liquidation_call",
-    "wadDiv", "wadMul", "wadToRay",
+    "HALF_PERCENTAGE_FACTOR",
+    "HALF_RAY",
+    "HALF_WAD",
+    "HEALTH_FACTOR_LIQUIDATION_THRESHOLD",
+    "PERCENTAGE_FACTOR",
+    "RAY",
+    "SECONDS_PER_YEAR",
+    "UINT256_MAX",
+    "V3_0",
+    "V3_3",
+    "WAD",
+    "AaveMathError",
+    "EModeCategory",
+    "LiquidationOutcome",
+    "LiquidationRevert",
+    "LiquidationRules",
+    "ReserveState",
+    "UnknownPoolRevisionError",
+    "UserAccountData",
+    "UserReserve",
+    "calculateCompoundedInterest",
+    "calculateLinearInterest",
+    "calculate_user_account_data",
+    "getNormalizedDebt",
+    "getNormalizedIncome",
+    "liquidation_amounts",
+    "percentDiv",
+    "percentMul",
+    "rayDiv",
+    "rayMul",
+    "rayToWad",
+    "rules_for_revision",
+    "simulate_liquidation_call",
+    "wadDiv",
+    "wadMul",
+    "wadToRay",
 ]
 
 UINT256_MAX = 2**256 - 1
@@ -144,21 +173,27 @@ def calculateCompoundedInterest(rate: int, last_update_timestamp: int, current_t
     return RAY + rate * exp // SECONDS_PER_YEAR + second_term + third_term
 
 
-def getNormalizedIncome(liquidity_index: int, current_liquidity_rate: int, last_update_timestamp: int,
-                        timestamp: int) -> int:
+def getNormalizedIncome(
+    liquidity_index: int, current_liquidity_rate: int, last_update_timestamp: int, timestamp: int
+) -> int:
     """``ReserveLogic.getNormalizedIncome``: the liquidity index accrued (linearly) to ``timestamp``."""
     if timestamp == last_update_timestamp:
         return liquidity_index
-    return rayMul(calculateLinearInterest(current_liquidity_rate, last_update_timestamp, timestamp), liquidity_index)
+    return rayMul(
+        calculateLinearInterest(current_liquidity_rate, last_update_timestamp, timestamp), liquidity_index
+    )
 
 
-def getNormalizedDebt(variable_borrow_index: int, current_variable_borrow_rate: int,
-                      last_update_timestamp: int, timestamp: int) -> int:
+def getNormalizedDebt(
+    variable_borrow_index: int, current_variable_borrow_rate: int, last_update_timestamp: int, timestamp: int
+) -> int:
     """``ReserveLogic.getNormalizedDebt``: the variable borrow index compounded to ``timestamp``."""
     if timestamp == last_update_timestamp:
         return variable_borrow_index
-    return rayMul(calculateCompoundedInterest(current_variable_borrow_rate, last_update_timestamp, timestamp),
-                  variable_borrow_index)
+    return rayMul(
+        calculateCompoundedInterest(current_variable_borrow_rate, last_update_timestamp, timestamp),
+        variable_borrow_index,
+    )
 
 
 # --------------------------------------------------------------------------- state
@@ -183,12 +218,17 @@ class ReserveState:
     emode_category: int = 0
 
     def normalized_income(self, timestamp: int) -> int:
-        return getNormalizedIncome(self.liquidity_index, self.current_liquidity_rate, self.last_update_timestamp,
-                                   timestamp)
+        return getNormalizedIncome(
+            self.liquidity_index, self.current_liquidity_rate, self.last_update_timestamp, timestamp
+        )
 
     def normalized_debt(self, timestamp: int) -> int:
-        return getNormalizedDebt(self.variable_borrow_index, self.current_variable_borrow_rate,
-                                 self.last_update_timestamp, timestamp)
+        return getNormalizedDebt(
+            self.variable_borrow_index,
+            self.current_variable_borrow_rate,
+            self.last_update_timestamp,
+            timestamp,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,9 +263,13 @@ class UserAccountData:
     has_zero_ltv_collateral: bool
 
 
-def calculate_user_account_data(reserves: Sequence[ReserveState], positions: Mapping[str, UserReserve],
-                                timestamp: int, user_emode_category: int = 0,
-                                emode: EModeCategory | None = None) -> UserAccountData:
+def calculate_user_account_data(
+    reserves: Sequence[ReserveState],
+    positions: Mapping[str, UserReserve],
+    timestamp: int,
+    user_emode_category: int = 0,
+    emode: EModeCategory | None = None,
+) -> UserAccountData:
     """``GenericLogic.calculateUserAccountData`` over ``reserves`` in the pool's reserve-list order."""
     if not any(p.using_as_collateral or p.borrowing for p in positions.values()):
         return UserAccountData(0, 0, 0, 0, UINT256_MAX, False)
@@ -275,12 +319,18 @@ class LiquidationRules:
 
 
 V3_0 = LiquidationRules(
-    name="v3.0", revisions=(1,), close_factor_model="v3.0", verified_against_bytecode=True,
+    name="v3.0",
+    revisions=(1,),
+    close_factor_model="v3.0",
+    verified_against_bytecode=True,
     notes="@aave/core-v3 1.19.x; differential-tested against the devnet's real Pool",
 )
 V3_3 = LiquidationRules(
-    name="v3.3", revisions=(7,), close_factor_model="v3.3",
-    MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD=2000 * 10**8, MIN_LEFTOVER_BASE=1000 * 10**8,
+    name="v3.3",
+    revisions=(7,),
+    close_factor_model="v3.3",
+    MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD=2000 * 10**8,
+    MIN_LEFTOVER_BASE=1000 * 10**8,
     notes="aave-v3-origin 3.3 (PoolInstance.POOL_REVISION = 7); ported from source, not bytecode-tested",
 )
 _BY_REVISION = {rev: rules for rules in (V3_0, V3_3) for rev in rules.revisions}
@@ -300,9 +350,16 @@ def rules_for_revision(revision: int) -> LiquidationRules:
 
 
 # --------------------------------------------------------------------------- liquidation
-def liquidation_amounts(debt_to_cover: int, collateral_price: int, collateral_decimals: int, debt_price: int,
-                        debt_decimals: int, user_collateral_balance: int, liquidation_bonus: int,
-                        liquidation_protocol_fee: int) -> tuple[int, int, int]:
+def liquidation_amounts(
+    debt_to_cover: int,
+    collateral_price: int,
+    collateral_decimals: int,
+    debt_price: int,
+    debt_decimals: int,
+    user_collateral_balance: int,
+    liquidation_bonus: int,
+    liquidation_protocol_fee: int,
+) -> tuple[int, int, int]:
     """``_calculateAvailableCollateralToLiquidate``: (collateral to the liquidator, debt repaid, protocol fee).
 
     The collateral taken from the user is the first plus the third.
@@ -361,10 +418,17 @@ def _burn_scaled(scaled_balance: int, amount: int, index: int) -> int:
     return scaled_balance - amount_scaled
 
 
-def simulate_liquidation_call(rules: LiquidationRules, reserves: Sequence[ReserveState],
-                              positions: Mapping[str, UserReserve], collateral_asset: str, debt_asset: str,
-                              debt_to_cover: int, timestamp: int, user_emode_category: int = 0,
-                              emode: EModeCategory | None = None) -> LiquidationOutcome:
+def simulate_liquidation_call(
+    rules: LiquidationRules,
+    reserves: Sequence[ReserveState],
+    positions: Mapping[str, UserReserve],
+    collateral_asset: str,
+    debt_asset: str,
+    debt_to_cover: int,
+    timestamp: int,
+    user_emode_category: int = 0,
+    emode: EModeCategory | None = None,
+) -> LiquidationOutcome:
     """Predict ``liquidationCall`` with ``receiveAToken = false`` at block ``timestamp``.
 
     Raises :class:`LiquidationRevert` with the code the real pool reverts with.  The collateral and debt
@@ -388,11 +452,16 @@ def simulate_liquidation_call(rules: LiquidationRules, reserves: Sequence[Reserv
     in_emode = user_emode_category != 0 and emode is not None and coll.emode_category == user_emode_category
     bonus = emode.liquidation_bonus if (in_emode and emode is not None) else coll.liquidation_bonus
     coll_price = emode.price if (in_emode and emode is not None and emode.price) else coll.price
-    debt_price = emode.price if (user_emode_category != 0 and emode is not None and emode.price) else debt.price
+    debt_price = (
+        emode.price if (user_emode_category != 0 and emode is not None and emode.price) else debt.price
+    )
 
     if rules.close_factor_model == "v3.0":
-        close_factor = (rules.DEFAULT_LIQUIDATION_CLOSE_FACTOR if hf > rules.CLOSE_FACTOR_HF_THRESHOLD
-                        else rules.MAX_LIQUIDATION_CLOSE_FACTOR)
+        close_factor = (
+            rules.DEFAULT_LIQUIDATION_CLOSE_FACTOR
+            if hf > rules.CLOSE_FACTOR_HF_THRESHOLD
+            else rules.MAX_LIQUIDATION_CLOSE_FACTOR
+        )
         max_debt = percentMul(total_debt, close_factor)
     _validate(coll, debt, pc, hf, total_debt)
     if rules.close_factor_model == "v3.3":
@@ -400,17 +469,26 @@ def simulate_liquidation_call(rules: LiquidationRules, reserves: Sequence[Reserv
         debt_base = total_debt * debt_price // debt_unit
         coll_base = user_collateral * coll_price // coll_unit
         max_debt = total_debt
-        if (coll_base >= rules.MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD
-                and debt_base >= rules.MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD
-                and hf > rules.CLOSE_FACTOR_HF_THRESHOLD):
+        if (
+            coll_base >= rules.MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD
+            and debt_base >= rules.MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD
+            and hf > rules.CLOSE_FACTOR_HF_THRESHOLD
+        ):
             default_base = percentMul(account.total_debt_base, rules.DEFAULT_LIQUIDATION_CLOSE_FACTOR)
             if debt_base > default_base:
                 max_debt = default_base * debt_unit // debt_price
     actual_debt = min(debt_to_cover, max_debt)
 
     to_liquidator, actual_debt, fee = liquidation_amounts(
-        actual_debt, coll_price, coll.decimals, debt_price, debt.decimals, user_collateral, bonus,
-        coll.liquidation_protocol_fee)
+        actual_debt,
+        coll_price,
+        coll.decimals,
+        debt_price,
+        debt.decimals,
+        user_collateral,
+        bonus,
+        coll.liquidation_protocol_fee,
+    )
 
     bad_debt = False
     if rules.close_factor_model == "v3.3":
@@ -426,8 +504,11 @@ def simulate_liquidation_call(rules: LiquidationRules, reserves: Sequence[Reserv
     if variable_debt >= actual_debt:
         scaled_debt_after = _burn_scaled(pd.scaled_variable_debt, actual_debt, debt_index)
     else:
-        scaled_debt_after = (_burn_scaled(pd.scaled_variable_debt, variable_debt, debt_index)
-                             if variable_debt != 0 else pd.scaled_variable_debt)
+        scaled_debt_after = (
+            _burn_scaled(pd.scaled_variable_debt, variable_debt, debt_index)
+            if variable_debt != 0
+            else pd.scaled_variable_debt
+        )
     # _burnCollateralATokens, then the protocol fee to the treasury
     scaled_coll_after = _burn_scaled(pc.scaled_a_token_balance, to_liquidator, coll_index)
     treasury_scaled = 0
@@ -440,15 +521,21 @@ def simulate_liquidation_call(rules: LiquidationRules, reserves: Sequence[Reserv
             raise LiquidationRevert(PANIC_ARITHMETIC, "fee transfer exceeds balance")
         scaled_coll_after -= treasury_scaled
     return LiquidationOutcome(
-        health_factor=hf, max_liquidatable_debt=max_debt, debt_repaid=actual_debt,
-        collateral_to_liquidator=to_liquidator, protocol_fee=fee, user_collateral_before=user_collateral,
-        user_debt_before=total_debt, user_scaled_a_token_after=scaled_coll_after,
+        health_factor=hf,
+        max_liquidatable_debt=max_debt,
+        debt_repaid=actual_debt,
+        collateral_to_liquidator=to_liquidator,
+        protocol_fee=fee,
+        user_collateral_before=user_collateral,
+        user_debt_before=total_debt,
+        user_scaled_a_token_after=scaled_coll_after,
         user_scaled_variable_debt_after=scaled_debt_after,
         user_collateral_after=rayMul(scaled_coll_after, coll_index),
         user_variable_debt_after=rayMul(scaled_debt_after, debt_index),
         treasury_scaled_increase=treasury_scaled,
         collateral_disabled=seized_as_computed == user_collateral,
-        borrowing_cleared=total_debt == actual_debt, bad_debt_cleanup=bad_debt,
+        borrowing_cleared=total_debt == actual_debt,
+        bad_debt_cleanup=bad_debt,
     )
 
 
@@ -463,7 +550,9 @@ def _validate(coll: ReserveState, debt: ReserveState, pc: UserReserve, hf: int, 
     if not (coll.liquidation_threshold != 0 and pc.using_as_collateral):
         raise LiquidationRevert(COLLATERAL_CANNOT_BE_LIQUIDATED, "COLLATERAL_CANNOT_BE_LIQUIDATED")
     if total_debt == 0:
-        raise LiquidationRevert(SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER, "SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER")
+        raise LiquidationRevert(
+            SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER, "SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER"
+        )
 
 
 def with_price(reserve: ReserveState, price: int) -> ReserveState:

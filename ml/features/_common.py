@@ -68,17 +68,23 @@ def log(a: np.ndarray) -> np.ndarray:
 
 
 def rolling_mean(a: np.ndarray, window: int, min_periods: int | None = None) -> np.ndarray:
-    out: np.ndarray = pd.Series(a).rolling(window, min_periods=min_periods or window).mean().to_numpy(dtype=np.float64)
+    out: np.ndarray = (
+        pd.Series(a).rolling(window, min_periods=min_periods or window).mean().to_numpy(dtype=np.float64)
+    )
     return out
 
 
 def rolling_std(a: np.ndarray, window: int, min_periods: int | None = None) -> np.ndarray:
-    out: np.ndarray = pd.Series(a).rolling(window, min_periods=min_periods or window).std().to_numpy(dtype=np.float64)
+    out: np.ndarray = (
+        pd.Series(a).rolling(window, min_periods=min_periods or window).std().to_numpy(dtype=np.float64)
+    )
     return out
 
 
 def rolling_sum(a: np.ndarray, window: int, min_periods: int | None = None) -> np.ndarray:
-    out: np.ndarray = pd.Series(a).rolling(window, min_periods=min_periods or window).sum().to_numpy(dtype=np.float64)
+    out: np.ndarray = (
+        pd.Series(a).rolling(window, min_periods=min_periods or window).sum().to_numpy(dtype=np.float64)
+    )
     return out
 
 

@@ -43,8 +43,13 @@ def align_close(df: pd.DataFrame, other: pd.DataFrame, tf_ns: int) -> np.ndarray
     return out
 
 
-def cross_asset_features(df: pd.DataFrame, others: Mapping[str, pd.DataFrame] | None, tf_ns: int,
-                         windows: tuple[int, ...], horizons: tuple[int, ...]) -> Columns:
+def cross_asset_features(
+    df: pd.DataFrame,
+    others: Mapping[str, pd.DataFrame] | None,
+    tf_ns: int,
+    windows: tuple[int, ...],
+    horizons: tuple[int, ...],
+) -> Columns:
     out: Columns = {}
     if not others:
         return out

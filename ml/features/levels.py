@@ -20,11 +20,19 @@ from ml.features._common import Columns, div, f64
 from ml.features.swings import last_confirmed, threshold_tag, zigzag_pivots
 
 
-def volume_profile_features(df: pd.DataFrame, window: int, bins: int, value_area: float, atr: np.ndarray) -> Columns:
+def volume_profile_features(
+    df: pd.DataFrame, window: int, bins: int, value_area: float, atr: np.ndarray
+) -> Columns:
     h, lo, c, v = f64(df["high"]), f64(df["low"]), f64(df["close"]), f64(df["volume"])
     n = len(c)
-    names = ("vp_poc_dist_atr", "vp_vah_dist_atr", "vp_val_dist_atr", "vp_va_position", "vp_poc_share",
-             "vp_va_width_atr")
+    names = (
+        "vp_poc_dist_atr",
+        "vp_vah_dist_atr",
+        "vp_val_dist_atr",
+        "vp_va_position",
+        "vp_poc_share",
+        "vp_va_width_atr",
+    )
     out: Columns = {k: np.full(n, np.nan) for k in names}
     if n < window:
         return out
@@ -132,8 +140,9 @@ def support_resistance_features(df: pd.DataFrame, window: int, k: int, atr: np.n
     return out
 
 
-def fibonacci_features(df: pd.DataFrame, thresholds: tuple[float, ...], fib_levels: tuple[float, ...],
-                       atr: np.ndarray) -> Columns:
+def fibonacci_features(
+    df: pd.DataFrame, thresholds: tuple[float, ...], fib_levels: tuple[float, ...], atr: np.ndarray
+) -> Columns:
     """Position of the close within the last CONFIRMED zig-zag swing (start -> end pivot), and the distance
     to its retracement levels: level_f = end - f * (end - start)."""
     h, lo, c = f64(df["high"]), f64(df["low"]), f64(df["close"])

@@ -16,8 +16,16 @@ from ml.features._common import Columns, div, f64, rolling_mean, rolling_std, ro
 
 
 def micro_names(windows: tuple[int, ...]) -> list[str]:
-    names = ["micro_trade_count", "micro_intensity_per_min", "micro_ofi", "micro_buy_count_frac",
-             "micro_avg_trade_size", "micro_avg_trade_size_rel", "micro_vwap_dist", "micro_trade_vol_share"]
+    names = [
+        "micro_trade_count",
+        "micro_intensity_per_min",
+        "micro_ofi",
+        "micro_buy_count_frac",
+        "micro_avg_trade_size",
+        "micro_avg_trade_size_rel",
+        "micro_vwap_dist",
+        "micro_trade_vol_share",
+    ]
     for w in windows:
         names += [f"micro_ofi_{w}", f"micro_intensity_z_{w}"]
     return names
@@ -34,7 +42,9 @@ def _side_sign(side: pd.Series) -> np.ndarray:
     return out
 
 
-def micro_features(df: pd.DataFrame, trades: pd.DataFrame | None, tf_ns: int, windows: tuple[int, ...]) -> Columns:
+def micro_features(
+    df: pd.DataFrame, trades: pd.DataFrame | None, tf_ns: int, windows: tuple[int, ...]
+) -> Columns:
     n = len(df)
     names = micro_names(windows)
     if trades is None:
@@ -75,7 +85,9 @@ def micro_features(df: pd.DataFrame, trades: pd.DataFrame | None, tf_ns: int, wi
     avg = div(vol, count)
     out["micro_avg_trade_size"] = avg
     long_w = max(windows) if windows else 24
-    out["micro_avg_trade_size_rel"] = div(avg, pd.Series(avg).rolling(long_w, min_periods=1).mean().to_numpy())
+    out["micro_avg_trade_size_rel"] = div(
+        avg, pd.Series(avg).rolling(long_w, min_periods=1).mean().to_numpy()
+    )
     vwap = div(notional, vol)
     out["micro_vwap_dist"] = div(f64(df["close"]), vwap) - 1.0
     out["micro_trade_vol_share"] = div(vol, f64(df["volume"]))

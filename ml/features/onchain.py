@@ -60,7 +60,9 @@ def onchain_names(windows: tuple[int, ...]) -> list[str]:
     return names
 
 
-def onchain_features(index: pd.DatetimeIndex, source: OnchainSource | None, windows: tuple[int, ...]) -> Columns:
+def onchain_features(
+    index: pd.DatetimeIndex, source: OnchainSource | None, windows: tuple[int, ...]
+) -> Columns:
     n = len(index)
     names = onchain_names(windows)
     if source is None:

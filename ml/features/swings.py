@@ -136,7 +136,9 @@ def swing_features(df: pd.DataFrame, thresholds: tuple[float, ...], count_window
         kk = np.where(have, k, 0)
         m = len(piv.bar)
 
-        def at(values: np.ndarray, lag: int, kk: np.ndarray = kk, have: np.ndarray = have, m: int = m) -> np.ndarray:
+        def at(
+            values: np.ndarray, lag: int, kk: np.ndarray = kk, have: np.ndarray = have, m: int = m
+        ) -> np.ndarray:
             """values[k - lag] where that pivot exists, else NaN."""
             res = np.full(n, np.nan)
             idx = kk - lag
@@ -167,6 +169,8 @@ def swing_features(df: pd.DataFrame, thresholds: tuple[float, ...], count_window
         if m:
             np.add.at(conf_count, piv.confirmed, 1.0)
         cum = np.cumsum(conf_count)
-        lagged = np.concatenate([np.zeros(count_window), cum[:-count_window]]) if n > count_window else np.zeros(n)
+        lagged = (
+            np.concatenate([np.zeros(count_window), cum[:-count_window]]) if n > count_window else np.zeros(n)
+        )
         out[f"{tag}_swings_{count_window}"] = cum - lagged[:n]
     return out

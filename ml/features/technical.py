@@ -62,7 +62,9 @@ def technical_features(df: pd.DataFrame, cfg: FeatureConfig) -> Columns:
     out["tech_macd"] = div(np.asarray(macd), c)
     out["tech_macd_signal"] = div(np.asarray(macd_sig), c)
     out["tech_macd_hist"] = div(np.asarray(macd_hist), c)
-    upper, middle, lower = talib.BBANDS(c, timeperiod=cfg.bb_period, nbdevup=cfg.bb_std, nbdevdn=cfg.bb_std, matype=_SMA)
+    upper, middle, lower = talib.BBANDS(
+        c, timeperiod=cfg.bb_period, nbdevup=cfg.bb_std, nbdevdn=cfg.bb_std, matype=_SMA
+    )
     upper, middle, lower = np.asarray(upper), np.asarray(middle), np.asarray(lower)
     out["tech_bb_pctb"] = div(c - lower, upper - lower)
     out["tech_bb_width"] = div(upper - lower, middle)
@@ -73,8 +75,14 @@ def technical_features(df: pd.DataFrame, cfg: FeatureConfig) -> Columns:
     out["tech_plus_di"] = np.asarray(talib.PLUS_DI(h, lo, c, timeperiod=cfg.adx_period)) / 100.0
     out["tech_minus_di"] = np.asarray(talib.MINUS_DI(h, lo, c, timeperiod=cfg.adx_period)) / 100.0
     slowk, slowd = talib.STOCH(
-        h, lo, c, fastk_period=cfg.stoch_k, slowk_period=cfg.stoch_smooth, slowk_matype=_SMA,
-        slowd_period=cfg.stoch_d, slowd_matype=_SMA,
+        h,
+        lo,
+        c,
+        fastk_period=cfg.stoch_k,
+        slowk_period=cfg.stoch_smooth,
+        slowk_matype=_SMA,
+        slowd_period=cfg.stoch_d,
+        slowd_matype=_SMA,
     )
     out["tech_stoch_k"] = np.asarray(slowk) / 100.0
     out["tech_stoch_d"] = np.asarray(slowd) / 100.0

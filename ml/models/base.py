@@ -139,7 +139,9 @@ class StackConfig:
     base_kinds: tuple[str, ...] = ("xgboost", "lightgbm")
     base_configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # kind -> config overrides
     n_folds: int = 4
-    embargo: int = 5  # rows dropped between a base's training rows and the fold it predicts (>= label horizon)
+    embargo: int = (
+        5  # rows dropped between a base's training rows and the fold it predicts (>= label horizon)
+    )
     inner_val_frac: float = 0.2
     min_train_rows: int = 100
     meta_C: float = 1.0
@@ -219,7 +221,9 @@ class DirectionModel(ABC):
         elif overrides:
             config = dataclasses.replace(config, **overrides)
         if not isinstance(config, self.config_cls):
-            raise TypeError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}"
+            )
         self.config = config
         self.n_features: int | None = None
 
@@ -255,8 +259,13 @@ class DirectionModel(ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = self._save_state(directory)
-        meta = {"format_version": FORMAT_VERSION, "kind": self.name, "n_features": n_features,
-                "config": config_to_dict(self.config), "state": state}
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "kind": self.name,
+            "n_features": n_features,
+            "config": config_to_dict(self.config),
+            "state": state,
+        }
         (directory / MODEL_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     @classmethod

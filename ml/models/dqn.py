@@ -98,7 +98,9 @@ class ReplayBuffer:
         if not 1 <= batch_size <= self.size:
             raise ValueError(f"cannot sample {batch_size} distinct transitions from {self.size} stored")
         idx = self.rng.choice(self.size, size=batch_size, replace=False)
-        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.dones[idx], idx)
+        return Batch(
+            self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.dones[idx], idx
+        )
 
 
 # ------------------------------------------------------------------------------------------------ network/agent
@@ -234,10 +236,16 @@ class DQNAgent:
     def save(self, directory: Path | str) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        torch.save({"online": self.online.state_dict(), "target": self.target.state_dict()},
-                   directory / "dqn.pt")
-        meta = {"obs_dim": self.obs_dim, "n_actions": self.n_actions, "config": dataclasses.asdict(self.config),
-                "steps": self.steps, "updates": self.updates}
+        torch.save(
+            {"online": self.online.state_dict(), "target": self.target.state_dict()}, directory / "dqn.pt"
+        )
+        meta = {
+            "obs_dim": self.obs_dim,
+            "n_actions": self.n_actions,
+            "config": dataclasses.asdict(self.config),
+            "steps": self.steps,
+            "updates": self.updates,
+        }
         (directory / "dqn.json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
@@ -362,17 +370,20 @@ class TradingEnv:
         self.features = feats
         self.levels = np.asarray(cfg.levels)
         self.n_levels = len(self.levels)
-        self.n_actions = self.n_levels ** self.n_assets
+        self.n_actions = self.n_levels**self.n_assets
         if self.n_actions > MAX_JOINT_ACTIONS:
-            raise ValueError(f"{self.n_levels}^{self.n_assets} joint actions > {MAX_JOINT_ACTIONS}: use fewer levels")
+            raise ValueError(
+                f"{self.n_levels}^{self.n_assets} joint actions > {MAX_JOINT_ACTIONS}: use fewer levels"
+            )
         mp = cfg.max_position
         self.max_position = np.broadcast_to(np.asarray(mp, dtype=np.float64), (self.n_assets,)).copy()
         self.first_t = max(cfg.window - 1, cfg.vol_window)
         if self.first_t >= self.T - 1:
             raise ValueError(f"need more than {self.first_t + 1} price rows, got {self.T}")
         self.obs_dim = cfg.window * feats.shape[1] + self.n_assets
-        self.reward_scale = cfg.reward_scale if cfg.reward_scale is not None else (
-            1.0 if cfg.reward == "dsr" else 100.0)
+        self.reward_scale = (
+            cfg.reward_scale if cfg.reward_scale is not None else (1.0 if cfg.reward == "dsr" else 100.0)
+        )
         self.rng = np.random.default_rng(cfg.seed)
         self.reset()
 
@@ -398,7 +409,9 @@ class TradingEnv:
         return np.minimum(scale, cfg.max_vol_scale)
 
     # -- episode ---------------------------------------------------------------------------------------------------
-    def reset(self, *, start: int | None = None, length: int | None = None, seed: int | None = None) -> np.ndarray:
+    def reset(
+        self, *, start: int | None = None, length: int | None = None, seed: int | None = None
+    ) -> np.ndarray:
         """Start an episode at `start` (default: the first usable row, or a random one with `episode_len`)."""
         cfg = self.config
         if seed is not None:
@@ -423,7 +436,7 @@ class TradingEnv:
 
     def observation(self) -> np.ndarray:
         w = self.config.window
-        feats = self.features[self.t - w + 1:self.t + 1].reshape(-1)
+        feats = self.features[self.t - w + 1 : self.t + 1].reshape(-1)
         pos = self.weights / np.where(self.max_position > 0, self.max_position, 1.0)
         return np.concatenate([feats, pos]).astype(np.float32)
 
@@ -432,7 +445,7 @@ class TradingEnv:
         if cfg.reward == "log_return":
             r = log_ret
         elif cfg.reward == "mean_variance":
-            recent = self._logrets[-cfg.var_window:]
+            recent = self._logrets[-cfg.var_window :]
             var = float(np.var(recent)) if len(recent) >= 2 else 0.0
             r = log_ret - cfg.risk_lambda * var
         else:  # differential Sharpe ratio
@@ -468,17 +481,31 @@ class TradingEnv:
         reward = self._reward(log_ret)
         self.t = t + 1
         truncated = self.t > self.end and not terminated
-        info = {"t": t, "equity": self.equity, "port_return": port_ret, "log_return": log_ret, "fees": fees,
-                "slippage": slippage, "traded_notional": traded, "turnover": float(delta.sum()),
-                "positions": target, "levels": levels, "asset_returns": r.copy(), "truncated": truncated,
-                "terminated": terminated}
+        info = {
+            "t": t,
+            "equity": self.equity,
+            "port_return": port_ret,
+            "log_return": log_ret,
+            "fees": fees,
+            "slippage": slippage,
+            "traded_notional": traded,
+            "turnover": float(delta.sum()),
+            "positions": target,
+            "levels": levels,
+            "asset_returns": r.copy(),
+            "truncated": truncated,
+            "terminated": terminated,
+        }
         obs = self.observation() if self.t <= self.T - 1 else np.zeros(self.obs_dim, dtype=np.float32)
         return obs, reward, bool(terminated or truncated), info
 
 
 # ------------------------------------------------------------------------------------------------ train/evaluate
-def train_dqn(env: TradingEnv, config: DQNConfig | None = None,
-              progress: Callable[[int, dict[str, Any]], None] | None = None) -> tuple[DQNAgent, dict[str, Any]]:
+def train_dqn(
+    env: TradingEnv,
+    config: DQNConfig | None = None,
+    progress: Callable[[int, dict[str, Any]], None] | None = None,
+) -> tuple[DQNAgent, dict[str, Any]]:
     """Train a Double-DQN agent on `env` for `config.total_steps` env steps. Returns (agent, log)."""
     cfg = config or DQNConfig()
     t0 = time.perf_counter()
@@ -504,24 +531,36 @@ def train_dqn(env: TradingEnv, config: DQNConfig | None = None,
             if step >= cfg.learning_starts and step % cfg.train_every == 0 and len(buffer) >= cfg.batch_size:
                 log["losses"].append(agent.learn(buffer.sample(cfg.batch_size)))
             if progress is not None and step % cfg.log_every == 0:
-                recent = log["losses"][-cfg.log_every:]
-                progress(step, {"epsilon": agent.epsilon, "loss": float(np.mean(recent)) if recent else None,
-                                "episodes": len(log["episode_returns"])})
-    log.update(steps=cfg.total_steps, updates=agent.updates, target_syncs=agent.target_syncs,
-               seconds=time.perf_counter() - t0)
+                recent = log["losses"][-cfg.log_every :]
+                progress(
+                    step,
+                    {
+                        "epsilon": agent.epsilon,
+                        "loss": float(np.mean(recent)) if recent else None,
+                        "episodes": len(log["episode_returns"]),
+                    },
+                )
+    log.update(
+        steps=cfg.total_steps,
+        updates=agent.updates,
+        target_syncs=agent.target_syncs,
+        seconds=time.perf_counter() - t0,
+    )
     return agent, log
 
 
-def evaluate_policy(agent: Any, env: TradingEnv, *, start: int | None = None,
-                    length: int | None = None) -> dict[str, Any]:
+def evaluate_policy(
+    agent: Any, env: TradingEnv, *, start: int | None = None, length: int | None = None
+) -> dict[str, Any]:
     """Run one greedy episode (default: the whole series from `env.first_t`).
 
     `agent`: anything with `act(obs, greedy=True) -> int` (DQNAgent, RandomPolicy) or a callable
     `(obs, env) -> int`. Returns the equity curve, per-step returns, total return, annualised Sharpe, max
     drawdown, turnover (sum of |weight traded|), traded notional, fees and slippage paid.
     """
-    obs = env.reset(start=start if start is not None else env.first_t,
-                    length=length if length is not None else env.T)
+    obs = env.reset(
+        start=start if start is not None else env.first_t, length=length if length is not None else env.T
+    )
     equity = [env.equity]
     rets, actions = [], []
     turnover = fees = slippage = traded = 0.0
@@ -541,11 +580,31 @@ def evaluate_policy(agent: Any, env: TradingEnv, *, start: int | None = None,
     sd = float(r.std(ddof=1)) if len(r) > 1 else 0.0
     sharpe = float(r.mean() / sd * math.sqrt(env.config.periods_per_year)) if sd > 0 else 0.0
     peak = np.maximum.accumulate(eq)
-    return {"equity_curve": eq, "returns": r, "actions": np.asarray(actions), "n_steps": len(r),
-            "total_return": float(eq[-1] / eq[0] - 1.0), "sharpe": sharpe,
-            "max_drawdown": float(((peak - eq) / peak).max()), "turnover": turnover,
-            "mean_turnover": turnover / max(len(r), 1), "traded_notional": traded, "fees_paid": fees, "slippage_paid": slippage}
+    return {
+        "equity_curve": eq,
+        "returns": r,
+        "actions": np.asarray(actions),
+        "n_steps": len(r),
+        "total_return": float(eq[-1] / eq[0] - 1.0),
+        "sharpe": sharpe,
+        "max_drawdown": float(((peak - eq) / peak).max()),
+        "turnover": turnover,
+        "mean_turnover": turnover / max(len(r), 1),
+        "traded_notional": traded,
+        "fees_paid": fees,
+        "slippage_paid": slippage,
+    }
 
 
-__all__ = ["Batch", "DQNAgent", "DQNConfig", "QNetwork", "RandomPolicy", "ReplayBuffer", "TradingEnv",
-           "TradingEnvConfig", "evaluate_policy", "train_dqn"]
+__all__ = [
+    "Batch",
+    "DQNAgent",
+    "DQNConfig",
+    "QNetwork",
+    "RandomPolicy",
+    "ReplayBuffer",
+    "TradingEnv",
+    "TradingEnvConfig",
+    "evaluate_policy",
+    "train_dqn",
+]

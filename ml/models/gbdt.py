@@ -43,10 +43,19 @@ class XGBModel(DirectionModel):
     def params(self) -> dict[str, Any]:
         c = self.config
         return {
-            "objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
-            "eta": c.learning_rate, "max_depth": c.max_depth, "min_child_weight": c.min_child_weight,
-            "subsample": c.subsample, "colsample_bytree": c.colsample, "lambda": c.reg_lambda,
-            "max_bin": c.max_bin, "nthread": c.n_jobs, "seed": c.seed, "verbosity": 0,
+            "objective": "binary:logistic",
+            "eval_metric": "logloss",
+            "tree_method": "hist",
+            "eta": c.learning_rate,
+            "max_depth": c.max_depth,
+            "min_child_weight": c.min_child_weight,
+            "subsample": c.subsample,
+            "colsample_bytree": c.colsample,
+            "lambda": c.reg_lambda,
+            "max_bin": c.max_bin,
+            "nthread": c.n_jobs,
+            "seed": c.seed,
+            "verbosity": 0,
         }
 
     def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> dict[str, Any]:
@@ -61,14 +70,24 @@ class XGBModel(DirectionModel):
             evals.append((xgb.DMatrix(xv, label=yv, nthread=self.config.n_jobs), "val"))
             kwargs["early_stopping_rounds"] = self.config.early_stopping_rounds
         history: dict[str, Any] = {}
-        booster = xgb.train(self.params(), dtrain, num_boost_round=self.config.n_estimators, evals=evals,
-                            evals_result=history, verbose_eval=False, **kwargs)
+        booster = xgb.train(
+            self.params(),
+            dtrain,
+            num_boost_round=self.config.n_estimators,
+            evals=evals,
+            evals_result=history,
+            verbose_eval=False,
+            **kwargs,
+        )
         best = int(booster.best_iteration) if xv is not None else booster.num_boosted_rounds() - 1
         self.booster, self.best_iteration, self.n_features = booster, best, x.shape[1]
-        return {"epochs": booster.num_boosted_rounds(), "best_iteration": best,
-                "train_loss": [float(v) for v in history["train"]["logloss"]],
-                "val_loss": [float(v) for v in history.get("val", {}).get("logloss", [])],
-                "fit_seconds": time.perf_counter() - t0}
+        return {
+            "epochs": booster.num_boosted_rounds(),
+            "best_iteration": best,
+            "train_loss": [float(v) for v in history["train"]["logloss"]],
+            "val_loss": [float(v) for v in history.get("val", {}).get("logloss", [])],
+            "fit_seconds": time.perf_counter() - t0,
+        }
 
     def predict_proba(self, X: Any) -> np.ndarray:
         x = check_X(X, n_features=self._require_fitted())
@@ -108,11 +127,21 @@ class LGBMModel(DirectionModel):
     def params(self) -> dict[str, Any]:
         c = self.config
         return {
-            "objective": "binary", "metric": "binary_logloss", "learning_rate": c.learning_rate,
-            "num_leaves": c.num_leaves, "max_depth": c.max_depth, "min_data_in_leaf": c.min_child_samples,
-            "bagging_fraction": c.subsample, "bagging_freq": 1 if c.subsample < 1 else 0,
-            "feature_fraction": c.colsample, "lambda_l2": c.reg_lambda, "num_threads": c.n_jobs,
-            "seed": c.seed, "deterministic": True, "force_col_wise": True, "verbose": -1,
+            "objective": "binary",
+            "metric": "binary_logloss",
+            "learning_rate": c.learning_rate,
+            "num_leaves": c.num_leaves,
+            "max_depth": c.max_depth,
+            "min_data_in_leaf": c.min_child_samples,
+            "bagging_fraction": c.subsample,
+            "bagging_freq": 1 if c.subsample < 1 else 0,
+            "feature_fraction": c.colsample,
+            "lambda_l2": c.reg_lambda,
+            "num_threads": c.n_jobs,
+            "seed": c.seed,
+            "deterministic": True,
+            "force_col_wise": True,
+            "verbose": -1,
         }
 
     def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> dict[str, Any]:
@@ -128,17 +157,31 @@ class LGBMModel(DirectionModel):
         if xv is not None:
             valid_sets.append(lgb.Dataset(xv, label=yv, reference=dtrain, params={"verbose": -1}))
             valid_names.append("val")
-            callbacks.append(lgb.early_stopping(self.config.early_stopping_rounds, first_metric_only=True,
-                                                verbose=False))
-        booster = lgb.train(params, dtrain, num_boost_round=self.config.n_estimators, valid_sets=valid_sets,
-                            valid_names=valid_names, callbacks=callbacks)
-        best = booster.best_iteration if (xv is not None and booster.best_iteration > 0) \
+            callbacks.append(
+                lgb.early_stopping(self.config.early_stopping_rounds, first_metric_only=True, verbose=False)
+            )
+        booster = lgb.train(
+            params,
+            dtrain,
+            num_boost_round=self.config.n_estimators,
+            valid_sets=valid_sets,
+            valid_names=valid_names,
+            callbacks=callbacks,
+        )
+        best = (
+            booster.best_iteration
+            if (xv is not None and booster.best_iteration > 0)
             else booster.current_iteration()
+        )
         self.booster, self.best_iteration, self.n_features = booster, int(best), x.shape[1]
         train_loss = [float(v) for v in history["train"]["binary_logloss"]]
-        return {"epochs": len(train_loss), "best_iteration": int(best), "train_loss": train_loss,
-                "val_loss": [float(v) for v in history.get("val", {}).get("binary_logloss", [])],
-                "fit_seconds": time.perf_counter() - t0}
+        return {
+            "epochs": len(train_loss),
+            "best_iteration": int(best),
+            "train_loss": train_loss,
+            "val_loss": [float(v) for v in history.get("val", {}).get("binary_logloss", [])],
+            "fit_seconds": time.perf_counter() - t0,
+        }
 
     def predict_proba(self, X: Any) -> np.ndarray:
         x = check_X(X, n_features=self._require_fitted())

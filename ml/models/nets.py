@@ -39,8 +39,7 @@ WEIGHTS_FILE = "weights.pt"
 
 
 @contextlib.contextmanager
-def torch_context(threads: int, deterministic: bool | None = None,
-                  seed: int | None = None) -> Iterator[None]:
+def torch_context(threads: int, deterministic: bool | None = None, seed: int | None = None) -> Iterator[None]:
     """Thread count, deterministic algorithms (None: leave as is) and optionally a private, seeded global RNG.
 
     Everything is restored on exit; settings are only touched when they differ (toggling the deterministic flag
@@ -70,8 +69,13 @@ def torch_context(threads: int, deterministic: bool | None = None,
 class _LSTMNet(nn.Module):
     def __init__(self, n_features: int, cfg: LSTMConfig) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(n_features, cfg.hidden, num_layers=cfg.num_layers, batch_first=True,
-                            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            n_features,
+            cfg.hidden,
+            num_layers=cfg.num_layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+        )
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, L, F] -> logits [B]
@@ -94,10 +98,17 @@ class _TransformerNet(nn.Module):
         self.causal = cfg.causal_mask
         self.proj = nn.Linear(n_features, cfg.d_model)
         self.register_buffer("pe", sinusoidal_encoding(cfg.seq_len, cfg.d_model), persistent=False)
-        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(cfg.seq_len),
-                             persistent=False)
-        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, dim_feedforward=cfg.ff_dim,
-                                           dropout=cfg.dropout, batch_first=True, norm_first=True)
+        self.register_buffer(
+            "mask", nn.Transformer.generate_square_subsequent_mask(cfg.seq_len), persistent=False
+        )
+        layer = nn.TransformerEncoderLayer(
+            cfg.d_model,
+            cfg.n_heads,
+            dim_feedforward=cfg.ff_dim,
+            dropout=cfg.dropout,
+            batch_first=True,
+            norm_first=True,
+        )
         self.encoder = nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, 1)
@@ -149,7 +160,8 @@ class _SequenceModel(DirectionModel):
                 idx = np.arange(start, min(start + bs, wins.shape[0]))
                 logits = net(self._batch(wins, idx))
                 loss = nn.functional.binary_cross_entropy_with_logits(
-                    logits, targets[start:start + len(idx)].to(self._device), reduction="sum")
+                    logits, targets[start : start + len(idx)].to(self._device), reduction="sum"
+                )
                 total += float(loss)
                 count += len(idx)
         return total / max(count, 1)
@@ -165,18 +177,27 @@ class _SequenceModel(DirectionModel):
         xv, yv = check_val(X_val, y_val, n_features)
         xt = torch.from_numpy(x)
         wins = _windows(xt, L)
-        targets = torch.from_numpy(yy[L - 1:])
+        targets = torch.from_numpy(yy[L - 1 :])
         val: tuple[torch.Tensor, torch.Tensor] | None = None
         if xv is not None and yv is not None:
-            ctx = x[-(L - 1):] if (cfg.val_context and L > 1) else x[:0]
+            ctx = x[-(L - 1) :] if (cfg.val_context and L > 1) else x[:0]
             xv_full = np.concatenate([ctx, xv]) if len(ctx) else xv
             if xv_full.shape[0] >= L:
                 skip = L - 1 - len(ctx)  # val rows without a full window
-                val = (_windows(torch.from_numpy(np.ascontiguousarray(xv_full)), L),
-                       torch.from_numpy(np.ascontiguousarray(yv[skip:])))
+                val = (
+                    _windows(torch.from_numpy(np.ascontiguousarray(xv_full)), L),
+                    torch.from_numpy(np.ascontiguousarray(yv[skip:])),
+                )
         rng = np.random.default_rng(cfg.seed)
-        log: dict[str, Any] = {"epochs": 0, "best_epoch": None, "best_iteration": None, "train_loss": [],
-                               "val_loss": [], "epoch_seconds": [], "n_windows": int(wins.shape[0])}
+        log: dict[str, Any] = {
+            "epochs": 0,
+            "best_epoch": None,
+            "best_iteration": None,
+            "train_loss": [],
+            "val_loss": [],
+            "epoch_seconds": [],
+            "n_windows": int(wins.shape[0]),
+        }
         with torch_context(cfg.threads, cfg.deterministic, cfg.seed):
             net = self._build(n_features).to(self._device)
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -187,7 +208,7 @@ class _SequenceModel(DirectionModel):
                 order = rng.permutation(wins.shape[0])
                 total, count = 0.0, 0
                 for start in range(0, len(order), cfg.batch_size):
-                    idx = order[start:start + cfg.batch_size]
+                    idx = order[start : start + cfg.batch_size]
                     xb = self._batch(wins, idx)
                     yb = targets[torch.from_numpy(idx)].to(self._device)
                     opt.zero_grad(set_to_none=True)
@@ -242,7 +263,7 @@ class _SequenceModel(DirectionModel):
                 stop = min(start + bs, wins.shape[0])
                 xb = wins[start:stop].transpose(1, 2).contiguous().to(self._device)
                 probs = torch.sigmoid(self.net(xb).double())
-                out[L - 1 + start:L - 1 + stop] = probs.cpu().numpy()
+                out[L - 1 + start : L - 1 + stop] = probs.cpu().numpy()
         return out
 
     # -- persistence -----------------------------------------------------------------------------------------

@@ -72,8 +72,11 @@ class StackedEnsemble(DirectionModel):
         cls = registry[kind]
         overrides = dict(self.config.base_configs.get(kind, {}))
         fields = getattr(cls.config_cls, "__dataclass_fields__", {})
-        for name, value in (("seed", self.config.seed), ("threads", self.config.threads),
-                            ("n_jobs", self.config.threads)):
+        for name, value in (
+            ("seed", self.config.seed),
+            ("threads", self.config.threads),
+            ("n_jobs", self.config.threads),
+        ):
             if name in fields:
                 overrides.setdefault(name, value)
         return cls(**overrides)
@@ -106,7 +109,7 @@ class StackedEnsemble(DirectionModel):
     @staticmethod
     def _predict_rows(base: DirectionModel, x: np.ndarray, start: int, end: int) -> np.ndarray:
         ctx = min(base.seq_len - 1, start)
-        return base.predict_proba(x[start - ctx:end])[ctx:]
+        return base.predict_proba(x[start - ctx : end])[ctx:]
 
     # -- fit / predict ----------------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> dict[str, Any]:
@@ -117,9 +120,11 @@ class StackedEnsemble(DirectionModel):
         n = x.shape[0]
         folds = self.fold_bounds(n)
         if folds[0][0] - cfg.embargo < cfg.min_train_rows:
-            raise ValueError(f"{n} rows are too few for {cfg.n_folds} folds with embargo {cfg.embargo} "
-                             f"(the first fold would train on {folds[0][0] - cfg.embargo} < "
-                             f"min_train_rows={cfg.min_train_rows} rows)")
+            raise ValueError(
+                f"{n} rows are too few for {cfg.n_folds} folds with embargo {cfg.embargo} "
+                f"(the first fold would train on {folds[0][0] - cfg.embargo} < "
+                f"min_train_rows={cfg.min_train_rows} rows)"
+            )
         kinds = cfg.base_kinds
         oof = np.full((n, len(kinds)), np.nan)
         self.fold_log_ = []
@@ -130,7 +135,8 @@ class StackedEnsemble(DirectionModel):
                 base, info = self._fit_base(kind, x, yy, stop)
                 oof[s:e, j] = self._predict_rows(base, x, s, e)
                 entry["bases"][kind] = {k: v for k, v in info.items() if k != "log"} | {
-                    "best_iteration": info["log"].get("best_iteration")}
+                    "best_iteration": info["log"].get("best_iteration")
+                }
             self.fold_log_.append(entry)
         rows = np.arange(folds[0][0], n)
         rows = rows[np.isfinite(oof[rows]).all(axis=1)]
@@ -155,13 +161,23 @@ class StackedEnsemble(DirectionModel):
                 base_logs[kind] = info["log"]
             self.bases.append(base)
         self.n_features = x.shape[1]
-        return {"epochs": 1, "best_iteration": None, "folds": self.fold_log_, "n_oof_rows": len(rows),
-                "meta_coef": self.coef_.tolist(), "meta_intercept": self.intercept_, "bases": base_logs}
+        return {
+            "epochs": 1,
+            "best_iteration": None,
+            "folds": self.fold_log_,
+            "n_oof_rows": len(rows),
+            "meta_coef": self.coef_.tolist(),
+            "meta_intercept": self.intercept_,
+            "bases": base_logs,
+        }
 
     def base_predictions(self, X: Any) -> np.ndarray:
         x = check_X(X, n_features=self._require_fitted())
-        return np.column_stack([b.predict_proba(x) for b in self.bases]) if x.shape[0] else \
-            np.zeros((0, len(self.bases)))
+        return (
+            np.column_stack([b.predict_proba(x) for b in self.bases])
+            if x.shape[0]
+            else np.zeros((0, len(self.bases)))
+        )
 
     def predict_proba(self, X: Any) -> np.ndarray:
         preds = self.base_predictions(X)
@@ -197,8 +213,11 @@ class StackedEnsemble(DirectionModel):
                 raise ModelFileError(f"{path}: {kind!r} is not a base model kind {known}")
             bases.append(registry[kind].load(path))
         coef, intercept = state.get("meta_coef"), state.get("meta_intercept")
-        if not (isinstance(coef, list) and len(coef) == len(bases)
-                and all(isinstance(c, int | float) and not isinstance(c, bool) for c in coef)):
+        if not (
+            isinstance(coef, list)
+            and len(coef) == len(bases)
+            and all(isinstance(c, int | float) and not isinstance(c, bool) for c in coef)
+        ):
             raise ModelFileError(f"{where}: state.meta_coef must be {len(bases)} numbers")
         if isinstance(intercept, bool) or not isinstance(intercept, int | float):
             raise ModelFileError(f"{where}: state.meta_intercept must be a number, got {intercept!r}")

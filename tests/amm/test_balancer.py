@@ -38,10 +38,21 @@ def _evaluate(fn: str, a: list[str]) -> int:
     if fn in ("fp_pow_down", "fp_pow_up"):
         pow_fn = fp.powDown if fn == "fp_pow_down" else fp.powUp
         return pow_fn(int(a[0]), int(a[1]), "v1" if a[2] == "V1" else "v2")
-    simple = {"fp_add": fp.add, "fp_sub": fp.sub, "fp_mul_down": fp.mulDown, "fp_mul_up": fp.mulUp,
-              "fp_div_down": fp.divDown, "fp_div_up": fp.divUp, "fp_complement": fp.complement,
-              "lm_pow": lm.pow, "lm_exp": lm.exp, "lm_ln": lm.ln, "lm_log": lm.log,
-              "wm_sub_fee": wm._subtractSwapFeeAmount, "wm_add_fee": wm._addSwapFeeAmount}
+    simple = {
+        "fp_add": fp.add,
+        "fp_sub": fp.sub,
+        "fp_mul_down": fp.mulDown,
+        "fp_mul_up": fp.mulUp,
+        "fp_div_down": fp.divDown,
+        "fp_div_up": fp.divUp,
+        "fp_complement": fp.complement,
+        "lm_pow": lm.pow,
+        "lm_exp": lm.exp,
+        "lm_ln": lm.ln,
+        "lm_log": lm.log,
+        "wm_sub_fee": wm._subtractSwapFeeAmount,
+        "wm_add_fee": wm._addSwapFeeAmount,
+    }
     if fn in simple:
         return int(simple[fn](*map(int, a)))
     version = "v1" if a[-1] == "V1" else "v2"
@@ -107,17 +118,30 @@ def test_golden_count() -> None:
     assert len(GOLDEN) == 588
 
 
-@pytest.mark.parametrize(("key", "pool", "kind", "i", "j", "amount", "expected"), GOLDEN,
-                         ids=[g[0].split("|", 1)[0][:10] + "|" + g[0].split("|", 2)[2] for g in GOLDEN])
-def test_weighted_pool_query_swap_matches_chain(key: str, pool: dict[str, object], kind: str, i: int, j: int,
-                                                amount: int, expected: int) -> None:
+@pytest.mark.parametrize(
+    ("key", "pool", "kind", "i", "j", "amount", "expected"),
+    GOLDEN,
+    ids=[g[0].split("|", 1)[0][:10] + "|" + g[0].split("|", 2)[2] for g in GOLDEN],
+)
+def test_weighted_pool_query_swap_matches_chain(
+    key: str, pool: dict[str, object], kind: str, i: int, j: int, amount: int, expected: int
+) -> None:
     fee = Fraction(str(pool["fee"])) * 10**18
     assert fee.denominator == 1
     tokens = pool["tokens"]
     balances, weights = pool["balances"], pool["weights"]
     dec = [t["decimals"] for t in tokens]  # type: ignore[attr-defined]
-    args = (amount, balances[i], balances[j], weights[i], weights[j], dec[i], dec[j], int(fee),  # type: ignore[index]
-            pool["pow_version"])
+    args = (
+        amount,
+        balances[i],
+        balances[j],
+        weights[i],
+        weights[j],
+        dec[i],
+        dec[j],
+        int(fee),  # type: ignore[index]
+        pool["pow_version"],
+    )
     quote = wm.query_swap_given_in if kind == "GIVEN_IN" else wm.query_swap_given_out
     assert quote(*args) == expected  # type: ignore[arg-type]
 

@@ -18,7 +18,11 @@ from chains.amm import curve_stableswap as cs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "degenbot"
 LINES = [ln.strip() for ln in (DATA / "oracle_curve_snapshot.txt").read_text().splitlines() if ln.strip()]
-D_VARIANTS: dict[int, tuple[int | None, cs.DPRule]] = {1: (None, "per_coin"), 2: (1, "per_coin"), 6: (None, "ng")}
+D_VARIANTS: dict[int, tuple[int | None, cs.DPRule]] = {
+    1: (None, "per_coin"),
+    2: (1, "per_coin"),
+    6: (None, "ng"),
+}
 
 # degenbot applies its 2-coin D_P formula (D*D/x0*D/x1/N**N) to a 3-coin pool here: no Curve contract computes
 # that (NG divides by every coin), so our "ng" rule gives the true 3-coin invariant and differs.

@@ -15,7 +15,7 @@ from typing import Any
 
 from chains.amm.uniswap_v2 import InsufficientLiquidityError, get_amount_in, get_amount_out
 from chains.devnet.artifacts import load
-from chains.rpc import RpcClient, RpcError
+from chains.node.rpc import RpcClient, RpcError
 from tests.fixtures.devnet import Devnet
 
 PAIRS = 12
@@ -35,9 +35,16 @@ async def _create_pair(dev: Devnet, rpc: RpcClient, rnd: random.Random, who: str
     factory = dev.book.v2["uniswap"].factory
     tokens = []
     for side in range(2):
-        receipt = dev.node.rpc("eth_sendTransaction", [{
-            "from": who, "data": ERC20.init_code(f"Diff{idx}{side}", f"D{idx}{side}", 18), "gas": hex(3_000_000),
-        }])
+        receipt = dev.node.rpc(
+            "eth_sendTransaction",
+            [
+                {
+                    "from": who,
+                    "data": ERC20.init_code(f"Diff{idx}{side}", f"D{idx}{side}", 18),
+                    "gas": hex(3_000_000),
+                }
+            ],
+        )
         rc = await _receipt(rpc, receipt)
         tokens.append(rc["contractAddress"])
     r0, r1 = _log_uniform(rnd, 4, 30), _log_uniform(rnd, 4, 30)
@@ -81,12 +88,26 @@ async def test_v2_pairs_equal_router_and_real_swaps_to_the_wei(devnet_state: Dev
                     rin, rout = (p["r0"], p["r1"]) if zero_for_one else (p["r1"], p["r0"])
                     path = [p["t0"], p["t1"]] if zero_for_one else [p["t1"], p["t0"]]
                     amount_in = max(1, int(rin * 10 ** rnd.uniform(-9, 0.7)))
-                    calls.append(("eth_call", [{"to": router, "data": ROUTER.encode_call(
-                        "getAmountsOut", amount_in, path)}, "latest"]))
+                    calls.append(
+                        (
+                            "eth_call",
+                            [
+                                {"to": router, "data": ROUTER.encode_call("getAmountsOut", amount_in, path)},
+                                "latest",
+                            ],
+                        )
+                    )
                     expect.append(("out", get_amount_out(amount_in, rin, rout)))
                     amount_out = max(1, int(rout * 10 ** rnd.uniform(-9, -1e-9)))
-                    calls.append(("eth_call", [{"to": router, "data": ROUTER.encode_call(
-                        "getAmountsIn", amount_out, path)}, "latest"]))
+                    calls.append(
+                        (
+                            "eth_call",
+                            [
+                                {"to": router, "data": ROUTER.encode_call("getAmountsIn", amount_out, path)},
+                                "latest",
+                            ],
+                        )
+                    )
                     try:
                         expect.append(("in", get_amount_in(amount_out, rin, rout)))
                     except InsufficientLiquidityError:
@@ -112,7 +133,9 @@ async def test_v2_pairs_equal_router_and_real_swaps_to_the_wei(devnet_state: Dev
                 res = await rpc.request("eth_call", [{"from": who, "to": router, "data": data}, "latest"])
                 assert ROUTER.decode_output("swapExactTokensForTokens", res)[0][-1] == ours
                 swaps += 1
-                one_more = ROUTER.encode_call("swapExactTokensForTokens", amount_in, ours + 1, path, who, DEADLINE)
+                one_more = ROUTER.encode_call(
+                    "swapExactTokensForTokens", amount_in, ours + 1, path, who, DEADLINE
+                )
                 try:
                     await rpc.request("eth_call", [{"from": who, "to": router, "data": one_more}, "latest"])
                 except RpcError as exc:

@@ -143,7 +143,7 @@ def lab(devnet: Devnet) -> Iterator[Lab]:
 
 # --------------------------------------------------------------------------- helpers
 def _word(data: str, i: int) -> int:
-    return int(data[2 + 64 * i: 2 + 64 * (i + 1)], 16)
+    return int(data[2 + 64 * i : 2 + 64 * (i + 1)], 16)
 
 
 def _int24_topic(topic: str) -> int:
@@ -177,8 +177,12 @@ class Request:
 def _expected(state: V3PoolState, req: Request) -> tuple[str, Any]:
     """What the quoter must answer: ("ok", (amount, sqrt_after)) or ("revert", reason)."""
     try:
-        r = swap(state, zero_for_one=req.zero_for_one,
-                 amount_specified=req.amount if req.exact_in else -req.amount, sqrt_price_limit_x96=req.limit)
+        r = swap(
+            state,
+            zero_for_one=req.zero_for_one,
+            amount_specified=req.amount if req.exact_in else -req.amount,
+            sqrt_price_limit_x96=req.limit,
+        )
     except UniswapV3Revert as e:
         return "revert", e.reason
     if r.amount0 <= 0 and r.amount1 <= 0:
@@ -243,7 +247,9 @@ def _random_request(rng: random.Random, state: V3PoolState) -> Request:
 # --------------------------------------------------------------------------- pool set-up
 positions_strategy = st.lists(
     st.tuples(
-        st.one_of(st.integers(-40, 40), st.integers(-3000, 3000)),  # centre offset from the price, in spacings
+        st.one_of(
+            st.integers(-40, 40), st.integers(-3000, 3000)
+        ),  # centre offset from the price, in spacings
         st.one_of(st.integers(1, 40), st.integers(1, 1500)),  # half width in tick spacings
         st.integers(4, 33),  # log10 of the liquidity (drawn below it)
         st.integers(0, 3),  # 0: burn part of it, 1: burn all of it, else keep
@@ -253,13 +259,17 @@ positions_strategy = st.lists(
 )
 
 
-def _build_pool(lab: Lab, fee: int, sqrt_price: int, positions: list[tuple[int, int, int, int]],
-                rng: random.Random) -> tuple[str, V3PoolState]:
+def _build_pool(
+    lab: Lab, fee: int, sqrt_price: int, positions: list[tuple[int, int, int, int]], rng: random.Random
+) -> tuple[str, V3PoolState]:
     devnet = lab.devnet
     book = devnet.book
     spacing = SPACING[fee]
-    r = lab.send(book.v3.factory, load("UniswapV3Factory").encode_call("createPool", lab.token0, lab.token1, fee),
-                 gas=6_000_000)
+    r = lab.send(
+        book.v3.factory,
+        load("UniswapV3Factory").encode_call("createPool", lab.token0, lab.token1, fee),
+        gas=6_000_000,
+    )
     assert r["status"] == "0x1"
     pool = _pool_address(devnet, lab, fee)
     assert lab.send(pool, POOL.encode_call("initialize", sqrt_price), gas=300_000)["status"] == "0x1"
@@ -310,8 +320,14 @@ def _build_pool(lab: Lab, fee: int, sqrt_price: int, positions: list[tuple[int, 
         assert rec["status"] == "0x1"
         (log,) = [lg for lg in rec["logs"] if lg["topics"][0] == TOPIC_BURN]
         assert (_int24_topic(log["topics"][2]), _int24_topic(log["topics"][3]), _word(log["data"], 0)) == (
-            lower, upper, amount)
-        assert update_position(state, lower, upper, -amount) == (-_word(log["data"], 1), -_word(log["data"], 2))
+            lower,
+            upper,
+            amount,
+        )
+        assert update_position(state, lower, upper, -amount) == (
+            -_word(log["data"], 1),
+            -_word(log["data"], 2),
+        )
     return pool, state
 
 
@@ -334,7 +350,9 @@ def _compare_with_chain(evm: EVM, lab: Lab, pool: str, state: V3PoolState, touch
     COUNTS.states += 1
 
 
-_BITMAP_SLOT = 6  # UniswapV3Pool storage: slot0, feeGrowthGlobal0/1, protocolFees, liquidity, ticks, tickBitmap
+_BITMAP_SLOT = (
+    6  # UniswapV3Pool storage: slot0, feeGrowthGlobal0/1, protocolFees, liquidity, ticks, tickBitmap
+)
 
 
 def _prefill_empty_words(evm: EVM, pool: str, state: V3PoolState, touched: set[int]) -> None:
@@ -344,7 +362,9 @@ def _prefill_empty_words(evm: EVM, pool: str, state: V3PoolState, touched: set[i
     written = {(t // state.tick_spacing) >> 8 for t in touched}
 
     def slot(w: int) -> int:
-        return int.from_bytes(keccak((w % (1 << 256)).to_bytes(32, "big") + _BITMAP_SLOT.to_bytes(32, "big")), "big")
+        return int.from_bytes(
+            keccak((w % (1 << 256)).to_bytes(32, "big") + _BITMAP_SLOT.to_bytes(32, "big")), "big"
+        )
 
     for w in written:  # the layout is right: a written word read raw equals the pool's tickBitmap(w)
         assert evm.storage(pool, slot(w)) == state.bitmap.get(w, 0)
@@ -357,8 +377,9 @@ def _prefill_empty_words(evm: EVM, pool: str, state: V3PoolState, touched: set[i
 
 def _quote_pyrevm(evm: EVM, lab: Lab, fee: int, req: Request) -> tuple[str, Any]:
     try:
-        out = evm.message_call(lab.owner, lab.devnet.book.v3.quoter_v2, _quote_calldata(lab, fee, req),
-                               gas=QUOTE_GAS)
+        out = evm.message_call(
+            lab.owner, lab.devnet.book.v3.quoter_v2, _quote_calldata(lab, fee, req), gas=QUOTE_GAS
+        )
     except RuntimeError as e:
         m = _REVERT_OUTPUT.search(str(e))
         assert m is not None, str(e)
@@ -367,12 +388,13 @@ def _quote_pyrevm(evm: EVM, lab: Lab, fee: int, req: Request) -> tuple[str, Any]
 
 
 def _quote_eth_call(lab: Lab, fee: int, req: Request) -> tuple[str, Any]:
-    from chains.node import RpcCallError
+    from chains.node.anvil import RpcCallError
 
     data = "0x" + _quote_calldata(lab, fee, req).hex()
     try:
-        out = lab.devnet.node.rpc("eth_call", [{"to": lab.devnet.book.v3.quoter_v2, "data": data,
-                                                "gas": hex(30_000_000)}, "latest"])
+        out = lab.devnet.node.rpc(
+            "eth_call", [{"to": lab.devnet.book.v3.quoter_v2, "data": data, "gas": hex(30_000_000)}, "latest"]
+        )
     except RpcCallError as e:
         err = e.error if isinstance(e.error, dict) else {}
         data_hex = err.get("data")
@@ -402,8 +424,11 @@ def _real_swap(lab: Lab, pool: str, fee: int, state: V3PoolState, rng: random.Ra
     zero_for_one = rng.random() < 0.5
     exact_in = rng.random() < 0.5
     limit = _random_limit(rng, state, zero_for_one)
-    if limit is not None and not (MIN_SQRT_RATIO < limit < state.sqrt_price_x96 if zero_for_one
-                                  else state.sqrt_price_x96 < limit < MAX_SQRT_RATIO):
+    if limit is not None and not (
+        MIN_SQRT_RATIO < limit < state.sqrt_price_x96
+        if zero_for_one
+        else state.sqrt_price_x96 < limit < MAX_SQRT_RATIO
+    ):
         limit = None
     req = Request(zero_for_one, exact_in, rng.randrange(1, 10 ** rng.randint(2, 30)), limit)
     kind, val = expected = _expected(state, req)
@@ -436,7 +461,12 @@ def _real_swap(lab: Lab, pool: str, fee: int, state: V3PoolState, rng: random.Ra
     seed=st.integers(0, 2**32 - 1),
 )
 def test_pool_matches_real_bytecode(
-    lab: Lab, fee: int, start_tick: int, price_offset: int, positions: list[tuple[int, int, int, int]], seed: int
+    lab: Lab,
+    fee: int,
+    start_tick: int,
+    price_offset: int,
+    positions: list[tuple[int, int, int, int]],
+    seed: int,
 ) -> None:
     rng = random.Random(seed)
     TOUCHED.clear()
@@ -477,8 +507,12 @@ def test_dense_pool_matches_real_bytecode(lab: Lab) -> None:
         TOUCHED.clear()
         snap = node.snapshot()
         try:
-            positions = [(rng.randint(-300, 300), rng.randint(1, 60), rng.randint(15, 24), 2) for _ in range(40)]
-            pool, state = _build_pool(lab, fee, get_sqrt_ratio_at_tick(rng.randint(-1000, 1000)), positions, rng)
+            positions = [
+                (rng.randint(-300, 300), rng.randint(1, 60), rng.randint(15, 24), 2) for _ in range(40)
+            ]
+            pool, state = _build_pool(
+                lab, fee, get_sqrt_ratio_at_tick(rng.randint(-1000, 1000)), positions, rng
+            )
             evm = EVM(fork_url=node.http_url, fork_block="latest", spec_id="CANCUN")
             _compare_with_chain(evm, lab, pool, state, set(TOUCHED))
             _prefill_empty_words(evm, pool, state, set(TOUCHED))
@@ -494,6 +528,8 @@ def test_dense_pool_matches_real_bytecode(lab: Lab) -> None:
 
 def test_report_counts() -> None:
     """Runs after the property test in this module: print what was compared (visible with ``-s``/``-rP``)."""
-    print(f"\nV3 differential: {COUNTS.pyrevm} pyrevm QuoterV2 comparisons, {COUNTS.eth_call} eth_call quotes, "
-          f"{COUNTS.real_swaps} real swaps, {COUNTS.reverts} matching reverts, {COUNTS.crossed_10} quotes "
-          f"crossing >= 10 initialized ticks, {COUNTS.states} full pool states compared")
+    print(
+        f"\nV3 differential: {COUNTS.pyrevm} pyrevm QuoterV2 comparisons, {COUNTS.eth_call} eth_call quotes, "
+        f"{COUNTS.real_swaps} real swaps, {COUNTS.reverts} matching reverts, {COUNTS.crossed_10} quotes "
+        f"crossing >= 10 initialized ticks, {COUNTS.states} full pool states compared"
+    )

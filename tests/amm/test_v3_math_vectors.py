@@ -110,7 +110,9 @@ def test_compute_swap_step(case: dict[str, Any]) -> None:
 def test_v2_core_rows() -> None:
     v2 = V["uniswap_v2_core"]
     for c in v2["getAmountOut"]:
-        assert get_amount_out(int(c["amountIn"]), int(c["reserveIn"]), int(c["reserveOut"])) == int(c["expected"])
+        assert get_amount_out(int(c["amountIn"]), int(c["reserveIn"]), int(c["reserveOut"])) == int(
+            c["expected"]
+        )
     for c in v2["optimistic_flash_swap_limits"]:
         # paying back the borrowed token: the K check with the 0.3 % fee on the input leg
         amount_in, amount_out = int(c["inputAmount"]), int(c["outputAmount"])
@@ -200,6 +202,7 @@ def test_v3_sdk_price_to_closest_tick() -> None:
 
 def _sdk_max_liquidity_imprecise(p: int, a: int, b: int, amount0: int, amount1: int) -> int:
     """The SDK's ``maxLiquidityForAmounts(useFullPrecision=false)``: unbounded integers, no uint128 cast."""
+
     def l0(x: int, y: int) -> int:
         return amount0 * (x * y // Q96) // (y - x)
 
@@ -215,8 +218,11 @@ def _sdk_max_liquidity_imprecise(p: int, a: int, b: int, amount0: int, amount1: 
 
 def test_v3_sdk_max_liquidity_for_amounts() -> None:
     sdk = V["uniswap_v3_sdk"]
-    rows = [*sdk["maxLiquidityForAmounts_imprecise_price_inside"], *sdk["maxLiquidityForAmounts_imprecise_price_below"],
-            *sdk["maxLiquidityForAmounts_imprecise_price_above"]]
+    rows = [
+        *sdk["maxLiquidityForAmounts_imprecise_price_inside"],
+        *sdk["maxLiquidityForAmounts_imprecise_price_below"],
+        *sdk["maxLiquidityForAmounts_imprecise_price_above"],
+    ]
     assert len(rows) == 4
     for c in rows:
         amount0 = MAX_UINT256 if c["amount0"] == "MaxUint256" else int(c["amount0"])

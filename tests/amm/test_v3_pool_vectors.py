@@ -60,8 +60,11 @@ def test_pool_swap_vector(case: dict[str, Any]) -> None:
     before = copy.deepcopy(state)
     sw, exp = case["swap"], case["expected"]
     limit = LIMITS.get(sw["sqrtPriceLimitX96"]) or int(sw["sqrtPriceLimitX96"])
-    kwargs = {"zero_for_one": sw["zeroForOne"], "amount_specified": int(sw["amountSpecified_poolSign"]),
-              "sqrt_price_limit_x96": limit}
+    kwargs = {
+        "zero_for_one": sw["zeroForOne"],
+        "amount_specified": int(sw["amountSpecified_poolSign"]),
+        "sqrt_price_limit_x96": limit,
+    }
     assert exp["tickBefore"] == state.tick
     assert exp["poolPriceBefore"] == _format_price(state.sqrt_price_x96)
     if case["kind"] == "error":
@@ -77,7 +80,9 @@ def test_pool_swap_vector(case: dict[str, Any]) -> None:
     assert (r.amount0, r.amount1) == (int(exp["amount0Delta"]), int(exp["amount1Delta"]))
     assert r.tick == exp["tickAfter"]
     assert _format_price(r.sqrt_price_x96) == exp["poolPriceAfter"]
-    fg_in, fg_other = ("feeGrowthGlobal0X128Delta", "feeGrowthGlobal1X128Delta")[:: 1 if sw["zeroForOne"] else -1]
+    fg_in, fg_other = ("feeGrowthGlobal0X128Delta", "feeGrowthGlobal1X128Delta")[
+        :: 1 if sw["zeroForOne"] else -1
+    ]
     assert r.fee_growth_global_x128_delta == int(exp[fg_in]) and int(exp[fg_other]) == 0
     execution = _CTX20.multiply(_CTX20.divide(Decimal(r.amount1), Decimal(r.amount0)), Decimal(-1))
     assert _precision5(execution) == exp["executionPrice"]
@@ -119,7 +124,9 @@ def test_quotes_and_sync_helpers() -> None:
     # event sync: a swap applied, then burning every position empties ticks, bitmap and liquidity
     apply_swap(state, r.sqrt_price_x96, r.tick, r.liquidity)
     assert (state.sqrt_price_x96, state.tick, state.liquidity) == (r.sqrt_price_x96, r.tick, r.liquidity)
-    for pos in D["pools"]["medium fee, 1:1 price, 0 liquidity, all liquidity around current price"]["positions"]:
+    for pos in D["pools"]["medium fee, 1:1 price, 0 liquidity, all liquidity around current price"][
+        "positions"
+    ]:
         a0, a1 = update_position(state, pos["tickLower"], pos["tickUpper"], -int(pos["liquidity"]))
         assert a0 <= 0 and a1 <= 0
     assert state.ticks == {} and state.bitmap == {} and state.liquidity == 0

@@ -38,5 +38,7 @@ def test_quote_throughput() -> None:
         amount *= 2
     many_ticks, crossed = _rate(state, amount)
     assert crossed0 == 0 and crossed >= 10
-    print(f"\nV3 swap quotes: {one_tick:,.0f}/s within one tick; {many_ticks:,.0f}/s crossing {crossed} "
-          f"initialized ticks")
+    print(
+        f"\nV3 swap quotes: {one_tick:,.0f}/s within one tick; {many_ticks:,.0f}/s crossing {crossed} "
+        f"initialized ticks"
+    )

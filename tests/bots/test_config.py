@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from bots.config import DEFAULT_CONFIG_FILE, Config, ConfigError, load_config
+from bots.app.config import DEFAULT_CONFIG_FILE, Config, ConfigError, load_config
 from bots.store import mask_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -208,12 +208,16 @@ def test_url_values_in_errors_are_redacted_or_not_shown(tmp_path: Path) -> None:
     assert "MEVSUITE__DB__URL" in str(info.value)
     # An RPC URL is echoed redacted (user info, keys in the path and the query masked).
     with pytest.raises(ConfigError) as info:
-        load_config(env={"MEVSUITE__CHAIN__RPC_URLS": "ftp://u:pw-s3cret@node.example/v3/0123456789abcdef0123?k=q1"},
-                    cwd=tmp_path)
+        load_config(
+            env={"MEVSUITE__CHAIN__RPC_URLS": "ftp://u:pw-s3cret@node.example/v3/0123456789abcdef0123?k=q1"},
+            cwd=tmp_path,
+        )
     assert "pw-s3cret" not in str(info.value) and "0123456789abcdef0123" not in str(info.value)
     assert "'ftp://***@node.example/v3/***?***'" in str(info.value)
     with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, '[chain]\nws_url = ["x"]\nrpc_url = "http://u:pw-s3cret@h/Key123"\n'), env={})
+        load_config(
+            write(tmp_path, '[chain]\nws_url = ["x"]\nrpc_url = "http://u:pw-s3cret@h/Key123"\n'), env={}
+        )
     assert "pw-s3cret" not in str(info.value)
 
 

@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 from chains.devnet.builder import BlockBuilder, BlockReport, Bundle, BundleStatus, DropReason
-from chains.node import DEV_MNEMONIC, AnvilNode
+from chains.node.anvil import DEV_MNEMONIC, AnvilNode
 
 Account.enable_unaudited_hdwallet_features()
 KEYS: list[LocalAccount] = [
@@ -32,10 +32,27 @@ PAY_COINBASE = "0x600060006000600034415af15000"
 PAY_COINBASE_ADDR = "0x00000000000000000000000000000000000c0b0b"
 
 
-def sign(key: LocalAccount, nonce: int, *, to: str = SINK, value: int = 1, prio_gwei: float = 1,
-         data: str = "0x", gas: int = 100_000) -> bytes:
-    tx = {"type": 2, "chainId": 31337, "nonce": nonce, "to": to_checksum_address(to), "value": value, "gas": gas,
-          "maxFeePerGas": 100 * GWEI, "maxPriorityFeePerGas": int(prio_gwei * GWEI), "data": data}
+def sign(
+    key: LocalAccount,
+    nonce: int,
+    *,
+    to: str = SINK,
+    value: int = 1,
+    prio_gwei: float = 1,
+    data: str = "0x",
+    gas: int = 100_000,
+) -> bytes:
+    tx = {
+        "type": 2,
+        "chainId": 31337,
+        "nonce": nonce,
+        "to": to_checksum_address(to),
+        "value": value,
+        "gas": gas,
+        "maxFeePerGas": 100 * GWEI,
+        "maxPriorityFeePerGas": int(prio_gwei * GWEI),
+        "data": data,
+    }
     return bytes(key.sign_transaction(tx).raw_transaction)
 
 
@@ -103,8 +120,15 @@ async def test_bundle_first_then_public_fifo(anvil_nomine: AnvilNode, builder: B
     assert txs == [*b.tx_hashes, *public]
     assert report.included_bundles == (bid,) and report.n_bundle_txs == 2 and report.n_public_txs == 3
     out = builder.outcome(bid)
-    assert out is not None and out.status == BundleStatus.INCLUDED and out.block_number == n and out.position == 0
-    assert out.gas_used == 2 * 21000 and out.effective_gas_price == GWEI  # priority fee 1 gwei, no coinbase transfer
+    assert (
+        out is not None
+        and out.status == BundleStatus.INCLUDED
+        and out.block_number == n
+        and out.position == 0
+    )
+    assert (
+        out.gas_used == 2 * 21000 and out.effective_gas_price == GWEI
+    )  # priority fee 1 gwei, no coinbase transfer
     assert pool_hashes(node) == set()
 
 
@@ -121,7 +145,9 @@ async def test_ranking_by_effective_gas_price(anvil_nomine: AnvilNode, builder: 
     assert builder.outcome(lo_id).effective_gas_price == GWEI  # type: ignore[union-attr]
 
 
-async def test_direct_coinbase_payment_counts_in_ranking(anvil_nomine: AnvilNode, builder: BlockBuilder) -> None:
+async def test_direct_coinbase_payment_counts_in_ranking(
+    anvil_nomine: AnvilNode, builder: BlockBuilder
+) -> None:
     node = anvil_nomine
     node.set_code(PAY_COINBASE_ADDR, PAY_COINBASE)
     n = node.block_number() + 1
@@ -149,14 +175,18 @@ async def test_same_nonce_conflict_drops_lower_ranked(anvil_nomine: AnvilNode, b
     assert block(node, n)["transactions"] == list(a.tx_hashes)
 
 
-async def test_state_conflict_drops_whole_bundle_atomically(anvil_nomine: AnvilNode, builder: BlockBuilder) -> None:
+async def test_state_conflict_drops_whole_bundle_atomically(
+    anvil_nomine: AnvilNode, builder: BlockBuilder
+) -> None:
     node = anvil_nomine
     node.set_code(ONE_SHOT_ADDR, ONE_SHOT)
     n = node.block_number() + 1
     winner = Bundle(txs=(sign(KEYS[1], 0, to=ONE_SHOT_ADDR, value=0, prio_gwei=5),), block_number=n)
     # The loser's first tx is harmless on its own; its second tx claims too. Alone it succeeds, after `winner` not.
-    loser = Bundle(txs=(sign(KEYS[3], 0, prio_gwei=2), sign(KEYS[2], 0, to=ONE_SHOT_ADDR, value=0, prio_gwei=2)),
-                   block_number=n)
+    loser = Bundle(
+        txs=(sign(KEYS[3], 0, prio_gwei=2), sign(KEYS[2], 0, to=ONE_SHOT_ADDR, value=0, prio_gwei=2)),
+        block_number=n,
+    )
     lose_id, win_id = builder.submit_bundle(loser), builder.submit_bundle(winner)
     report = await builder.build_block()
     assert report.included_bundles == (win_id,)
@@ -181,7 +211,9 @@ async def test_reverting_tx_dropped_unless_allowed(anvil_nomine: AnvilNode, buil
     assert block(node, n)["transactions"] == []  # atomic: not even its good first tx
     assert receipt(node, h(ok_tx)) is None
 
-    lenient = Bundle(txs=(ok_tx, bad_tx), block_number=n + 1, reverting_tx_hashes=frozenset({h(bad_tx).upper()}))
+    lenient = Bundle(
+        txs=(ok_tx, bad_tx), block_number=n + 1, reverting_tx_hashes=frozenset({h(bad_tx).upper()})
+    )
     l_id = builder.submit_bundle(lenient)
     report = await builder.build_block()
     assert report.included_bundles == (l_id,)
@@ -189,7 +221,9 @@ async def test_reverting_tx_dropped_unless_allowed(anvil_nomine: AnvilNode, buil
     assert receipt(node, h(bad_tx))["status"] == "0x0"  # type: ignore[index]
 
 
-async def test_bundle_for_another_block_waits_or_expires(anvil_nomine: AnvilNode, builder: BlockBuilder) -> None:
+async def test_bundle_for_another_block_waits_or_expires(
+    anvil_nomine: AnvilNode, builder: BlockBuilder
+) -> None:
     node = anvil_nomine
     n = node.block_number() + 1
     later = Bundle(txs=(sign(KEYS[1], 0),), block_number=n + 1)
@@ -224,18 +258,32 @@ async def test_timestamp_window(anvil_nomine: AnvilNode, builder: BlockBuilder) 
 
 
 async def test_public_tx_conflicting_with_bundle_is_dropped_and_victim_kept_once(
-    anvil_nomine: AnvilNode, builder: BlockBuilder,
+    anvil_nomine: AnvilNode,
+    builder: BlockBuilder,
 ) -> None:
     node = anvil_nomine
     n = node.block_number() + 1
     # KEYS[1] nonce 0, public, paying MORE than the bundle's tx with the same nonce (it must not replace it)
-    clash = str(node.rpc("eth_sendTransaction", [{"from": KEYS[1].address, "to": SINK, "value": "0x1",
-                                                   "maxFeePerGas": hex(100 * GWEI),
-                                                   "maxPriorityFeePerGas": hex(50 * GWEI)}]))
+    clash = str(
+        node.rpc(
+            "eth_sendTransaction",
+            [
+                {
+                    "from": KEYS[1].address,
+                    "to": SINK,
+                    "value": "0x1",
+                    "maxFeePerGas": hex(100 * GWEI),
+                    "maxPriorityFeePerGas": hex(50 * GWEI),
+                }
+            ],
+        )
+    )
     victim = send_public(node, KEYS[2])  # KEYS[2] nonce 0, public; a "backrun" bundle carries its raw bytes
     after = send_public(node, KEYS[2])  # KEYS[2] nonce 1, public
     victim_raw = bytes.fromhex(node.rpc("eth_getRawTransactionByHash", [victim])[2:])
-    front = Bundle(txs=(sign(KEYS[1], 0, prio_gwei=3, value=9),), block_number=n)  # same sender+nonce as `clash`
+    front = Bundle(
+        txs=(sign(KEYS[1], 0, prio_gwei=3, value=9),), block_number=n
+    )  # same sender+nonce as `clash`
     backrun = Bundle(txs=(victim_raw, sign(KEYS[4], 0, prio_gwei=2)), block_number=n)
     f_id, b_id = builder.submit_bundle(front), builder.submit_bundle(backrun)
     report = await builder.build_block()
@@ -248,7 +296,9 @@ async def test_public_tx_conflicting_with_bundle_is_dropped_and_victim_kept_once
     assert builder.outcome(b_id).effective_gas_price == 2 * GWEI  # type: ignore[union-attr]
 
 
-async def test_impersonated_public_tx_survives_bundle_block(anvil_nomine: AnvilNode, builder: BlockBuilder) -> None:
+async def test_impersonated_public_tx_survives_bundle_block(
+    anvil_nomine: AnvilNode, builder: BlockBuilder
+) -> None:
     node = anvil_nomine
     who = "0x1111111111111111111111111111111111111111"
     node.set_balance(who, 10**18)
@@ -340,8 +390,13 @@ async def test_five_bundles_fifty_public_txs(anvil_nomine: AnvilNode, builder: B
     node = anvil_nomine
     n = node.block_number() + 1
     public = [send_public(node, KEYS[i % 5]) for i in range(50)]
-    bundles = [Bundle(txs=(sign(KEYS[5 + i], 0, prio_gwei=10 - i), sign(KEYS[5 + i], 1, prio_gwei=10 - i)),
-                      block_number=n) for i in range(5)]
+    bundles = [
+        Bundle(
+            txs=(sign(KEYS[5 + i], 0, prio_gwei=10 - i), sign(KEYS[5 + i], 1, prio_gwei=10 - i)),
+            block_number=n,
+        )
+        for i in range(5)
+    ]
     ids = [builder.submit_bundle(b) for b in reversed(bundles)]
     t = time.perf_counter()
     report = await builder.build_block()

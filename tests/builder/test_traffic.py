@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chains.devnet.addressbook import PoolInfo
+from chains.addressbook import PoolInfo
 from chains.devnet.artifacts import load
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.traffic import V3_VENUE, SwapRecord, TrafficConfig, TrafficGenerator
@@ -28,8 +28,10 @@ class World:
 async def world(devnet_state: Any) -> AsyncIterator[World]:
     devnet_state.node.set_automine(False)  # the devnet fixture restores it
     cfg = TrafficConfig(eth_fraction=0.0, multihop_fraction=0.0, loose_slippage=0.4, tight_slippage_bps=50)
-    async with BlockBuilder(devnet_state.node, interval_s=0.1, block_time_s=12) as b, \
-            TrafficGenerator(devnet_state.node, devnet_state.book, cfg, seed=11) as t:
+    async with (
+        BlockBuilder(devnet_state.node, interval_s=0.1, block_time_s=12) as b,
+        TrafficGenerator(devnet_state.node, devnet_state.book, cfg, seed=11) as t,
+    ):
         yield World(devnet_state, b, t)
 
 
@@ -55,12 +57,24 @@ async def test_swap_waits_in_mempool_and_is_mined_in_the_next_block(world: World
     start = dev.node.block_number()
     trader = dev.book.traders[0]
     recs = [
-        await tg.send_swap(pool=pool_of(dev, "uniswap", "WETH", "USDC"), trader=trader, loose=False, usd_size=5_000),
-        await tg.send_swap(pool=pool_of(dev, "sushiswap", "WETH", "DAI"), trader=trader, loose=True, usd_size=800),
-        await tg.send_swap(pool=pool_of(dev, V3_VENUE, "WETH", "USDC", 500), trader=dev.book.traders[1],
-                           loose=False, usd_size=20_000),
-        await tg.send_swap(pool=pool_of(dev, V3_VENUE, "WBTC", "WETH", 3000), trader=dev.book.traders[2],
-                           multihop=True, usd_size=3_000),
+        await tg.send_swap(
+            pool=pool_of(dev, "uniswap", "WETH", "USDC"), trader=trader, loose=False, usd_size=5_000
+        ),
+        await tg.send_swap(
+            pool=pool_of(dev, "sushiswap", "WETH", "DAI"), trader=trader, loose=True, usd_size=800
+        ),
+        await tg.send_swap(
+            pool=pool_of(dev, V3_VENUE, "WETH", "USDC", 500),
+            trader=dev.book.traders[1],
+            loose=False,
+            usd_size=20_000,
+        ),
+        await tg.send_swap(
+            pool=pool_of(dev, V3_VENUE, "WBTC", "WETH", 3000),
+            trader=dev.book.traders[2],
+            multihop=True,
+            usd_size=3_000,
+        ),
     ]
     sent = [r for r in recs if r is not None]
     assert len(sent) == 4
@@ -92,7 +106,10 @@ async def test_native_eth_swap(devnet_state: Any) -> None:
     dev = devnet_state
     dev.node.set_automine(False)
     cfg = TrafficConfig(eth_fraction=1.0)
-    async with BlockBuilder(dev.node, interval_s=0.1) as b, TrafficGenerator(dev.node, dev.book, cfg, seed=3) as tg:
+    async with (
+        BlockBuilder(dev.node, interval_s=0.1) as b,
+        TrafficGenerator(dev.node, dev.book, cfg, seed=3) as tg,
+    ):
         p = pool_of(dev, "uniswap", "WETH", "USDC")
         weth_is_0 = p.token0.lower() == dev.book.weth.lower()
         rec = await tg.send_swap(pool=p, zero_for_one=weth_is_0, usd_size=1_000)
@@ -109,12 +126,17 @@ async def test_loose_and_tight_slippage_against_the_quote(world: World) -> None:
     loose = await tg.send_swap(pool=p, loose=True, usd_size=2_000, trader=dev.book.traders[3])
     assert loose is not None and loose.loose
     # the quote is the router's own getAmountsOut at the latest block
-    out = dev.call(dev.book.v2["uniswap"].router, "UniswapV2Router02", "getAmountsOut", loose.amount_in,
-                   list(loose.path))
+    out = dev.call(
+        dev.book.v2["uniswap"].router, "UniswapV2Router02", "getAmountsOut", loose.amount_in, list(loose.path)
+    )
     assert out[0][-1] == loose.quote
     assert loose.amount_out_min == loose.quote * 6_000 // 10_000  # configured: 40 % below the quote
-    tight = await tg.send_swap(pool=pool_of(dev, V3_VENUE, "WETH", "USDC", 3000), loose=False, usd_size=2_000,
-                               trader=dev.book.traders[4])
+    tight = await tg.send_swap(
+        pool=pool_of(dev, V3_VENUE, "WETH", "USDC", 3000),
+        loose=False,
+        usd_size=2_000,
+        trader=dev.book.traders[4],
+    )
     assert tight is not None and not tight.loose
     assert tight.amount_out_min == tight.quote * 9_950 // 10_000  # tight: 50 bps below the quote
     got0 = dev.balance(loose.path[-1], loose.trader), dev.balance(tight.path[-1], tight.trader)
@@ -157,7 +179,8 @@ async def test_step_is_deterministic_and_counts(world: World) -> None:
                 assert tg.stats.oracle_moves == len(moves)
                 assert tg.stats.loose_swaps == sum(s.loose for s in swaps)
                 return [(s.venue, s.path, s.amount_in, s.amount_out_min, s.loose) for s in swaps] + [
-                    (m.symbol, m.new_price) for m in moves]
+                    (m.symbol, m.new_price) for m in moves
+                ]
         finally:
             dev.node.drop_all_transactions()
             dev.node.revert(snap)
@@ -168,7 +191,9 @@ async def test_step_is_deterministic_and_counts(world: World) -> None:
 
 async def test_traffic_and_builder_running_together(world: World) -> None:
     dev = world.dev
-    tg = TrafficGenerator(dev.node, dev.book, TrafficConfig(swaps_per_second=40, oracle_moves_per_second=5), seed=5)
+    tg = TrafficGenerator(
+        dev.node, dev.book, TrafficConfig(swaps_per_second=40, oracle_moves_per_second=5), seed=5
+    )
     blocks: list[int] = []
     builder = world.builder
 

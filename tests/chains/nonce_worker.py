@@ -9,9 +9,9 @@ import asyncio
 import json
 import sys
 
-from chains.nonces import NonceManager, RedisNonceStore
-from chains.rpc import RpcClient
-from chains.signer import Signer
+from chains.node.rpc import RpcClient
+from chains.send.nonces import NonceManager, RedisNonceStore
+from chains.send.signer import Signer
 
 
 async def main(url: str, redis_url: str, prefix: str, count: int) -> list[int]:
@@ -25,8 +25,17 @@ async def main(url: str, redis_url: str, prefix: str, count: int) -> list[int]:
         mgr = NonceManager(rpc, chain_id, store=RedisNonceStore(client, prefix))
         for _ in range(count):
             async with mgr.committed(signer.address) as nonce:
-                tx = signer.sign_eip1559({"chainId": chain_id, "nonce": nonce, "to": signer.address, "value": 1,
-                                          "gas": 21_000, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9})
+                tx = signer.sign_eip1559(
+                    {
+                        "chainId": chain_id,
+                        "nonce": nonce,
+                        "to": signer.address,
+                        "value": 1,
+                        "gas": 21_000,
+                        "maxFeePerGas": 10**10,
+                        "maxPriorityFeePerGas": 10**9,
+                    }
+                )
                 await mgr.send_raw(signer.address, nonce, tx.raw_transaction)
                 used.append(nonce)
     await client.aclose()

@@ -1,4 +1,4 @@
-"""chains.flashbots: the X-Flashbots-Signature vectors, the client against a local relay that checks signatures
+"""chains.send.flashbots: the X-Flashbots-Signature vectors, the client against a local relay that checks signatures
 like the real one (aiohttp on port 0), and InclusionTracker against a real --no-mining anvil."""
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from chains.flashbots import (
+from chains.node.anvil import AnvilNode
+from chains.node.rpc import RpcClient
+from chains.send.flashbots import (
     _SECP256K1_N,
     BuilderResult,
     CallBundleResult,
@@ -42,8 +44,6 @@ from chains.flashbots import (
     recover_signature_header,
     validate_mev_bundle,
 )
-from chains.node import AnvilNode
-from chains.rpc import RpcClient
 
 VECTORS = json.loads((Path(__file__).parents[1] / "data" / "flashbots_vectors.json").read_text())
 SIG = VECTORS["x_flashbots_signature_vectors"]
@@ -87,7 +87,8 @@ def test_negative_vector_0x_prefix_dropped_fails() -> None:
     assert recover_signature_header(b"Hello", f"{address}:{v['wrong_if_0x_prefix_dropped']}") is None
     assert flashbots_signature(b"Hello", v["private_key"]).split(":")[1] != v["wrong_if_0x_prefix_dropped"]
     assert personal_sign_text_hash(b"0x" + keccak(b"Hello").hex().encode()) != personal_sign_text_hash(
-        keccak(b"Hello").hex().encode())
+        keccak(b"Hello").hex().encode()
+    )
 
 
 def test_negative_cases_from_upstream() -> None:
@@ -105,12 +106,24 @@ def test_negative_cases_from_upstream() -> None:
 def test_bundle_params_and_validation() -> None:
     tx = bytes.fromhex(USER_TX[2:])
     uid = str(uuid.uuid4())
-    p = FlashbotsClient.bundle_params([tx, BACKRUN_TX], 0xB63DCD, min_timestamp=0, max_timestamp=1615920932,
-                                      reverting_tx_hashes=["0x" + "AB" * 32], replacement_uuid=uid,
-                                      share_with=["builder0x69"])
-    assert p == {"txs": [USER_TX, BACKRUN_TX], "blockNumber": "0xb63dcd", "minTimestamp": 0,
-                 "maxTimestamp": 1615920932, "revertingTxHashes": ["0x" + "ab" * 32], "replacementUuid": uid,
-                 "builders": ["builder0x69"]}
+    p = FlashbotsClient.bundle_params(
+        [tx, BACKRUN_TX],
+        0xB63DCD,
+        min_timestamp=0,
+        max_timestamp=1615920932,
+        reverting_tx_hashes=["0x" + "AB" * 32],
+        replacement_uuid=uid,
+        share_with=["builder0x69"],
+    )
+    assert p == {
+        "txs": [USER_TX, BACKRUN_TX],
+        "blockNumber": "0xb63dcd",
+        "minTimestamp": 0,
+        "maxTimestamp": 1615920932,
+        "revertingTxHashes": ["0x" + "ab" * 32],
+        "replacementUuid": uid,
+        "builders": ["builder0x69"],
+    }
     for bad in ([], [b""], ["0xzz"], [tx] * 101, [b"\x01" * 300_001]):
         with pytest.raises(ValueError):
             FlashbotsClient.bundle_params(bad, 1)
@@ -124,12 +137,19 @@ def test_bundle_params_and_validation() -> None:
 
 
 def _mev(**over: Any) -> dict[str, Any]:
-    b: dict[str, Any] = {"version": "v0.1", "inclusion": {"block": 0x8B8DA8, "maxBlock": "0x8b8dab"},
-                         "body": [{"tx": bytes.fromhex(USER_TX[2:]), "canRevert": False},
-                                  {"tx": BACKRUN_TX, "canRevert": False}],
-                         "validity": {"refund": [{"bodyIdx": 0, "percent": 90}],
-                                      "refundConfig": [{"address": DEV1.lower(), "percent": 100}]},
-                         "privacy": {"hints": ["calldata", "logs"], "builders": ["flashbots"]}}
+    b: dict[str, Any] = {
+        "version": "v0.1",
+        "inclusion": {"block": 0x8B8DA8, "maxBlock": "0x8b8dab"},
+        "body": [
+            {"tx": bytes.fromhex(USER_TX[2:]), "canRevert": False},
+            {"tx": BACKRUN_TX, "canRevert": False},
+        ],
+        "validity": {
+            "refund": [{"bodyIdx": 0, "percent": 90}],
+            "refundConfig": [{"address": DEV1.lower(), "percent": 100}],
+        },
+        "privacy": {"hints": ["calldata", "logs"], "builders": ["flashbots"]},
+    }
     b.update(over)
     return b
 
@@ -139,9 +159,14 @@ def test_mev_bundle_validation() -> None:
     assert out["inclusion"] == {"block": "0x8b8da8", "maxBlock": "0x8b8dab"}
     assert out["body"][0] == {"tx": USER_TX, "canRevert": False}
     assert out["validity"]["refundConfig"] == [{"address": DEV1, "percent": 100}]
-    hashed = validate_mev_bundle({"version": "v0.1", "inclusion": {"block": 1},
-                                  "body": [{"hash": "0x" + "24" * 32}, {"tx": BACKRUN_TX, "canRevert": False}],
-                                  "validity": {"refund": [], "refundConfig": []}})
+    hashed = validate_mev_bundle(
+        {
+            "version": "v0.1",
+            "inclusion": {"block": 1},
+            "body": [{"hash": "0x" + "24" * 32}, {"tx": BACKRUN_TX, "canRevert": False}],
+            "validity": {"refund": [], "refundConfig": []},
+        }
+    )
     assert hashed["body"][0] == {"hash": "0x" + "24" * 32}
     bad = [
         _mev(version="v0.2"),
@@ -165,10 +190,14 @@ def test_mev_bundle_validation() -> None:
 
 # ---------------------------------------------------------------------------------------------------- local relay
 CALL_BUNDLE_RESULT = VECTORS["eth_callBundle"]["example_response"]["result"]
-STATS = {"isHighPriority": True, "isSimulated": True, "simulatedAt": "2022-10-06T21:36:06.317Z",
-         "receivedAt": "2022-10-06T21:36:06.250Z",
-         "consideredByBuildersAt": [{"pubkey": "0x81babe", "timestamp": "2022-10-06T21:36:06.343Z"}],
-         "sealedByBuildersAt": [{"pubkey": "0x81babe", "timestamp": "2022-10-06T21:36:07.742Z"}]}
+STATS = {
+    "isHighPriority": True,
+    "isSimulated": True,
+    "simulatedAt": "2022-10-06T21:36:06.317Z",
+    "receivedAt": "2022-10-06T21:36:06.250Z",
+    "consideredByBuildersAt": [{"pubkey": "0x81babe", "timestamp": "2022-10-06T21:36:06.343Z"}],
+    "sealedByBuildersAt": [{"pubkey": "0x81babe", "timestamp": "2022-10-06T21:36:07.742Z"}],
+}
 
 
 @dataclass
@@ -177,7 +206,9 @@ class Relay:
     /hang never answers, /flaky answers 502 to its first two requests, /down always 502."""
 
     url: str = ""
-    requests: list[tuple[str, str, Any, bytes, str]] = field(default_factory=list)  # path, method, params, body, signer
+    requests: list[tuple[str, str, Any, bytes, str]] = field(
+        default_factory=list
+    )  # path, method, params, body, signer
     hits: dict[str, int] = field(default_factory=dict)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -190,15 +221,22 @@ class Relay:
         body = await request.read()
         header = request.headers.get("X-Flashbots-Signature", "")
         claimed, _, sig = header.partition(":")
-        try:  # verified independently of chains.flashbots, exactly like a relay
-            signer = Account.recover_message(encode_defunct(text="0x" + keccak(body).hex()),
-                                             signature=bytes.fromhex(sig.removeprefix("0x")))
+        try:  # verified independently of chains.send.flashbots, exactly like a relay
+            signer = Account.recover_message(
+                encode_defunct(text="0x" + keccak(body).hex()),
+                signature=bytes.fromhex(sig.removeprefix("0x")),
+            )
         except Exception:
             signer = ""
         if not claimed or signer.lower() != claimed.lower():
-            return web.json_response({"jsonrpc": "2.0", "id": None,
-                                      "error": {"code": -32600, "message": "invalid flashbots signature"}},
-                                     status=403)
+            return web.json_response(
+                {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": -32600, "message": "invalid flashbots signature"},
+                },
+                status=403,
+            )
         msg = json.loads(body)
         self.requests.append((path, msg["method"], msg["params"], body, signer))
         if path == "hang":
@@ -206,9 +244,13 @@ class Relay:
         if path == "down" or (path == "flaky" and self.hits[path] <= 2):
             return web.Response(status=502, text="bad gateway")
         if path == "rpcerr":
-            return web.json_response({"jsonrpc": "2.0", "id": msg["id"],
-                                      "error": {"code": -32000, "message": "bundle simulation failed",
-                                                "data": "nonce too low"}})
+            return web.json_response(
+                {
+                    "jsonrpc": "2.0",
+                    "id": msg["id"],
+                    "error": {"code": -32000, "message": "bundle simulation failed", "data": "nonce too low"},
+                }
+            )
         method, params = msg["method"], msg["params"][0]
         result: Any
         if method == "eth_sendBundle":
@@ -222,8 +264,9 @@ class Relay:
         elif method == "flashbots_getBundleStatsV2":
             result = STATS
         else:
-            return web.json_response({"jsonrpc": "2.0", "id": msg["id"],
-                                      "error": {"code": -32601, "message": "method not found"}})
+            return web.json_response(
+                {"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32601, "message": "method not found"}}
+            )
         return web.json_response({"jsonrpc": "2.0", "id": msg["id"], "result": result})
 
 
@@ -249,37 +292,56 @@ async def test_send_bundle_fans_out_with_per_builder_results(relay: Relay) -> No
     builders = {"good": relay["ok"], "erroring": relay["rpcerr"], "hanging": relay["hang"]}
     uid = str(uuid.uuid4())
     registry = CollectorRegistry()
-    async with FlashbotsClient(KEY, builders, timeout=0.3, retries=1, backoff=0.01, registry=registry) as client:
+    async with FlashbotsClient(
+        KEY, builders, timeout=0.3, retries=1, backoff=0.01, registry=registry
+    ) as client:
         t0 = time.perf_counter()
-        res = await client.send_bundle([USER_TX, BACKRUN_TX], 100, max_timestamp=2_000_000_000,
-                                       replacement_uuid=uid)
+        res = await client.send_bundle(
+            [USER_TX, BACKRUN_TX], 100, max_timestamp=2_000_000_000, replacement_uuid=uid
+        )
         elapsed = time.perf_counter() - t0
     assert set(res) == set(builders) and all(isinstance(r, BuilderResult) for r in res.values())
     good, err, hang = res["good"], res["erroring"], res["hanging"]
     assert good.ok and good.error is None and good.bundle_hash == bundle_hash([USER_TX, BACKRUN_TX])
     assert good.latency < 0.3 and good.attempts == 1
     assert not err.ok and isinstance(err.error, RelayError) and err.bundle_hash is None
-    assert (err.error.code, err.error.message, err.error.data) == (-32000, "bundle simulation failed", "nonce too low")
+    assert (err.error.code, err.error.message, err.error.data) == (
+        -32000,
+        "bundle simulation failed",
+        "nonce too low",
+    )
     assert relay.hits["rpcerr"] == 1  # a JSON-RPC error is an answer: never retried
     assert not hang.ok and isinstance(hang.error, RelayTimeoutError) and hang.attempts == 2
     assert hang.latency >= 0.6  # two attempts of 0.3 s each
     assert good.latency < hang.latency and elapsed < 2 * hang.latency  # concurrent: the hang delayed no one
 
     def count(builder: str, outcome: str) -> float | None:
-        return registry.get_sample_value("mevsuite_relay_client_requests_total",
-                                         {"builder": builder, "method": "eth_sendBundle", "outcome": outcome})
+        return registry.get_sample_value(
+            "mevsuite_relay_client_requests_total",
+            {"builder": builder, "method": "eth_sendBundle", "outcome": outcome},
+        )
 
     assert (count("good", "ok"), count("erroring", "relay_error"), count("hanging", "timeout")) == (1, 1, 1)
-    assert registry.get_sample_value("mevsuite_relay_client_latency_seconds_count",
-                                     {"builder": "hanging", "method": "eth_sendBundle"}) == 1
+    assert (
+        registry.get_sample_value(
+            "mevsuite_relay_client_latency_seconds_count", {"builder": "hanging", "method": "eth_sendBundle"}
+        )
+        == 1
+    )
     # every builder got the same signed body, verified by the relay, with the documented params
     bodies = {b for _, _, _, b, _ in relay.requests}
     assert len(bodies) == 1
     assert {p for p, *_ in relay.requests} == {"ok", "rpcerr", "hang"}
     _, method, params, _, signer = relay.requests[0]
     assert method == "eth_sendBundle" and signer == client.address
-    assert params == [{"txs": [USER_TX, BACKRUN_TX], "blockNumber": "0x64", "maxTimestamp": 2_000_000_000,
-                       "replacementUuid": uid}]
+    assert params == [
+        {
+            "txs": [USER_TX, BACKRUN_TX],
+            "blockNumber": "0x64",
+            "maxTimestamp": 2_000_000_000,
+            "replacementUuid": uid,
+        }
+    ]
     # a subset of builders
     async with FlashbotsClient(KEY, builders, timeout=0.3, retries=0) as client:
         only = await client.send_bundle([USER_TX], 101, builders=["good"])
@@ -308,8 +370,14 @@ async def test_bad_signature_surfaces_as_relay_error(relay: Relay) -> None:
 async def test_call_bundle_parses_results(relay: Relay) -> None:
     async with FlashbotsClient(KEY, {"relay": relay["ok"]}) as client:
         sim = await client.call_bundle([USER_TX, BACKRUN_TX], 0xB63DCD, "latest", timestamp=1615920932)
-    assert relay.requests[0][2] == [{"txs": [USER_TX, BACKRUN_TX], "blockNumber": "0xb63dcd",
-                                     "stateBlockNumber": "latest", "timestamp": 1615920932}]
+    assert relay.requests[0][2] == [
+        {
+            "txs": [USER_TX, BACKRUN_TX],
+            "blockNumber": "0xb63dcd",
+            "stateBlockNumber": "latest",
+            "timestamp": 1615920932,
+        }
+    ]
     assert sim.bundle_gas_price == 476190476193 == sim.coinbase_diff // sim.total_gas_used
     assert sim.coinbase_diff == 20000000000126000 == sim.eth_sent_to_coinbase + sim.gas_fees
     assert sim.total_gas_used == 42000 == sum(r.gas_used for r in sim.results)
@@ -340,17 +408,24 @@ async def test_mev_send_bundle_cancel_and_stats(relay: Relay) -> None:
     assert bhash == bundle_hash([USER_TX, BACKRUN_TX])
     (_, method, params, body, _), *_ = relay.requests
     assert method == "mev_sendBundle" and json.loads(body)["jsonrpc"] == "2.0"
-    assert params == [{
-        "version": "v0.1", "inclusion": {"block": "0x8b8da8", "maxBlock": "0x8b8dab"},
-        "body": [{"tx": USER_TX, "canRevert": False}, {"tx": BACKRUN_TX, "canRevert": False}],
-        "validity": {"refund": [{"bodyIdx": 0, "percent": 90}], "refundConfig": [{"address": DEV1, "percent": 100}]},
-        "privacy": {"hints": ["calldata", "logs"], "builders": ["flashbots"]},
-    }]
+    assert params == [
+        {
+            "version": "v0.1",
+            "inclusion": {"block": "0x8b8da8", "maxBlock": "0x8b8dab"},
+            "body": [{"tx": USER_TX, "canRevert": False}, {"tx": BACKRUN_TX, "canRevert": False}],
+            "validity": {
+                "refund": [{"bodyIdx": 0, "percent": 90}],
+                "refundConfig": [{"address": DEV1, "percent": 100}],
+            },
+            "privacy": {"hints": ["calldata", "logs"], "builders": ["flashbots"]},
+        }
+    ]
     assert set(cancelled) == {"relay", "b2"} and all(r.ok for r in cancelled.values())
     cancels = [p for _, m, p, _, _ in relay.requests if m == "eth_cancelBundle"]
     assert cancels == [[{"replacementUuid": uid}]] * 2
     assert [p for _, m, p, _, _ in relay.requests if m == "flashbots_getBundleStatsV2"] == [
-        [{"bundleHash": bhash, "blockNumber": "0x8b8da8"}]]
+        [{"bundleHash": bhash, "blockNumber": "0x8b8da8"}]
+    ]
     assert stats.is_high_priority and stats.is_simulated and stats.received_at == STATS["receivedAt"]
     assert stats.considered_by_builders_at == (("0x81babe", "2022-10-06T21:36:06.343Z"),)
     assert stats.sealed_by_builders_at == (("0x81babe", "2022-10-06T21:36:07.742Z"),)
@@ -358,8 +433,9 @@ async def test_mev_send_bundle_cancel_and_stats(relay: Relay) -> None:
 
 
 async def test_retries_on_502_then_success(relay: Relay) -> None:
-    async with FlashbotsClient(KEY, {"flaky": relay["flaky"], "down": relay["down"]}, timeout=1, retries=2,
-                               backoff=0.01) as client:
+    async with FlashbotsClient(
+        KEY, {"flaky": relay["flaky"], "down": relay["down"]}, timeout=1, retries=2, backoff=0.01
+    ) as client:
         res = await client.send_bundle([USER_TX], 7)
         with pytest.raises(RelayTransportError) as info:
             await client.request("eth_sendBundle", [{"txs": [USER_TX], "blockNumber": "0x7"}], builder="down")
@@ -377,8 +453,19 @@ async def test_unreachable_relay_is_transport_error() -> None:
 
 # ---------------------------------------------------------------------------------------------------- inclusion
 def _tx(key: str, nonce: int, to: str, gas: int = 21_000) -> tuple[bytes, str]:
-    signed = Account.sign_transaction({"type": 2, "chainId": 31337, "nonce": nonce, "to": to, "value": 1,
-                                       "gas": gas, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}, key)
+    signed = Account.sign_transaction(
+        {
+            "type": 2,
+            "chainId": 31337,
+            "nonce": nonce,
+            "to": to,
+            "value": 1,
+            "gas": gas,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 10**9,
+        },
+        key,
+    )
     return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
 
 
@@ -454,8 +541,11 @@ async def test_inclusion_orphaned_after_reorg(anvil_nomine: AnvilNode) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(key=st.integers(min_value=1, max_value=_SECP256K1_N - 1), body=st.binary(max_size=300),
-       legacy_v=st.booleans())
+@given(
+    key=st.integers(min_value=1, max_value=_SECP256K1_N - 1),
+    body=st.binary(max_size=300),
+    legacy_v=st.booleans(),
+)
 def test_fast_recovery_agrees_with_eth_account(key: int, body: bytes, legacy_v: bool) -> None:
     """The relay's coincurve recovery gives eth-account's answer, for v in {27, 28} and in {0, 1}."""
     acct = Account.from_key(key.to_bytes(32, "big"))
@@ -474,15 +564,17 @@ def test_fast_recovery_agrees_with_eth_account(key: int, body: bytes, legacy_v: 
 
 
 # ---------------------------------------------------------------------------------------------------- hostile replies
-NESTED_REPLIES = {"lists": b"[" * 100_000 + b"]" * 100_000,
-                  "objects": b'{"a":' * 100_000 + b"1" + b"}" * 100_000}
+NESTED_REPLIES = {
+    "lists": b"[" * 100_000 + b"]" * 100_000,
+    "objects": b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+}
 
 _HOSTILE_BUILDER_SCRIPT = textwrap.dedent("""
     import asyncio, json, sys
     import eth_account  # as in every bot process (web3): py_ecc raises the recursion limit to 100000
     from aiohttp import web
     from prometheus_client import CollectorRegistry
-    from chains.flashbots import FlashbotsClient, RelayBadReplyError
+    from chains.send.flashbots import FlashbotsClient, RelayBadReplyError
 
     PAYLOADS = {"lists": b"[" * 100_000 + b"]" * 100_000,
                 "objects": b'{"a":' * 100_000 + b"1" + b"}" * 100_000}
@@ -520,8 +612,13 @@ _HOSTILE_BUILDER_SCRIPT = textwrap.dedent("""
 def test_hostile_builder_reply_is_a_clean_counted_error_in_a_subprocess() -> None:
     """A builder answering 100k nested brackets: the client (eth-account imported, recursion limit 100000) raises
     RelayBadReplyError at once and counts outcome bad_reply; the process lives (the old client died: SIGSEGV)."""
-    proc = subprocess.run([sys.executable, "-c", _HOSTILE_BUILDER_SCRIPT, KEY], capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _HOSTILE_BUILDER_SCRIPT, KEY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["recursionlimit"] >= 100_000
@@ -544,7 +641,7 @@ async def _replying(replies: Mapping[str, tuple[int, bytes]]) -> AsyncIterator[t
             resp.enable_chunked_encoding()
             await resp.prepare(request)
             for i in range(0, len(body), 65_536):
-                await resp.write(body[i:i + 65_536])
+                await resp.write(body[i : i + 65_536])
             return resp
         return web.Response(status=status, body=body, content_type="application/json")
 
@@ -562,16 +659,26 @@ async def _replying(replies: Mapping[str, tuple[int, bytes]]) -> AsyncIterator[t
 async def test_reply_over_the_limits_is_refused_at_once_and_counted() -> None:
     deep = b'{"jsonrpc":"2.0","id":1,"result":' + b"[" * 200 + b"]" * 200 + b"}"
     big = b'{"jsonrpc":"2.0","id":1,"result":"0x' + b"ab" * 600_000 + b'"}'
-    replies = {"deep": (200, deep), "big": (200, big), "chunked_big": (200, big), "notjson": (200, b"<html>"),
-               "deep_error": (400, b'{"error":' + b"[" * 300 + b"]" * 300 + b"}")}
+    replies = {
+        "deep": (200, deep),
+        "big": (200, big),
+        "chunked_big": (200, big),
+        "notjson": (200, b"<html>"),
+        "deep_error": (400, b'{"error":' + b"[" * 300 + b"]" * 300 + b"}"),
+    }
     registry = CollectorRegistry()
     async with _replying(replies) as (url, hits):
         builders = {name: f"{url}/{name}" for name in replies}
-        async with FlashbotsClient(KEY, builders, retries=1, backoff=0.01, registry=registry,
-                                   max_reply_bytes=1_000_000) as client:
+        async with FlashbotsClient(
+            KEY, builders, retries=1, backoff=0.01, registry=registry, max_reply_bytes=1_000_000
+        ) as client:
             res = await client.send_bundle([USER_TX], 5)
-    for name, reason in (("deep", "too_deep"), ("big", "too_large"), ("chunked_big", "too_large"),
-                         ("deep_error", "too_deep")):
+    for name, reason in (
+        ("deep", "too_deep"),
+        ("big", "too_large"),
+        ("chunked_big", "too_large"),
+        ("deep_error", "too_deep"),
+    ):
         err = res[name].error
         assert isinstance(err, RelayBadReplyError) and err.reason == reason and err.attempts == 1, (name, err)
         assert hits[name] == 1  # not retried: the same reply would come back
@@ -579,5 +686,10 @@ async def test_reply_over_the_limits_is_refused_at_once_and_counted() -> None:
     assert isinstance(err, RelayBadReplyError) and err.reason == "malformed" and err.attempts == 2
     assert isinstance(err, RelayTransportError) and hits["notjson"] == 2
     for name in replies:
-        assert registry.get_sample_value("mevsuite_relay_client_requests_total",
-                                         {"builder": name, "method": "eth_sendBundle", "outcome": "bad_reply"}) == 1
+        assert (
+            registry.get_sample_value(
+                "mevsuite_relay_client_requests_total",
+                {"builder": name, "method": "eth_sendBundle", "outcome": "bad_reply"},
+            )
+            == 1
+        )

@@ -1,4 +1,4 @@
-"""chains.gas: EIP-1559 base fee vectors and properties, eth_feeHistory parsing against a real anvil,
+"""chains.send.gas: EIP-1559 base fee vectors and properties, eth_feeHistory parsing against a real anvil,
 recommendation monotonicity, bundle tip sizing, and the estimator's publishing."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chains.events import Event
-from chains.gas import (
+from chains.node.anvil import AnvilNode
+from chains.node.rpc import RpcClient
+from chains.send.gas import (
     TOPIC_GAS,
     FeeHistory,
     GasEstimator,
@@ -29,8 +31,6 @@ from chains.gas import (
     recommend,
     reward_percentiles,
 )
-from chains.node import AnvilNode
-from chains.rpc import RpcClient
 
 VECTORS = json.loads((Path(__file__).parents[1] / "data" / "eip1559_basefee_vectors.json").read_text())
 GWEI = 10**9
@@ -41,14 +41,20 @@ GWEI = 10**9
 
 @pytest.mark.parametrize("case", VECTORS["ethereum_mainnet"], ids=lambda c: f"used{c['parentGasUsed']}")
 def test_base_fee_mainnet_vectors(case: dict[str, int]) -> None:
-    assert next_base_fee(case["parentBaseFee"], case["parentGasUsed"], case["parentGasLimit"]) == \
-        case["expectedBaseFee"]
+    assert (
+        next_base_fee(case["parentBaseFee"], case["parentGasUsed"], case["parentGasLimit"])
+        == case["expectedBaseFee"]
+    )
 
 
-@pytest.mark.parametrize("case", VECTORS["polygon_delhi_denominator16"], ids=lambda c: f"used{c['parentGasUsed']}")
+@pytest.mark.parametrize(
+    "case", VECTORS["polygon_delhi_denominator16"], ids=lambda c: f"used{c['parentGasUsed']}"
+)
 def test_base_fee_denominator16_vectors(case: dict[str, int]) -> None:
-    assert next_base_fee(case["parentBaseFee"], case["parentGasUsed"], case["parentGasLimit"],
-                         denominator=16) == case["expectedBaseFee"]
+    assert (
+        next_base_fee(case["parentBaseFee"], case["parentGasUsed"], case["parentGasLimit"], denominator=16)
+        == case["expectedBaseFee"]
+    )
 
 
 def test_base_fee_minimum_increase_and_floor() -> None:
@@ -58,8 +64,10 @@ def test_base_fee_minimum_increase_and_floor() -> None:
     assert next_base_fee(0, 20_000_000, 20_000_000) == 1
     assert next_base_fee(7, 0, 20_000_000) == 7  # 7 // 8 == 0: no decrease
     assert next_base_fee(8, 0, 20_000_000) == 7
-    assert next_base_fee_from_block({"baseFeePerGas": hex(GWEI), "gasUsed": "0x0", "gasLimit": hex(20_000_000)}) \
+    assert (
+        next_base_fee_from_block({"baseFeePerGas": hex(GWEI), "gasUsed": "0x0", "gasLimit": hex(20_000_000)})
         == 875_000_000
+    )
     with pytest.raises(ValueError):
         next_base_fee(GWEI, 3, 2)
     with pytest.raises(TypeError):
@@ -101,8 +109,11 @@ def test_reward_percentiles_by_hand() -> None:
 
 
 def test_parse_fee_history_missing_rewards_and_empty_blocks() -> None:
-    raw = {"oldestBlock": "0x10", "baseFeePerGas": ["0x3b9aca00", "0x34a4b4d0", "0x342770c0"],
-           "gasUsedRatio": [0.0, 0.5]}
+    raw = {
+        "oldestBlock": "0x10",
+        "baseFeePerGas": ["0x3b9aca00", "0x34a4b4d0", "0x342770c0"],
+        "gasUsedRatio": [0.0, 0.5],
+    }
     h = parse_fee_history(raw)
     assert h.oldest_block == 16 and h.newest_block == 17 and h.next_base_fee == 0x342770C0
     assert h.rewards == (None, None) and h.usable_rewards == ()
@@ -129,11 +140,20 @@ def _send_blocks(node: AnvilNode, plan: Sequence[Sequence[tuple[int, int]]]) -> 
     accounts = node.accounts()
     for block in plan:
         for i, (tip, data_len) in enumerate(block):
-            node.rpc("eth_sendTransaction", [{
-                "from": accounts[i % len(accounts)], "to": SINK, "value": "0x1", "gas": hex(100_000),
-                "data": "0x" + "ab" * data_len,
-                "maxFeePerGas": hex(100 * GWEI), "maxPriorityFeePerGas": hex(tip * GWEI),
-            }])
+            node.rpc(
+                "eth_sendTransaction",
+                [
+                    {
+                        "from": accounts[i % len(accounts)],
+                        "to": SINK,
+                        "value": "0x1",
+                        "gas": hex(100_000),
+                        "data": "0x" + "ab" * data_len,
+                        "maxFeePerGas": hex(100 * GWEI),
+                        "maxPriorityFeePerGas": hex(tip * GWEI),
+                    }
+                ],
+            )
         node.mine()
 
 
@@ -182,18 +202,25 @@ async def test_fee_history_percentiles_match_receipts_on_anvil(anvil_nomine: Anv
 
 
 def _history(rows: list[tuple[int, ...] | None], base: int = 30 * GWEI) -> FeeHistory:
-    return FeeHistory(oldest_block=100, base_fee_per_gas=(base,) * (len(rows) + 1),
-                      gas_used_ratio=tuple(0.5 if r else 0.0 for r in rows), rewards=tuple(rows),
-                      percentiles=(10.0, 50.0, 90.0))
+    return FeeHistory(
+        oldest_block=100,
+        base_fee_per_gas=(base,) * (len(rows) + 1),
+        gas_used_ratio=tuple(0.5 if r else 0.0 for r in rows),
+        rewards=tuple(rows),
+        percentiles=(10.0, 50.0, 90.0),
+    )
 
 
-rows_st = st.lists(st.tuples(*[st.integers(0, 500 * GWEI)] * 3).map(lambda t: tuple(sorted(t))),
-                   min_size=1, max_size=20)
+rows_st = st.lists(
+    st.tuples(*[st.integers(0, 500 * GWEI)] * 3).map(lambda t: tuple(sorted(t))), min_size=1, max_size=20
+)
 conf_st = st.floats(0, 0.999, allow_nan=False)
 
 
 @given(rows=rows_st, c1=conf_st, c2=conf_st, n=st.integers(1, 30))
-def test_recommendation_monotone_in_confidence(rows: list[tuple[int, ...]], c1: float, c2: float, n: int) -> None:
+def test_recommendation_monotone_in_confidence(
+    rows: list[tuple[int, ...]], c1: float, c2: float, n: int
+) -> None:
     lo, hi = sorted((c1, c2))
     h = _history(list(rows))
     a, b = recommend(h, blocks=n, confidence=lo), recommend(h, blocks=n, confidence=hi)
@@ -232,8 +259,13 @@ def test_recommendation_model_by_hand() -> None:
 # ---------------------------------------------------------------------------------------------- bundle tip
 
 
-@given(profit=st.integers(-(10**20), 10**22), gas=st.integers(1, 5_000_000), base=st.integers(0, 500 * GWEI),
-       share=st.sampled_from([0, 0.1, 0.5, 0.9, 0.99, 1]), margin=st.integers(0, 10**18))
+@given(
+    profit=st.integers(-(10**20), 10**22),
+    gas=st.integers(1, 5_000_000),
+    base=st.integers(0, 500 * GWEI),
+    share=st.sampled_from([0, 0.1, 0.5, 0.9, 0.99, 1]),
+    margin=st.integers(0, 10**18),
+)
 def test_bundle_tip_never_exceeds_profit(profit: int, gas: int, base: int, share: float, margin: int) -> None:
     tip = bundle_tip(profit, gas, base, share=share, min_margin_wei=margin)
     assert isinstance(tip, int) and tip >= 0
@@ -256,7 +288,10 @@ def test_bundle_tip_by_hand() -> None:
     assert bundle_tip(10**18, 200_000, 20 * GWEI) == 9 * 996 * 10**15 // 10 // 200_000
     assert bundle_tip(10**18, 200_000, 20 * GWEI, share=0.5) == 996 * 10**15 // 2 // 200_000
     # a margin of 0.5 ETH caps the tip at (budget - margin) / gas
-    assert bundle_tip(10**18, 200_000, 20 * GWEI, min_margin_wei=5 * 10**17) == (996 * 10**15 - 5 * 10**17) // 200_000
+    assert (
+        bundle_tip(10**18, 200_000, 20 * GWEI, min_margin_wei=5 * 10**17)
+        == (996 * 10**15 - 5 * 10**17) // 200_000
+    )
     assert bundle_tip(10**15, 200_000, 20 * GWEI) == 0  # base fee alone eats the profit
     assert bundle_tip(999, 1000, 0, share=1) == 0
     with pytest.raises(ValueError):
@@ -351,12 +386,21 @@ class StaleHistoryRpc:
 
     @staticmethod
     def _history(newest: int) -> dict[str, Any]:
-        return {"oldestBlock": hex(newest - 1), "baseFeePerGas": [hex(GWEI), hex(GWEI), hex(GWEI)],
-                "gasUsedRatio": [0.5, 0.5], "reward": [[hex(newest)], [hex(newest)]]}
+        return {
+            "oldestBlock": hex(newest - 1),
+            "baseFeePerGas": [hex(GWEI), hex(GWEI), hex(GWEI)],
+            "gasUsedRatio": [0.5, 0.5],
+            "reward": [[hex(newest)], [hex(newest)]],
+        }
 
     async def batch(self, calls: Sequence[tuple[str, Any]]) -> list[Any]:
         self.calls += list(calls)
-        block = {"number": hex(11), "baseFeePerGas": hex(GWEI), "gasUsed": hex(10**6), "gasLimit": hex(2 * 10**6)}
+        block = {
+            "number": hex(11),
+            "baseFeePerGas": hex(GWEI),
+            "gasUsed": hex(10**6),
+            "gasLimit": hex(2 * 10**6),
+        }
         return [self._history(10), block]
 
     async def request(self, method: str, params: Any = None) -> Any:

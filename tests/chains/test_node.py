@@ -1,10 +1,10 @@
-"""chains.node: anvil lifecycle and control calls against a real anvil."""
+"""chains.node.anvil: anvil lifecycle and control calls against a real anvil."""
 
 from __future__ import annotations
 
 import pytest
 
-from chains.node import AnvilNode, AnvilNotFoundError, NodeStartError, RpcCallError
+from chains.node.anvil import AnvilNode, AnvilNotFoundError, NodeStartError, RpcCallError
 
 
 def test_start_binds_free_port_and_stops(anvil: AnvilNode) -> None:
@@ -49,7 +49,9 @@ def test_storage_code_and_state_dump(anvil: AnvilNode) -> None:
         fresh.stop()
 
 
-def test_missing_binary_is_a_clear_error(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_binary_is_a_clear_error(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MEVSUITE_ANVIL", "/nonexistent/anvil")
     with pytest.raises(AnvilNotFoundError, match="MEVSUITE_ANVIL"):
         AnvilNode.start()

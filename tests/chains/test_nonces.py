@@ -1,4 +1,4 @@
-"""chains.nonces on a real anvil: committed nonces across tasks and processes, gap filling, tentative nonces."""
+"""chains.send.nonces on a real anvil: committed nonces across tasks and processes, gap filling, tentative nonces."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from chains.node import AnvilNode
-from chains.nonces import MemoryNonceStore, NonceManager, RedisNonceStore
-from chains.rpc import RpcClient, RpcError
-from chains.signer import Signer
+from chains.node.anvil import AnvilNode
+from chains.node.rpc import RpcClient, RpcError
+from chains.send.nonces import MemoryNonceStore, NonceManager, RedisNonceStore
+from chains.send.signer import Signer
 
 # anvil dev key #0 of the well-known "test test ... junk" mnemonic (test-only)
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -38,8 +38,17 @@ async def redis_prefix() -> AsyncIterator[tuple[aioredis.Redis, str]]:
 
 
 def _tx(signer: Signer, chain_id: int, nonce: int, tip: int = 10**9) -> bytes:
-    return signer.sign_eip1559({"chainId": chain_id, "nonce": nonce, "to": signer.address, "value": 1,
-                                "gas": 21_000, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": tip}).raw_transaction
+    return signer.sign_eip1559(
+        {
+            "chainId": chain_id,
+            "nonce": nonce,
+            "to": signer.address,
+            "value": 1,
+            "gas": 21_000,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": tip,
+        }
+    ).raw_transaction
 
 
 async def _wait_nonce(mgr: NonceManager, address: str, want: int) -> int:
@@ -60,14 +69,28 @@ async def _send(mgr: NonceManager, signer: Signer, used: list[int], fail_every: 
         used.append(nonce)
 
 
-async def test_200_sends_four_tasks_two_processes(anvil: AnvilNode,
-                                                  redis_prefix: tuple[aioredis.Redis, str]) -> None:
+async def test_200_sends_four_tasks_two_processes(
+    anvil: AnvilNode, redis_prefix: tuple[aioredis.Redis, str]
+) -> None:
     client, prefix = redis_prefix
     signer = Signer(DEV_KEY)
     env = dict(os.environ, MEV_PRIVATE_KEY=DEV_KEY, PYTHONPATH=str(ROOT))
-    procs = [await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.chains.nonce_worker", anvil.http_url, REDIS_URL, prefix, "50",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(ROOT), env=env) for _ in range(2)]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.chains.nonce_worker",
+            anvil.http_url,
+            REDIS_URL,
+            prefix,
+            "50",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=str(ROOT),
+            env=env,
+        )
+        for _ in range(2)
+    ]
     async with RpcClient(anvil.http_url) as rpc:
         mgr = NonceManager(rpc, anvil.chain_id(), store=RedisNonceStore(client, prefix))
         used: list[int] = []
@@ -94,7 +117,9 @@ async def test_200_sends_four_tasks_two_processes(anvil: AnvilNode,
         assert (await mgr.fill_gaps(signer)).highest is None
 
 
-async def test_fill_gaps_after_drop(anvil_nomine: AnvilNode, redis_prefix: tuple[aioredis.Redis, str]) -> None:
+async def test_fill_gaps_after_drop(
+    anvil_nomine: AnvilNode, redis_prefix: tuple[aioredis.Redis, str]
+) -> None:
     client, prefix = redis_prefix
     node = anvil_nomine
     signer = Signer(DEV_KEY)
@@ -140,8 +165,16 @@ async def test_fill_gaps_cancels_released_nonce(anvil_nomine: AnvilNode) -> None
                 assert nonce_a == 2
                 async with mgr.committed(signer.address) as nonce_b:
                     await mgr.send_raw(signer.address, nonce_b, _tx(signer, mgr.chain_id, nonce_b))
-                bad = signer.sign_eip1559({"chainId": mgr.chain_id, "nonce": nonce_a, "to": signer.address,
-                                           "gas": 1000, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9})
+                bad = signer.sign_eip1559(
+                    {
+                        "chainId": mgr.chain_id,
+                        "nonce": nonce_a,
+                        "to": signer.address,
+                        "gas": 1000,
+                        "maxFeePerGas": 10**10,
+                        "maxPriorityFeePerGas": 10**9,
+                    }
+                )
                 await mgr.send_raw(signer.address, nonce_a, bad.raw_transaction)  # rejected: intrinsic gas
         node.mine()
         assert await mgr.chain_nonce(signer.address) == 2
@@ -153,8 +186,9 @@ async def test_fill_gaps_cancels_released_nonce(anvil_nomine: AnvilNode) -> None
             assert nonce == 4
 
 
-async def test_tentative_reuses_nonce_until_landed(anvil: AnvilNode,
-                                                   redis_prefix: tuple[aioredis.Redis, str]) -> None:
+async def test_tentative_reuses_nonce_until_landed(
+    anvil: AnvilNode, redis_prefix: tuple[aioredis.Redis, str]
+) -> None:
     client, prefix = redis_prefix
     signer = Signer(DEV_KEY)
     async with RpcClient(anvil.http_url) as rpc:

@@ -1,4 +1,4 @@
-"""chains.rpc against real anvil nodes: transports, batching, web3 without extra round trips, retries,
+"""chains.node.rpc against real anvil nodes: transports, batching, web3 without extra round trips, retries,
 timeouts, failover and websocket reconnects.
 
 Misbehaving nodes are played by small aiohttp servers on port 0 that sit in front of a real anvil (a counting
@@ -23,8 +23,8 @@ from prometheus_client import CollectorRegistry
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError
 
-from chains.node import AnvilNode
-from chains.rpc import (
+from chains.node.anvil import AnvilNode
+from chains.node.rpc import (
     AllEndpointsFailedError,
     RpcBatchError,
     RpcClient,
@@ -36,14 +36,21 @@ from chains.rpc import (
 # Runtime code of a tiny contract: `value()` (selector 0x3fa4f245) returns 42, any other call reverts.
 #   PUSH1 0 CALLDATALOAD PUSH1 0xe0 SHR PUSH4 0x3fa4f245 EQ PUSH1 0x14 JUMPI PUSH1 0 PUSH1 0 REVERT
 #   JUMPDEST PUSH1 0x2a PUSH1 0 MSTORE PUSH1 0x20 PUSH1 0 RETURN
-CODE = "0x" + "600035" + "60e01c" + "633fa4f245" + "14" + "601457" + "60006000fd" + "5b" + "602a60005260206000f3"
+CODE = (
+    "0x" + "600035" + "60e01c" + "633fa4f245" + "14" + "601457" + "60006000fd" + "5b" + "602a60005260206000f3"
+)
 ADDR = "0x00000000000000000000000000000000000C0dE1"
 VALUE_CALL = {"to": ADDR, "data": "0x3fa4f245"}
 BOOM_CALL = {"to": ADDR, "data": "0xdeadbeef"}
 FORTY_TWO = "0x" + "00" * 31 + "2a"
 ABI = [
-    {"name": "value", "type": "function", "inputs": [], "outputs": [{"name": "", "type": "uint256"}],
-     "stateMutability": "view"},
+    {
+        "name": "value",
+        "type": "function",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "uint256"}],
+        "stateMutability": "view",
+    },
     {"name": "boom", "type": "function", "inputs": [], "outputs": [], "stateMutability": "view"},
 ]
 DEV0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # anvil's first dev account
@@ -104,7 +111,9 @@ class HttpProxy:
             error = self.inject.pop(0)
             return web.json_response({"jsonrpc": "2.0", "id": payload["id"], "error": error})
         assert self._session is not None
-        async with self._session.post(self.upstream, data=raw, headers={"Content-Type": "application/json"}) as r:
+        async with self._session.post(
+            self.upstream, data=raw, headers={"Content-Type": "application/json"}
+        ) as r:
             body = await r.read()
         return web.Response(body=body, content_type="application/json")
 
@@ -340,13 +349,16 @@ async def test_web3_over_websocket(node: AnvilNode) -> None:
 
 
 @pytest.mark.parametrize("scheme", ["http", "ws"])
-async def test_failover_when_first_node_is_killed(two_nodes: tuple[AnvilNode, AnvilNode], scheme: str) -> None:
+async def test_failover_when_first_node_is_killed(
+    two_nodes: tuple[AnvilNode, AnvilNode], scheme: str
+) -> None:
     first, second = two_nodes
     per_worker, workers, kill_at = 40, 4, 10
     results: list[str] = []
     registry = CollectorRegistry()
-    async with RpcClient([_url(first, scheme), _url(second, scheme)], timeout=5, retries=3,
-                         cooloff=60) as client:
+    async with RpcClient(
+        [_url(first, scheme), _url(second, scheme)], timeout=5, retries=3, cooloff=60
+    ) as client:
         client.register_metrics(registry, client="test")
 
         async def worker(k: int) -> None:
@@ -375,9 +387,13 @@ async def test_failover_when_first_node_is_killed(two_nodes: tuple[AnvilNode, An
     assert c2["calls"] >= per_worker * workers - (c1["calls"] - c1["errors"]), (c1, c2)
     # The drop is visible in the metrics a scrape reads.
     for key in ("errors", "failovers", "requests"):
-        sample = registry.get_sample_value(f"mevsuite_rpc_{key}_total", {"client": "test", "endpoint": ep1.name})
+        sample = registry.get_sample_value(
+            f"mevsuite_rpc_{key}_total", {"client": "test", "endpoint": ep1.name}
+        )
         assert sample == c1[key], key
-    assert registry.get_sample_value("mevsuite_rpc_endpoint_up", {"client": "test", "endpoint": ep1.name}) == 0
+    assert (
+        registry.get_sample_value("mevsuite_rpc_endpoint_up", {"client": "test", "endpoint": ep1.name}) == 0
+    )
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1", "ws://127.0.0.1:1"])
@@ -432,7 +448,10 @@ async def test_timeout_on_silent_server() -> None:
 
 async def test_retryable_node_error_retried_revert_not(proxy: HttpProxy) -> None:
     async with RpcClient(proxy.url, timeout=5, retries=3, backoff=0.01) as client:
-        proxy.inject = [{"code": -32005, "message": "rate limit exceeded"}, {"code": -32000, "message": "header not found"}]
+        proxy.inject = [
+            {"code": -32005, "message": "rate limit exceeded"},
+            {"code": -32000, "message": "header not found"},
+        ]
         assert await client.request("eth_call", [VALUE_CALL, "latest"]) == FORTY_TWO
         assert len(proxy.bodies) == 3 and client.endpoints[0].retries == 2
 
@@ -506,9 +525,14 @@ async def test_ws_messages_without_id_go_to_notification_handler(node: AnvilNode
 
 def test_redact_url_hides_keys() -> None:
     assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
-    assert redact_url("https://mainnet.infura.io/v3/0123456789abcdef0123456789abcdef") == \
-        "https://mainnet.infura.io/v3/***"
-    assert redact_url("wss://user:secret@node.example:8546/ws?apikey=xyz") == "wss://***@node.example:8546/ws?***"
+    assert (
+        redact_url("https://mainnet.infura.io/v3/0123456789abcdef0123456789abcdef")
+        == "https://mainnet.infura.io/v3/***"
+    )
+    assert (
+        redact_url("wss://user:secret@node.example:8546/ws?apikey=xyz")
+        == "wss://***@node.example:8546/ws?***"
+    )
 
 
 async def test_rejects_bad_configuration() -> None:
@@ -523,7 +547,7 @@ _HOSTILE_NODE_SCRIPT = textwrap.dedent("""
     import asyncio, json, sys
     import eth_account  # as in every bot process (web3): py_ecc raises the recursion limit to 100000
     from aiohttp import web
-    from chains.rpc import AllEndpointsFailedError, RpcClient
+    from chains.node.rpc import AllEndpointsFailedError, RpcClient
 
     PAYLOADS = [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000]
 
@@ -565,8 +589,9 @@ _HOSTILE_NODE_SCRIPT = textwrap.dedent("""
 def test_hostile_replies_are_clean_errors_in_a_subprocess() -> None:
     """A node answering 100k nested brackets over HTTP and over a websocket: the client (eth-account imported,
     recursion limit 100000) fails the request with AllEndpointsFailedError, counted; the process lives."""
-    proc = subprocess.run([sys.executable, "-c", _HOSTILE_NODE_SCRIPT], capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _HOSTILE_NODE_SCRIPT], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out.pop("recursionlimit") >= 100_000
@@ -612,7 +637,9 @@ async def scripted() -> AsyncIterator[tuple[_Scripted, int]]:
         await runner.cleanup()
 
 
-async def test_http_replies_over_the_limits_fail_over_and_are_counted(scripted: tuple[_Scripted, int]) -> None:
+async def test_http_replies_over_the_limits_fail_over_and_are_counted(
+    scripted: tuple[_Scripted, int],
+) -> None:
     node, port = scripted
     good = _Scripted()
     good.mode = "ok"
@@ -620,29 +647,44 @@ async def test_http_replies_over_the_limits_fail_over_and_are_counted(scripted: 
     app.router.add_post("/", good.http)
     runner, good_port = await _serve(app)
     try:
-        for mode, reason in (("deep", "deeper than 512 levels"), ("big", "exceeds the limit of 8000 bytes"),
-                             ("html", "invalid JSON-RPC answer")):
+        for mode, reason in (
+            ("deep", "deeper than 512 levels"),
+            ("big", "exceeds the limit of 8000 bytes"),
+            ("html", "invalid JSON-RPC answer"),
+        ):
             node.mode = mode
             registry = CollectorRegistry()
-            async with RpcClient([f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{good_port}/"], retries=0,
-                                 cooloff=60, max_reply_bytes=8_000) as client:
+            async with RpcClient(
+                [f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{good_port}/"],
+                retries=0,
+                cooloff=60,
+                max_reply_bytes=8_000,
+            ) as client:
                 client.register_metrics(registry, client="t")
                 assert await client.request("eth_chainId") == "0x7a69"  # the second node answered
                 bad = client.endpoints[0]
                 assert (bad.errors, bad.bad_replies, bad.failovers, bad.up) == (1, 1, 1, False), mode
                 assert bad.last_error is not None and reason in bad.last_error, bad.last_error
-                assert registry.get_sample_value("mevsuite_rpc_bad_replies_total",
-                                                 {"client": "t", "endpoint": bad.name}) == 1
+                assert (
+                    registry.get_sample_value(
+                        "mevsuite_rpc_bad_replies_total", {"client": "t", "endpoint": bad.name}
+                    )
+                    == 1
+                )
     finally:
         await runner.cleanup()
 
 
-async def test_ws_reply_over_the_limits_fails_the_connection_then_recovers(scripted: tuple[_Scripted, int]) -> None:
+async def test_ws_reply_over_the_limits_fails_the_connection_then_recovers(
+    scripted: tuple[_Scripted, int],
+) -> None:
     node, port = scripted
     async with RpcClient(f"ws://127.0.0.1:{port}/ws", retries=0, timeout=5, ws_max_size=8_000) as client:
         ep = client.endpoints[0]
-        for n, (mode, reason) in enumerate((("deep", "deeper than 512 levels"), ("big", "message too big"),
-                                            ("html", "not valid JSON")), start=1):
+        for n, (mode, reason) in enumerate(
+            (("deep", "deeper than 512 levels"), ("big", "message too big"), ("html", "not valid JSON")),
+            start=1,
+        ):
             node.mode = mode
             with pytest.raises(AllEndpointsFailedError, match=reason):
                 await client.request("eth_chainId")  # answered with a refusal at once, not after the timeout

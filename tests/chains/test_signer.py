@@ -1,4 +1,4 @@
-"""chains.signer: fast EIP-1559 / EIP-191 signing equals eth-account byte for byte; keys never shown."""
+"""chains.send.signer: fast EIP-1559 / EIP-191 signing equals eth-account byte for byte; keys never shown."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from eth_utils import to_checksum_address
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chains.signer import KeyLoadError, Signer, rlp_encode
+from chains.send.signer import KeyLoadError, Signer, rlp_encode
 
 VECTORS = json.loads((Path(__file__).parents[1] / "data" / "eth_account_tx_vectors.json").read_text())
 # anvil's first dev key (the well-known "test test ... junk" mnemonic); test-only.
@@ -26,7 +26,9 @@ DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 DEV_ADDR = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 
 
-@pytest.mark.parametrize("case", VECTORS["signed_eip1559"], ids=lambda c: f"nonce{c['nonce']}-al{'accessList' in c}")
+@pytest.mark.parametrize(
+    "case", VECTORS["signed_eip1559"], ids=lambda c: f"nonce{c['nonce']}-al{'accessList' in c}"
+)
 def test_signed_vectors(case: dict[str, Any]) -> None:
     fields = {k: v for k, v in case.items() if k not in ("key", "signed")}
     signer = Signer(case["key"])
@@ -40,7 +42,7 @@ def test_signed_vectors(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", VECTORS["typed_eip1559"], ids=lambda c: c["expected_hash"][:10])
 def test_typed_encoding_vectors(case: dict[str, Any]) -> None:
-    from chains.signer import encode_eip1559_unsigned
+    from chains.send.signer import encode_eip1559_unsigned
 
     tx = case["transaction"]
     fields = encode_eip1559_unsigned({k: v for k, v in tx.items() if k not in ("v", "r", "s")})
@@ -71,10 +73,16 @@ _tx = st.fixed_dictionaries(
     optional={
         "to": _addr.map(to_checksum_address),
         "accessList": st.lists(
-            st.fixed_dictionaries({"address": _addr.map(lambda b: "0x" + b.hex()),
-                                   "storageKeys": st.lists(st.binary(min_size=32, max_size=32)
-                                                           .map(lambda b: "0x" + b.hex()), max_size=3)}),
-            max_size=3),
+            st.fixed_dictionaries(
+                {
+                    "address": _addr.map(lambda b: "0x" + b.hex()),
+                    "storageKeys": st.lists(
+                        st.binary(min_size=32, max_size=32).map(lambda b: "0x" + b.hex()), max_size=3
+                    ),
+                }
+            ),
+            max_size=3,
+        ),
     },
 )
 
@@ -113,7 +121,7 @@ def test_from_env_and_no_key_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEV_PRIVATE_KEY", DEV_KEY)
     s = Signer.from_env()
     assert s.address == DEV_ADDR
-    assert not hasattr(Signer, "from_environment")  # the bots' keys come from the config (bots.keys)
+    assert not hasattr(Signer, "from_environment")  # the bots' keys come from the config (bots.app.keys)
     keybody = DEV_KEY[2:]
     for text in (repr(s), str(s), f"{s}", f"{s!r}", repr(vars(s)) if hasattr(s, "__dict__") else ""):
         assert keybody not in text.lower()
@@ -148,7 +156,14 @@ def test_from_keystore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_rejects_non_type2_and_wrong_from() -> None:
     s = Signer(DEV_KEY)
-    base = {"chainId": 1, "nonce": 0, "gas": 21000, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1, "to": DEV_ADDR}
+    base = {
+        "chainId": 1,
+        "nonce": 0,
+        "gas": 21000,
+        "maxFeePerGas": 2,
+        "maxPriorityFeePerGas": 1,
+        "to": DEV_ADDR,
+    }
     with pytest.raises(ValueError):
         s.sign_eip1559(dict(base, type=1))
     with pytest.raises(ValueError):
@@ -160,8 +175,17 @@ def test_rejects_non_type2_and_wrong_from() -> None:
 
 def test_speed_report(capsys: pytest.CaptureFixture[str]) -> None:
     s = Signer(DEV_KEY)
-    tx = {"chainId": 1, "nonce": 7, "gas": 200_000, "maxFeePerGas": 30 * 10**9, "maxPriorityFeePerGas": 10**9,
-          "to": DEV_ADDR, "value": 10**18, "data": "0x" + "ab" * 68, "type": 2}
+    tx = {
+        "chainId": 1,
+        "nonce": 7,
+        "gas": 200_000,
+        "maxFeePerGas": 30 * 10**9,
+        "maxPriorityFeePerGas": 10**9,
+        "to": DEV_ADDR,
+        "value": 10**18,
+        "data": "0x" + "ab" * 68,
+        "type": 2,
+    }
     n = 300
 
     def per_call(fn: Any) -> float:
@@ -175,5 +199,7 @@ def test_speed_report(capsys: pytest.CaptureFixture[str]) -> None:
     fast_m = per_call(lambda: s.sign_message_eip191("0x" + "cd" * 32))
     ref_m = per_call(lambda: Account.sign_message(encode_defunct(text="0x" + "cd" * 32), DEV_KEY))
     with capsys.disabled():
-        print(f"\n[signer] EIP-1559 tx: fast {fast:.0f} us vs eth-account {ref:.0f} us; "
-              f"EIP-191 msg: fast {fast_m:.0f} us vs eth-account {ref_m:.0f} us")
+        print(
+            f"\n[signer] EIP-1559 tx: fast {fast:.0f} us vs eth-account {ref:.0f} us; "
+            f"EIP-191 msg: fast {fast_m:.0f} us vs eth-account {ref_m:.0f} us"
+        )

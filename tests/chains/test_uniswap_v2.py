@@ -47,5 +47,8 @@ def test_errors_and_multihop() -> None:
     with pytest.raises(InsufficientLiquidityError):
         get_amount_out(1, 0, 10)
     hops = [(5 * 10**18, 10 * 10**18), (10 * 10**18, 5 * 10**18)]
-    assert get_amounts_out(10**18, hops) == [10**18, 1662497915624478906,
-                                             get_amount_out(1662497915624478906, 10 * 10**18, 5 * 10**18)]
+    assert get_amounts_out(10**18, hops) == [
+        10**18,
+        1662497915624478906,
+        get_amount_out(1662497915624478906, 10 * 10**18, 5 * 10**18),
+    ]

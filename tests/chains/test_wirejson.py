@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from chains import wirejson
 from chains.devnet.txbatch import JsonRpc
-from chains.node import RpcCallError
-from chains.sim import ForkSim, SimError
+from chains.node.anvil import RpcCallError
+from chains.sim.fork import ForkSim, SimError
 from chains.wirejson import DEFAULT_MAX_DEPTH, WireJsonError, loads, read_capped
 from ml.client import HttpSignalClient, SignalError
 

@@ -30,14 +30,19 @@ from tests.bots.conftest import pg_admin, pg_url  # noqa: F401  (fixtures re-exp
 T = TypeVar("T")
 
 _SCRIPT = Path(sys.executable).with_name("mevsuite")
-# The installed console script (what `make demo` runs); `python -m bots.cli` if it is not there.
-MEVSUITE: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "bots.cli"]
+# The installed console script (what `make demo` runs); `python -m bots.app.cli` if it is not there.
+MEVSUITE: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "bots.app.cli"]
 
 RUN_TIMEOUT = 90.0  # seconds; any single CLI run here takes a few seconds at most
 
 
-_NOT_INHERITED = {"MEVSUITE_DB_URL", "MEVSUITE_FORK_URL", "MEV_PRIVATE_KEY", "MEV_KEYSTORE_PATH",
-                  "MEV_KEYSTORE_PASSWORD"}
+_NOT_INHERITED = {
+    "MEVSUITE_DB_URL",
+    "MEVSUITE_FORK_URL",
+    "MEV_PRIVATE_KEY",
+    "MEV_KEYSTORE_PATH",
+    "MEV_KEYSTORE_PASSWORD",
+}
 
 
 def cli_env(extra: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, str]:
@@ -51,18 +56,35 @@ def cli_env(extra: Mapping[str, str] | None = None, cwd: Path | None = None) -> 
     return env
 
 
-def run_cli(args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None,
-            timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = RUN_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     """Run ``mevsuite *args`` to completion (killed after ``timeout`` seconds)."""
-    return subprocess.run([*MEVSUITE, *args], cwd=cwd, env=cli_env(env, cwd), capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    return subprocess.run(
+        [*MEVSUITE, *args],
+        cwd=cwd,
+        env=cli_env(env, cwd),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
-def start_cli(args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_cli(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``mevsuite *args`` in the background, stdout/stderr to ``cwd/stdout.txt`` / ``cwd/stderr.txt``."""
     with open(cwd / "stdout.txt", "wb") as out, open(cwd / "stderr.txt", "wb") as err:
-        return subprocess.Popen([*MEVSUITE, *args], cwd=cwd, env=cli_env(env, cwd), stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [*MEVSUITE, *args],
+            cwd=cwd,
+            env=cli_env(env, cwd),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
@@ -89,8 +111,13 @@ def background() -> Iterator[list[subprocess.Popen[Any]]]:
             proc.wait(10)
 
 
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60.0,
-             proc: subprocess.Popen[Any] | None = None, interval: float = 0.05) -> T:
+def wait_for(
+    check: Callable[[], T | None],
+    what: str,
+    timeout: float = 60.0,
+    proc: subprocess.Popen[Any] | None = None,
+    interval: float = 0.05,
+) -> T:
     """Poll ``check`` until it returns a non-None value (bounded; fails early if ``proc`` exits)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -144,5 +171,14 @@ def sqlite_tables(path: Path) -> set[str]:
         return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-SCHEMA_TABLES = {"alembic_version", "blocks", "transactions", "trades", "opportunities", "bundles", "fills",
-                 "pnl_snapshots", "model_runs"}
+SCHEMA_TABLES = {
+    "alembic_version",
+    "blocks",
+    "transactions",
+    "trades",
+    "opportunities",
+    "bundles",
+    "fills",
+    "pnl_snapshots",
+    "model_runs",
+}

@@ -23,7 +23,7 @@ import eth_account  # noqa: F401  (imports py_ecc, which raises the recursion li
 import pytest
 from click.testing import CliRunner, Result
 
-from bots.cli import main
+from bots.app.cli import main
 from tests.fixtures.devnet import Devnet
 
 SEED = 20261207
@@ -45,15 +45,19 @@ def _random_json(rng: random.Random, depth: int = 0) -> Any:
     if kind == "float":
         return rng.choice([0.5, -1e300, 1e-9, 3.25])
     if kind == "str":
-        return rng.choice(["", "0x", "0x" + "ab" * 20, "v2", "uniswap_v3", "\u00e9\u2603", "1e6", "../x", "a" * 300])
+        return rng.choice(
+            ["", "0x", "0x" + "ab" * 20, "v2", "uniswap_v3", "\u00e9\u2603", "1e6", "../x", "a" * 300]
+        )
     if kind == "null":
         return None
     if kind == "bool":
         return rng.random() < 0.5
     if kind == "list":
         return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))]
-    return {rng.choice(["a", "pools", "kind", "format", "x y"]): _random_json(rng, depth + 1)
-            for _ in range(rng.randint(0, 3))}
+    return {
+        rng.choice(["a", "pools", "kind", "format", "x y"]): _random_json(rng, depth + 1)
+        for _ in range(rng.randint(0, 3))
+    }
 
 
 def _category(value: Any) -> str:
@@ -117,7 +121,10 @@ def bad_documents(valid: Any, rng: random.Random, *, typed: bool = True) -> Iter
             new = _random_json(rng)
             while _category(new) == _category(old):
                 new = _random_json(rng)
-            yield f"wrong-type-{i}@{'.'.join(map(str, path))}", json.dumps(_replaced(valid, path, new)).encode()
+            yield (
+                f"wrong-type-{i}@{'.'.join(map(str, path))}",
+                json.dumps(_replaced(valid, path, new)).encode(),
+            )
 
 
 # -- running the CLI in-process -----------------------------------------------------------------------------------
@@ -136,7 +143,9 @@ def assert_one_line_error(result: Result, case: str, *, mentions: str) -> None:
     )
     assert result.exit_code != 0, f"{case}: exit 0\n{result.stdout[-500:]}"
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), f"{case}: stderr is not one error line: {lines[:5]}"
+    assert len(lines) == 1 and lines[0].startswith("error: "), (
+        f"{case}: stderr is not one error line: {lines[:5]}"
+    )
     assert mentions in lines[0], f"{case}: {lines[0]!r} does not mention {mentions!r}"
     assert "Traceback" not in result.stderr + result.stdout
 
@@ -164,36 +173,82 @@ def test_bad_pool_files(book_doc: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "pools.json"
     for case, data in bad_documents(valid, rng, typed=False):
         path.write_bytes(data)
-        r = cli(["run", "dex-arb", "--fork-url", UNREACHABLE, "--pools", str(path), "--weth", book_doc["weth"]])
+        r = cli(
+            ["run", "dex-arb", "--fork-url", UNREACHABLE, "--pools", str(path), "--weth", book_doc["weth"]]
+        )
         assert_one_line_error(r, case, mentions="pools file")
-    for field, value in [("fee", True), ("fee", -1), ("fee", [30]), ("kind", "v4"), ("address", "0x12"),
-                         ("token0", None), ("token1", 5)]:
+    for field, value in [
+        ("fee", True),
+        ("fee", -1),
+        ("fee", [30]),
+        ("kind", "v4"),
+        ("address", "0x12"),
+        ("token0", None),
+        ("token1", 5),
+    ]:
         path.write_text(json.dumps([{**valid[0], field: value}]))
-        r = cli(["run", "dex-arb", "--fork-url", UNREACHABLE, "--pools", str(path), "--weth", book_doc["weth"]])
+        r = cli(
+            ["run", "dex-arb", "--fork-url", UNREACHABLE, "--pools", str(path), "--weth", book_doc["weth"]]
+        )
         assert_one_line_error(r, f"{field}={value!r}", mentions="pools file")
 
 
 def test_bad_discovery_checkpoints(book_doc: dict[str, Any], tmp_path: Path) -> None:
     rng = random.Random(SEED + 2)
     pool = book_doc["pools"][0]
-    valid = {"format": "mevsuite.discovery-checkpoint", "scanned": {"uniswap": 12},
-             "pools": [{"factory": "uniswap", "kind": "v2", "address": pool["address"], "token0": pool["token0"],
-                        "token1": pool["token1"], "fee": 30, "tick_spacing": 0, "block": 3}]}
-    from chains.discovery import CHECKPOINT_FORMAT
+    valid = {
+        "format": "mevsuite.discovery-checkpoint",
+        "scanned": {"uniswap": 12},
+        "pools": [
+            {
+                "factory": "uniswap",
+                "kind": "v2",
+                "address": pool["address"],
+                "token0": pool["token0"],
+                "token1": pool["token1"],
+                "fee": 30,
+                "tick_spacing": 0,
+                "block": 3,
+            }
+        ],
+    }
+    from chains.state.discovery import CHECKPOINT_FORMAT
 
     valid["format"] = CHECKPOINT_FORMAT
     path = tmp_path / "ck.json"
     factory = book_doc["v2"]["uniswap"]["factory"]
     for case, data in bad_documents(valid, rng):
         path.write_bytes(data)
-        r = cli(["run", "dex-arb", "--fork-url", UNREACHABLE, "--weth", book_doc["weth"], "--checkpoint", str(path),
-                 "--v2-factory", f"uniswap={factory}"])
+        r = cli(
+            [
+                "run",
+                "dex-arb",
+                "--fork-url",
+                UNREACHABLE,
+                "--weth",
+                book_doc["weth"],
+                "--checkpoint",
+                str(path),
+                "--v2-factory",
+                f"uniswap={factory}",
+            ]
+        )
         assert_one_line_error(r, case, mentions="checkpoint")
 
 
-V2_STATE = {"format": "mevsuite.pool-state", "version": 1, "kind": "uniswap_v2", "block": "1", "block_hash": "0x",
-            "address": "0x" + "11" * 20, "token0": "0x" + "aa" * 20, "token1": "0x" + "bb" * 20,
-            "reserve0": "1000000", "reserve1": "2000000", "fee_bps": "30"}
+V2_STATE = {
+    "format": "mevsuite.pool-state",
+    "version": 1,
+    "kind": "uniswap_v2",
+    "block": "1",
+    "block_hash": "0x",
+    "address": "0x" + "11" * 20,
+    "token0": "0x" + "aa" * 20,
+    "token1": "0x" + "bb" * 20,
+    "reserve0": "1000000",
+    "reserve1": "2000000",
+    "fee_bps": "30",
+}
 
 
 def test_bad_state_files(tmp_path: Path) -> None:
@@ -229,17 +284,25 @@ def _bad_tomls(rng: random.Random) -> Iterator[tuple[str, bytes]]:
         n = rng.choice(settings)
         key, _, value = lines[n].partition("=")
         cut = rng.randint(0, max(len(value.strip()) - 1, 0))
-        yield f"truncated-{i}@{key.strip()}", "\n".join([*lines[:n], f"{key}= {value.strip()[:cut]}"]).encode()
+        yield (
+            f"truncated-{i}@{key.strip()}",
+            "\n".join([*lines[:n], f"{key}= {value.strip()[:cut]}"]).encode(),
+        )
     for i in range(CASES_PER_KIND):
         n = rng.choice(settings)
         key, _, value = lines[n].partition("=")
-        wrong = rng.choice(['"abc"', "[1, 2]", "{ x = 1 }", "-5", "1e999", "2026-12-07", '"' + "a" * 200 + '"'])
-        yield f"wrong-{i}@{key.strip()}={wrong[:20]}", "\n".join([*lines[:n], f"{key}= {wrong}", *lines[n + 1 :]]).encode()
+        wrong = rng.choice(
+            ['"abc"', "[1, 2]", "{ x = 1 }", "-5", "1e999", "2026-12-07", '"' + "a" * 200 + '"']
+        )
+        yield (
+            f"wrong-{i}@{key.strip()}={wrong[:20]}",
+            "\n".join([*lines[:n], f"{key}= {wrong}", *lines[n + 1 :]]).encode(),
+        )
 
 
 def test_bad_config_files(tmp_path: Path) -> None:
     """A malformed config is one ``config error`` line and exit 2; a variant that happens to be valid runs."""
-    from bots.config import ConfigError, load_config
+    from bots.app.config import ConfigError, load_config
 
     rng = random.Random(SEED + 4)
     path = tmp_path / "mevsuite.toml"
@@ -266,13 +329,29 @@ def test_bad_training_configs(tmp_path: Path) -> None:
     data = Path(__file__).resolve().parents[1] / "ml" / "data" / "ohlcv" / "Bitstamp_BTCUSD_1h_excerpt.csv"
     rng = random.Random(SEED + 5)
     path = tmp_path / "train.toml"
-    cases = [("deep", b"x = " + b"[" * 100_000), ("not-utf8", b"\xff\xfe"), ("unknown", b"modles = ['xgboost']\n"),
-             ("type", b"models = 5\n")]
+    cases = [
+        ("deep", b"x = " + b"[" * 100_000),
+        ("not-utf8", b"\xff\xfe"),
+        ("unknown", b"modles = ['xgboost']\n"),
+        ("type", b"models = 5\n"),
+    ]
     cases += [(f"bytes-{i}", bytes(rng.randrange(256) for _ in range(80))) for i in range(4)]
     for case, content in cases:
         path.write_bytes(content)
-        r = cli(["ml", "train", "--data", str(data), "--out", str(tmp_path / "models"), "--ml-config", str(path),
-                 "--no-progress"], env={"MEVSUITE__DB__URL": f"sqlite+aiosqlite:///{tmp_path / 'ml.db'}"})
+        r = cli(
+            [
+                "ml",
+                "train",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "models"),
+                "--ml-config",
+                str(path),
+                "--no-progress",
+            ],
+            env={"MEVSUITE__DB__URL": f"sqlite+aiosqlite:///{tmp_path / 'ml.db'}"},
+        )
         assert_one_line_error(r, case, mentions="")
         assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir()), case
 
@@ -283,12 +362,34 @@ def test_bad_model_directories(tmp_path: Path) -> None:
     rng = random.Random(SEED + 6)
     root = tmp_path / "models"
     version = "20260101T000000Z-000000"
-    meta = {"version": version, "models": {"xgboost": {"class": "ml.models.gbdt:XGBoostModel", "dir": "xgboost"}},
-            "model_kinds": ["xgboost"], "feature_config": {}, "horizon": 1}
+    meta = {
+        "version": version,
+        "models": {"xgboost": {"class": "ml.models.gbdt:XGBoostModel", "dir": "xgboost"}},
+        "model_kinds": ["xgboost"],
+        "feature_config": {},
+        "horizon": 1,
+    }
     cases = list(bad_documents(meta, rng, typed=False))
-    cases += [("dir-escape", json.dumps({**meta, "models": {"xgboost": {**meta["models"]["xgboost"],  # type: ignore[dict-item]
-                                                                         "dir": "../../etc"}}}).encode()),
-              ("class-escape", json.dumps({**meta, "models": {"xgboost": {"class": "os:system", "dir": "x"}}}).encode())]
+    cases += [
+        (
+            "dir-escape",
+            json.dumps(
+                {
+                    **meta,
+                    "models": {
+                        "xgboost": {
+                            **meta["models"]["xgboost"],  # type: ignore[dict-item]
+                            "dir": "../../etc",
+                        }
+                    },
+                }
+            ).encode(),
+        ),
+        (
+            "class-escape",
+            json.dumps({**meta, "models": {"xgboost": {"class": "os:system", "dir": "x"}}}).encode(),
+        ),
+    ]
     for case, content in cases:
         shutil.rmtree(root, ignore_errors=True)
         (root / version).mkdir(parents=True)
@@ -296,7 +397,11 @@ def test_bad_model_directories(tmp_path: Path) -> None:
         (root / version / "meta.json").write_bytes(content)
         r = cli(["ml", "evaluate", "--data", str(data), "--model", str(root)])
         assert_one_line_error(r, case, mentions="")
-    for case, content in [("latest-escape", b"../../etc"), ("latest-binary", b"\xff\x00"), ("latest-empty", b"")]:
+    for case, content in [
+        ("latest-escape", b"../../etc"),
+        ("latest-binary", b"\xff\x00"),
+        ("latest-empty", b""),
+    ]:
         (root / "LATEST").write_bytes(content)
         r = cli(["ml", "evaluate", "--data", str(data), "--model", str(root)])
         assert_one_line_error(r, case, mentions="")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from chains.node import AnvilNode
+from chains.node.anvil import AnvilNode
 from tests.cli.conftest import run_cli
 
 
@@ -23,7 +23,10 @@ def test_chain_status_json(anvil: AnvilNode, tmp_path: Path) -> None:
 def test_chain_status_fails_over_and_reads_urls_from_env(anvil: AnvilNode, tmp_path: Path) -> None:
     # The first endpoint is dead: the client fails over to anvil.  URLs come from the environment.
     urls = f"http://127.0.0.1:1,{anvil.http_url}"
-    result = run_cli(["chain", "status"], cwd=tmp_path,
-                     env={"MEVSUITE__CHAIN__RPC_URLS": urls, "MEVSUITE__CHAIN__RETRIES": "0"})
+    result = run_cli(
+        ["chain", "status"],
+        cwd=tmp_path,
+        env={"MEVSUITE__CHAIN__RPC_URLS": urls, "MEVSUITE__CHAIN__RETRIES": "0"},
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["chain_id"] == 31337

@@ -27,8 +27,11 @@ def test_upgrade_default_is_mevsuite_db_in_cwd(tmp_path: Path) -> None:
 
 
 def test_upgrade_url_from_env(tmp_path: Path) -> None:
-    result = run_cli(["db", "upgrade"], cwd=tmp_path,
-                     env={"MEVSUITE__DB__URL": f"sqlite+aiosqlite:///{tmp_path / 'env.db'}"})
+    result = run_cli(
+        ["db", "upgrade"],
+        cwd=tmp_path,
+        env={"MEVSUITE__DB__URL": f"sqlite+aiosqlite:///{tmp_path / 'env.db'}"},
+    )
     assert result.returncode == 0, result.stderr
     assert SCHEMA_TABLES <= sqlite_tables(tmp_path / "env.db")
     assert not (tmp_path / "mevsuite.db").exists()
@@ -38,10 +41,20 @@ def test_upgrade_postgresql(pg_url: str, tmp_path: Path) -> None:
     result = run_cli(["db", "upgrade", "--url", pg_url], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     url = make_url(pg_url)
-    with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, dbname=url.database,
-                         password=url.password, connect_timeout=5) as conn:
-        tables = {row[0] for row in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+    with psycopg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        dbname=url.database,
+        password=url.password,
+        connect_timeout=5,
+    ) as conn:
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )
+        }
         revision = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     assert SCHEMA_TABLES <= tables
     assert len(revision) == 1

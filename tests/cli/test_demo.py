@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
-from bots.config import Config
-from bots.demo import run_demo
+from bots.app.config import Config
+from bots.app.demo import run_demo
 from bots.metrics import Metrics
 from chains.devnet.builder import BlockReport
 from tests.cli.conftest import answers, run_cli, sqlite_counts, start_cli, stop_process, wait_for
@@ -90,8 +90,16 @@ async def test_demo_serves_metrics_while_it_runs(tmp_path: Path) -> None:
         _, at_end["samples"] = await asyncio.to_thread(_scrape, summary["metrics_url"])
         at_end["db"] = await asyncio.to_thread(sqlite_counts, db, TABLES)
 
-    summary = await run_demo(Config(), blocks=3, db_url=f"sqlite+aiosqlite:///{db}", metrics_port=0,
-                             console=console, metrics=metrics, on_block=on_block, on_finish=on_finish)
+    summary = await run_demo(
+        Config(),
+        blocks=3,
+        db_url=f"sqlite+aiosqlite:///{db}",
+        metrics_port=0,
+        console=console,
+        metrics=metrics,
+        on_block=on_block,
+        on_finish=on_finish,
+    )
 
     assert len(during) == 3
     expected = {"mevsuite_events", "mevsuite_stage_latency_seconds", "mevsuite_db_rows_written"}
@@ -109,7 +117,10 @@ async def test_demo_serves_metrics_while_it_runs(tmp_path: Path) -> None:
     for table in ("transactions", "blocks", "trades"):
         assert _total(samples, "mevsuite_db_rows_written_total", table=table) == db_counts[table], table
     # The scrape and the Metrics object passed in agree (the demo reported to the registry we gave it).
-    assert metrics.value("mevsuite_db_rows_written_total", {"table": "transactions"}) == db_counts["transactions"]
+    assert (
+        metrics.value("mevsuite_db_rows_written_total", {"table": "transactions"})
+        == db_counts["transactions"]
+    )
     # And it stopped serving when the demo ended.
     with pytest.raises(OSError):
         await asyncio.to_thread(urllib.request.urlopen, summary["metrics_url"], None, 2)
@@ -122,8 +133,14 @@ def test_demo_postgresql(pg_url: str, tmp_path: Path) -> None:
     assert summary["database"].startswith("postgresql+psycopg://")
     assert not (tmp_path / "mevsuite.db").exists()
     url = make_url(pg_url)
-    with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, dbname=url.database,
-                         password=url.password, connect_timeout=5) as conn:
+    with psycopg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        dbname=url.database,
+        password=url.password,
+        connect_timeout=5,
+    ) as conn:
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}  # type: ignore[index]
     assert counts["blocks"] == 2
     assert counts["transactions"] == summary["transactions_mined"] > 0
@@ -142,8 +159,11 @@ def test_demo_interrupted_cleans_up(tmp_path: Path, background: list[subprocess.
     background.append(proc)
     wait_for(lambda: _rows(tmp_path / "mevsuite.db"), "the first recorded block", proc=proc)
     stderr_file = tmp_path / "stderr.txt"
-    node = wait_for(lambda: re.search(r"devnet (http://127\.0\.0\.1:\d+)", stderr_file.read_text()),
-                    "the devnet line", proc=proc).group(1)
+    node = wait_for(
+        lambda: re.search(r"devnet (http://127\.0\.0\.1:\d+)", stderr_file.read_text()),
+        "the devnet line",
+        proc=proc,
+    ).group(1)
     metrics_url = re.search(r"metrics (http://\S+/metrics)", stderr_file.read_text())
     assert metrics_url is not None
     assert stop_process(proc, signal.SIGINT) == 130

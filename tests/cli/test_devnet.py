@@ -21,8 +21,9 @@ def _check_book(book: dict[str, Any]) -> None:
 
 
 def test_devnet_up_fixed_blocks(tmp_path: Path) -> None:
-    result = run_cli(["devnet", "up", "--blocks", "3", "--out", "book.json", "--block-time", "0.2"],
-                     cwd=tmp_path)
+    result = run_cli(
+        ["devnet", "up", "--blocks", "3", "--out", "book.json", "--block-time", "0.2"], cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     printed = json.loads(result.stdout)  # stdout is exactly the address book (progress goes to stderr)
@@ -46,12 +47,17 @@ def _book_if_ready(path: Path) -> dict[str, Any] | None:
 def test_devnet_up_runs_until_sigint(tmp_path: Path, background: list[subprocess.Popen[Any]]) -> None:
     proc = start_cli(["devnet", "up", "--out", "book.json", "--block-time", "0.1"], cwd=tmp_path)
     background.append(proc)
-    book = wait_for(lambda: _book_if_ready(tmp_path / "book.json"), "the address book and its node", proc=proc)
+    book = wait_for(
+        lambda: _book_if_ready(tmp_path / "book.json"), "the address book and its node", proc=proc
+    )
     _check_book(book)
     start = int(rpc_call(book["rpc_url"], "eth_blockNumber"), 16)
     # It keeps producing blocks by itself (no --blocks).
-    wait_for(lambda: True if int(rpc_call(book["rpc_url"], "eth_blockNumber"), 16) >= start + 2 else None,
-             "two more blocks", proc=proc)
+    wait_for(
+        lambda: True if int(rpc_call(book["rpc_url"], "eth_blockNumber"), 16) >= start + 2 else None,
+        "two more blocks",
+        proc=proc,
+    )
     assert proc.poll() is None
 
     assert stop_process(proc, signal.SIGINT) == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
@@ -61,4 +67,3 @@ def test_devnet_up_runs_until_sigint(tmp_path: Path, background: list[subprocess
     # The anvil it started is gone: its port no longer answers (the process stopped it before exiting).
     assert not answers(book["rpc_url"])
     assert json.loads((tmp_path / "stdout.txt").read_text()) == book
-

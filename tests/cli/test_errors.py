@@ -1,6 +1,6 @@
 """Bad input ends with ONE clear line on stderr and the documented exit code — never a traceback.
 
-Exit codes (bots/cli.py): 1 the run failed, 2 configuration error, 3 anvil missing, 4 node/RPC unreachable,
+Exit codes (bots/app/cli.py): 1 the run failed, 2 configuration error, 3 anvil missing, 4 node/RPC unreachable,
 5 database unreachable, 130 interrupted.  Every case runs the real console script in a temporary directory.
 """
 
@@ -27,17 +27,21 @@ NO_ANVIL = {"MEVSUITE_ANVIL": "/nonexistent/anvil"}
 
 @pytest.mark.parametrize("command", CONFIG_COMMANDS, ids=CONFIG_IDS)
 def test_malformed_toml_names_the_file(command: list[str], tmp_path: Path) -> None:
-    (tmp_path / "bad.toml").write_text("[chain]\nrpc_urls = [\"http://127.0.0.1:8545\"\n")
+    (tmp_path / "bad.toml").write_text('[chain]\nrpc_urls = ["http://127.0.0.1:8545"\n')
     line = assert_one_line_error(run_cli(["--config", "bad.toml", *command], cwd=tmp_path), 2)
     assert "bad.toml" in line and "TOML" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]  # nothing created, nothing started
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    ("[metrics]\nport = \"abc\"\n", "metrics.port"),
-    ("[metrics]\nprot = 9464\n", "prot"),  # unknown keys are errors (typo safety)
-    ("[nosuchsection]\nx = 1\n", "nosuchsection"),
-], ids=["wrong-type", "unknown-key", "unknown-section"])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('[metrics]\nport = "abc"\n', "metrics.port"),
+        ("[metrics]\nprot = 9464\n", "prot"),  # unknown keys are errors (typo safety)
+        ("[nosuchsection]\nx = 1\n", "nosuchsection"),
+    ],
+    ids=["wrong-type", "unknown-key", "unknown-section"],
+)
 def test_invalid_config_file_names_the_key(content: str, expected: str, tmp_path: Path) -> None:
     (tmp_path / "conf.toml").write_text(content)
     line = assert_one_line_error(run_cli(["--config", "conf.toml", "chain", "status"], cwd=tmp_path), 2)
@@ -58,15 +62,19 @@ def test_bad_env_value_names_the_key(command: list[str], tmp_path: Path) -> None
 
 
 def test_unreachable_rpc_exits_4(tmp_path: Path) -> None:
-    result = run_cli(["chain", "status", "--rpc-url", "http://127.0.0.1:1"], cwd=tmp_path,
-                     env={"MEVSUITE__CHAIN__RETRIES": "0"})
+    result = run_cli(
+        ["chain", "status", "--rpc-url", "http://127.0.0.1:1"],
+        cwd=tmp_path,
+        env={"MEVSUITE__CHAIN__RETRIES": "0"},
+    )
     line = assert_one_line_error(result, 4)
     assert "cannot reach" in line and "http://127.0.0.1:1" in line
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("command", [["demo", "--blocks", "1"], ["devnet", "up", "--blocks", "1"]],
-                         ids=["demo", "devnet up"])
+@pytest.mark.parametrize(
+    "command", [["demo", "--blocks", "1"], ["devnet", "up", "--blocks", "1"]], ids=["demo", "devnet up"]
+)
 def test_missing_anvil_exits_3_and_says_make_setup(command: list[str], tmp_path: Path) -> None:
     line = assert_one_line_error(run_cli(command, cwd=tmp_path, env=NO_ANVIL), 3)
     assert "make setup" in line and "/nonexistent/anvil" in line
@@ -124,14 +132,18 @@ def test_address_book_path_not_writable(tmp_path: Path) -> None:
     assert "afile/book.json" in line
 
 
-@pytest.mark.parametrize("args", [
-    ["demo", "--blocks", "0"],
-    ["demo", "--metrics-port", "70000"],
-    ["devnet", "up", "--blocks", "-1"],
-    ["devnet", "up", "--block-time", "-1"],
-    ["chain", "nosuchcommand"],
-    ["--nosuchoption"],
-], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "--blocks", "0"],
+        ["demo", "--metrics-port", "70000"],
+        ["devnet", "up", "--blocks", "-1"],
+        ["devnet", "up", "--block-time", "-1"],
+        ["chain", "nosuchcommand"],
+        ["--nosuchoption"],
+    ],
+    ids=lambda a: " ".join(a),
+)
 def test_usage_errors_exit_2_without_traceback(args: list[str], tmp_path: Path) -> None:
     result = run_cli(args, cwd=tmp_path, timeout=30)
     assert result.returncode == 2, result.stderr
@@ -141,8 +153,10 @@ def test_usage_errors_exit_2_without_traceback(args: list[str], tmp_path: Path) 
 
 
 def test_unsupported_or_driverless_database_is_one_line(tmp_path: Path) -> None:
-    for url, expect in (("mysql://u:pw@127.0.0.1:1/x", "unsupported database 'mysql'"),
-                        ("postgresql+nosuchdriver://u:pw@127.0.0.1:1/x", "u:***@")):
+    for url, expect in (
+        ("mysql://u:pw@127.0.0.1:1/x", "unsupported database 'mysql'"),
+        ("postgresql+nosuchdriver://u:pw@127.0.0.1:1/x", "u:***@"),
+    ):
         r = run_cli(["db", "upgrade", "--url", url], cwd=tmp_path)
         assert expect in assert_one_line_error(r, 5)
         assert "pw@" not in r.stdout + r.stderr

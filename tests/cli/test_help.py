@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
-from bots.cli import main
+from bots.app.cli import main
 from tests.cli.conftest import run_cli
 
 
@@ -40,7 +40,8 @@ def test_help(path: tuple[str, ...], flag: str, tmp_path: Path) -> None:
     usage = result.stdout.splitlines()[0]
     arguments = [p.make_metavar(click.Context(cmd)) for p in cmd.params if isinstance(p, click.Argument)]
     expected = " ".join([*path, "[OPTIONS]", *arguments]) + (
-        " COMMAND [ARGS]..." if isinstance(cmd, click.Group) else "")
+        " COMMAND [ARGS]..." if isinstance(cmd, click.Group) else ""
+    )
     assert usage.startswith("Usage: ") and usage.endswith(expected), usage
     assert "Options:" in result.stdout
     if isinstance(cmd, click.Group):  # a group lists every subcommand

@@ -21,8 +21,8 @@ import pytest
 from eth_account import Account
 from prometheus_client.parser import text_string_to_metric_families
 
-from bots.config import ConfigError, SignerConfig, load_config
-from bots.keys import (
+from bots.app.config import ConfigError, SignerConfig, load_config
+from bots.app.keys import (
     ANVIL_DEV_KEY_0,
     FORK_CHAIN_ID,
     fork_chain_id,
@@ -44,30 +44,63 @@ DEAD_URL = "http://127.0.0.1:1"  # reached only if a run got past the checks und
 
 def _keystore(tmp_path: Path, key: str = DEV_KEY_1) -> Path:
     path = tmp_path / "keystore.json"
-    path.write_text(json.dumps(Account.encrypt(key, PASSWORD, kdf="pbkdf2", iterations=2)))  # cheap KDF for tests
+    path.write_text(
+        json.dumps(Account.encrypt(key, PASSWORD, kdf="pbkdf2", iterations=2))
+    )  # cheap KDF for tests
     return path
 
 
 def _fork_args(devnet: Devnet, *extra: str) -> list[str]:
-    book = devnet.book  # V2 pools only (discovered): fewer state reads, a shorter run; the skew is a V2 arbitrage
-    v2 = [a for name, venue in book.v2.items() for a in ("--v2-factory", f"{name}={venue.factory}:{venue.fee_bps}")]
-    return ["run", "dex-arb", "--fork-url", devnet.node.http_url, "--weth", book.weth, *v2, "--blocks", "2",
-            "--block-time", "0.2", "--json-summary", "summary.json", *extra]
+    book = (
+        devnet.book
+    )  # V2 pools only (discovered): fewer state reads, a shorter run; the skew is a V2 arbitrage
+    v2 = [
+        a
+        for name, venue in book.v2.items()
+        for a in ("--v2-factory", f"{name}={venue.factory}:{venue.fee_bps}")
+    ]
+    return [
+        "run",
+        "dex-arb",
+        "--fork-url",
+        devnet.node.http_url,
+        "--weth",
+        book.weth,
+        *v2,
+        "--blocks",
+        "2",
+        "--block-time",
+        "0.2",
+        "--json-summary",
+        "summary.json",
+        *extra,
+    ]
 
 
 def _scrape_live_gauge(stderr_file: Path, proc: Any) -> float:
-    url = wait_for(lambda: (m := re.search(r"^metrics (http://\S+/metrics)$", stderr_file.read_text(), re.M))
-                   and m.group(1), "the metrics line", proc=proc, timeout=30)
+    url = wait_for(
+        lambda: (
+            (m := re.search(r"^metrics (http://\S+/metrics)$", stderr_file.read_text(), re.M)) and m.group(1)
+        ),
+        "the metrics line",
+        proc=proc,
+        timeout=30,
+    )
     with urllib.request.urlopen(url, timeout=5) as resp:
         text = resp.read().decode()
-    values = [s.value for f in text_string_to_metric_families(text) for s in f.samples
-              if s.name == "mevsuite_bot_live" and s.labels == {"bot": "dex_arb"}]
+    values = [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "mevsuite_bot_live" and s.labels == {"bot": "dex_arb"}
+    ]
     assert len(values) == 1, text
     return values[0]
 
 
-def _run_in_background(args: list[str], cwd: Path, env: dict[str, str],
-                       background: list[Any]) -> tuple[float, dict[str, Any], str]:
+def _run_in_background(
+    args: list[str], cwd: Path, env: dict[str, str], background: list[Any]
+) -> tuple[float, dict[str, Any], str]:
     """Run the CLI, scrape its live gauge while it runs; (gauge, summary, stderr)."""
     proc = start_cli(args, cwd=cwd, env=env)
     background.append(proc)
@@ -92,7 +125,8 @@ def test_live_flag_alone_is_refused_before_anything_starts(config: str | None, t
 
 
 def test_both_switches_send_with_the_configured_key_on_the_fork_chain_id(
-        devnet_state: Devnet, tmp_path: Path, background: list[Any]) -> None:
+    devnet_state: Devnet, tmp_path: Path, background: list[Any]
+) -> None:
     skew(devnet_state)
     env = {"MEVSUITE__BOT__DRY_RUN": "false", "MEVSUITE__SIGNER__PRIVATE_KEY": DEV_KEY_1}
     gauge, s, err = _run_in_background(_fork_args(devnet_state, "--live"), tmp_path, env, background)
@@ -115,11 +149,17 @@ def test_both_switches_send_with_the_configured_key_on_the_fork_chain_id(
 @pytest.mark.parametrize("case", ["wrong-password", "unreadable", "no-password", "old-variable"])
 def test_broken_key_is_exit_2_without_fallback(case: str, tmp_path: Path) -> None:
     path = _keystore(tmp_path)
-    env = {"MEVSUITE__BOT__DRY_RUN": "false", "MEVSUITE__SIGNER__KEYSTORE": str(path),
-           "MEVSUITE__SIGNER__KEYSTORE_PASSWORD": PASSWORD}
-    expected = {"wrong-password": "wrong password", "unreadable": "cannot read",
-                "no-password": "MEVSUITE__SIGNER__KEYSTORE_PASSWORD is not set",
-                "old-variable": "MEV_PRIVATE_KEY is no longer read"}[case]
+    env = {
+        "MEVSUITE__BOT__DRY_RUN": "false",
+        "MEVSUITE__SIGNER__KEYSTORE": str(path),
+        "MEVSUITE__SIGNER__KEYSTORE_PASSWORD": PASSWORD,
+    }
+    expected = {
+        "wrong-password": "wrong password",
+        "unreadable": "cannot read",
+        "no-password": "MEVSUITE__SIGNER__KEYSTORE_PASSWORD is not set",
+        "old-variable": "MEV_PRIVATE_KEY is no longer read",
+    }[case]
     if case == "wrong-password":
         env["MEVSUITE__SIGNER__KEYSTORE_PASSWORD"] = "not-" + PASSWORD
     elif case == "unreadable":  # (a directory: chmod 0 would not stop root)
@@ -128,7 +168,9 @@ def test_broken_key_is_exit_2_without_fallback(case: str, tmp_path: Path) -> Non
         del env["MEVSUITE__SIGNER__KEYSTORE_PASSWORD"]
     else:
         env = {"MEV_PRIVATE_KEY": DEV_KEY_1}
-    r = run_cli(["-vv", "run", "dex-arb", "--fork-url", DEAD_URL, "--weth", DEV_ADDR_0], cwd=tmp_path, env=env)
+    r = run_cli(
+        ["-vv", "run", "dex-arb", "--fork-url", DEAD_URL, "--weth", DEV_ADDR_0], cwd=tmp_path, env=env
+    )
     line = assert_one_line_error(r, 2)  # not exit 4: it stopped before starting anvil on the dead URL
     assert expected in line, line
     assert PASSWORD not in r.stderr + r.stdout and DEV_KEY_1[2:] not in r.stderr + r.stdout
@@ -138,7 +180,9 @@ def test_broken_key_is_exit_2_without_fallback(case: str, tmp_path: Path) -> Non
 # ------------------------------------------------------------------------------------------------ in-process
 def test_signer_from_config_rules(tmp_path: Path) -> None:
     def cfg(**env: str) -> SignerConfig:
-        return load_config(env={f"MEVSUITE__SIGNER__{k.upper()}": v for k, v in env.items()}, cwd=tmp_path).signer
+        return load_config(
+            env={f"MEVSUITE__SIGNER__{k.upper()}": v for k, v in env.items()}, cwd=tmp_path
+        ).signer
 
     assert signer_from_config(cfg(private_key=DEV_KEY_1), "chain", environ={}).signer.address == DEV_ADDR_1
     ks = _keystore(tmp_path)
@@ -150,14 +194,16 @@ def test_signer_from_config_rules(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no key configured"):
         signer_from_config(cfg(), "chain", environ={})  # a real chain never gets a public key
     with pytest.raises(ConfigError, match="both"):
-        signer_from_config(cfg(private_key=DEV_KEY_1, keystore=str(ks), keystore_password=PASSWORD), "fork",
-                           environ={})
+        signer_from_config(
+            cfg(private_key=DEV_KEY_1, keystore=str(ks), keystore_password=PASSWORD), "fork", environ={}
+        )
     with pytest.raises(ConfigError, match=r"signer\.keystore is not"):
         signer_from_config(cfg(keystore_password=PASSWORD), "fork", environ={})
     (tmp_path / "junk.json").write_text("{}")
     with pytest.raises(ConfigError, match="not an encrypted JSON keystore"):
-        signer_from_config(cfg(keystore=str(tmp_path / "junk.json"), keystore_password=PASSWORD), "fork",
-                           environ={})
+        signer_from_config(
+            cfg(keystore=str(tmp_path / "junk.json"), keystore_password=PASSWORD), "fork", environ={}
+        )
     assert fork_chain_id(1) == fork_chain_id(31337) == 31338 and fork_chain_id(31338) == 31339
 
 
@@ -188,7 +234,9 @@ def test_reputation_key_per_install_0600_and_reused(tmp_path: Path) -> None:
 def test_mode_resolution(tmp_path: Path) -> None:
     default = load_config(env={}, cwd=tmp_path)
     assert resolve_mode(default, False).line == "mode: dry-run (bot.dry_run = true, default; no --live)"
-    with pytest.raises(ConfigError, match=re.escape("--live needs bot.dry_run = false, but it is true (default)")):
+    with pytest.raises(
+        ConfigError, match=re.escape("--live needs bot.dry_run = false, but it is true (default)")
+    ):
         resolve_mode(default, True)
     off = load_config(env={"MEVSUITE__BOT__DRY_RUN": "false"}, cwd=tmp_path)
     assert not resolve_mode(off, False).live

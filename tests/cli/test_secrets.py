@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bots.config import ConfigError, load_config
-from bots.keys import FORK_CHAIN_ID
-from chains.node import AnvilNode, NodeStartError
+from bots.app.config import ConfigError, load_config
+from bots.app.keys import FORK_CHAIN_ID
+from chains.node.anvil import AnvilNode, NodeStartError
 from tests.cli.conftest import assert_one_line_error, run_cli, start_cli, wait_for
 from tests.dex_arb.helpers import skew
 from tests.fixtures.devnet import Devnet
@@ -46,7 +46,9 @@ def canary_url(host_port: str, scheme: str = "http") -> str:
 def assert_clean(*texts: str) -> None:
     for text in texts:
         for canary in CANARIES:
-            assert canary not in text, f"{canary} leaked in: ...{text[max(text.find(canary) - 200, 0):][:400]}..."
+            assert canary not in text, (
+                f"{canary} leaked in: ...{text[max(text.find(canary) - 200, 0) :][:400]}..."
+            )
 
 
 class _Proxy(ThreadingHTTPServer):
@@ -56,6 +58,7 @@ class _Proxy(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that went away
+
     seen: list[tuple[str, str]]
 
 
@@ -71,7 +74,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.seen.append((self.path, self.headers.get("Authorization") or ""))
         conn = getattr(_upstream, "conn", None)
         if conn is None:  # one kept-alive upstream connection per proxy thread
-            conn = _upstream.conn = http.client.HTTPConnection(urlsplit(self.server.upstream).netloc, timeout=30)
+            conn = _upstream.conn = http.client.HTTPConnection(
+                urlsplit(self.server.upstream).netloc, timeout=30
+            )
         conn.request("POST", "/", body, {"Content-Type": "application/json"})
         out = conn.getresponse().read()
         with contextlib.suppress(OSError):  # anvil may drop a connection it no longer needs
@@ -124,16 +129,38 @@ def _anvil_of(pid: int) -> int | None:
     return None
 
 
-def test_canary_fork_url_never_shown(devnet_state: Devnet, proxy: _Proxy, tmp_path: Path,
-                                     background: list[Any]) -> None:
+def test_canary_fork_url_never_shown(
+    devnet_state: Devnet, proxy: _Proxy, tmp_path: Path, background: list[Any]
+) -> None:
     skew(devnet_state)
     url = canary_url(_host_port(proxy))
     book = devnet_state.book
     # V2 pools by discovery: every state read of the fork goes through the (slow, Python) proxy; V2 keeps it short.
-    v2 = [a for name, venue in book.v2.items() for a in ("--v2-factory", f"{name}={venue.factory}:{venue.fee_bps}")]
-    proc = start_cli(["-vv", "run", "dex-arb", "--fork-url", url, "--weth", book.weth, *v2, "--blocks", "1",
-                      "--block-time", "0.2", "--json-summary", "summary.json"],
-                     cwd=tmp_path, env={"MEVSUITE__BOT__DRY_RUN": "false"})
+    v2 = [
+        a
+        for name, venue in book.v2.items()
+        for a in ("--v2-factory", f"{name}={venue.factory}:{venue.fee_bps}")
+    ]
+    proc = start_cli(
+        [
+            "-vv",
+            "run",
+            "dex-arb",
+            "--fork-url",
+            url,
+            "--weth",
+            book.weth,
+            *v2,
+            "--blocks",
+            "1",
+            "--block-time",
+            "0.2",
+            "--json-summary",
+            "summary.json",
+        ],
+        cwd=tmp_path,
+        env={"MEVSUITE__BOT__DRY_RUN": "false"},
+    )
     background.append(proc)
     stderr_file = tmp_path / "stderr.txt"
 
@@ -144,13 +171,20 @@ def test_canary_fork_url_never_shown(devnet_state: Devnet, proxy: _Proxy, tmp_pa
     assert argv[argv.index("--fork-url") + 1] == "mevsuite_fork"
     assert_clean(" ".join(argv))
     assert (workdir / "foundry.toml").is_file() and (workdir.stat().st_mode & 0o777) == 0o700
-    metrics_url = wait_for(lambda: (m := re.search(r"^metrics (\S+)$", stderr_file.read_text(), re.M)) and m.group(1),
-                           "the metrics line", proc=proc)
+    metrics_url = wait_for(
+        lambda: (m := re.search(r"^metrics (\S+)$", stderr_file.read_text(), re.M)) and m.group(1),
+        "the metrics line",
+        proc=proc,
+    )
     with urllib.request.urlopen(metrics_url, timeout=5) as resp:
         metrics_text = resp.read().decode()
     assert_clean(metrics_text)
-    live = [s.value for f in text_string_to_metric_families(metrics_text) for s in f.samples
-            if s.name == "mevsuite_bot_live" and s.labels == {"bot": "dex_arb"}]
+    live = [
+        s.value
+        for f in text_string_to_metric_families(metrics_text)
+        for s in f.samples
+        if s.name == "mevsuite_bot_live" and s.labels == {"bot": "dex_arb"}
+    ]
     assert live == [0]
 
     assert proc.wait(90) == 0, stderr_file.read_text()[-3000:]
@@ -159,14 +193,19 @@ def test_canary_fork_url_never_shown(devnet_state: Devnet, proxy: _Proxy, tmp_pa
     assert_clean(stdout, stderr, summary_file)
     assert not workdir.exists()  # the private directory went with anvil
     # Anvil did fork through the real URL: the proxy saw the key path, the query and the credentials.
-    assert (f"/v3/{KEY}?apikey={QUERY}", "Basic " + base64.b64encode(f"user:{PASS}".encode()).decode()) in proxy.seen
+    assert (
+        f"/v3/{KEY}?apikey={QUERY}",
+        "Basic " + base64.b64encode(f"user:{PASS}".encode()).decode(),
+    ) in proxy.seen
     s = json.loads(summary_file)
     assert s == json.loads(stdout)
     assert s["fork_url"] == f"http://***@{_host_port(proxy)}/v3/***?***"
     assert f"forking http://***@{_host_port(proxy)}/v3/***?***" in stderr.splitlines()
 
     # The same run is the dry-run case: dry_run = false without --live sends nothing ...
-    assert "mode: dry-run (bot.dry_run = false, from MEVSUITE__BOT__DRY_RUN; no --live)" in stderr.splitlines()
+    assert (
+        "mode: dry-run (bot.dry_run = false, from MEVSUITE__BOT__DRY_RUN; no --live)" in stderr.splitlines()
+    )
     assert not s["live"] and s["opportunities_found"] >= 1 and s["simulated"] >= 1, s
     assert s["bundles_submitted"] == 0 and s["relay_bundles_received"] == 0
     # ... no key configured on a fork: dev key 0, said honestly; the fork has its own chain id.
@@ -175,13 +214,17 @@ def test_canary_fork_url_never_shown(devnet_state: Devnet, proxy: _Proxy, tmp_pa
     assert s["chain_id"] == FORK_CHAIN_ID and s["upstream_chain_id"] == 31337
 
 
-def test_canary_in_node_repr_start_error_chain_status_and_config_errors(proxy: _Proxy, tmp_path: Path) -> None:
+def test_canary_in_node_repr_start_error_chain_status_and_config_errors(
+    proxy: _Proxy, tmp_path: Path
+) -> None:
     url = canary_url(_host_port(proxy))
     # repr(AnvilNode) and anvil's captured output (its banner prints the fork endpoint).
     with AnvilNode.start(fork_url=url, automine=False) as node:
         assert node.chain_id() == 31337
-        assert repr(node) == (f"AnvilNode(http_url={node.http_url!r}, port={node.port}, pid={node.pid}, "
-                              f"fork_url='http://***@{_host_port(proxy)}/v3/***?***')")
+        assert repr(node) == (
+            f"AnvilNode(http_url={node.http_url!r}, port={node.port}, pid={node.pid}, "
+            f"fork_url='http://***@{_host_port(proxy)}/v3/***?***')"
+        )
         assert any("Endpoint" in line for line in node.log_tail(100))
         assert_clean(repr(node), str(node), "\n".join(node.log_tail(200)), " ".join(node.args))
     # NodeStartError: anvil's error output names the URL it failed on.
@@ -208,7 +251,11 @@ def test_canary_in_node_repr_start_error_chain_status_and_config_errors(proxy: _
     assert "db.url: not a database URL" in line and "MEVSUITE__DB__URL" in line
     assert_clean(r.stdout, r.stderr)
     # The same in-process, from the file and as a wrongly typed value.
-    for body in (f'[db]\nurl = "{bad_db}"\n', f'[chain]\nrpc_urls = "{bad_rpc}"\n', f'[chain]\nws_url = 5\nrpc_url = "{bad_rpc}"\n'):
+    for body in (
+        f'[db]\nurl = "{bad_db}"\n',
+        f'[chain]\nrpc_urls = "{bad_rpc}"\n',
+        f'[chain]\nws_url = 5\nrpc_url = "{bad_rpc}"\n',
+    ):
         (tmp_path / "bad.toml").write_text(body)
         with pytest.raises(ConfigError) as err:
             load_config(tmp_path / "bad.toml", env={})

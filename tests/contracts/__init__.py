@@ -1,1 +1,1 @@
-"""Tests of our Solidity contracts (forge) and their Python side (chains.executor)."""
+"""Tests of our Solidity contracts (forge) and their Python side (chains.send.executor)."""

@@ -9,10 +9,11 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from chains.addressbook import AddressBook, PoolInfo
 from chains.amm.uniswap_v2 import get_amount_out
 from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState, quote_exact_input
-from chains.devnet.addressbook import AddressBook, PoolInfo
-from chains.executor import (
+from chains.node.anvil import AnvilNode
+from chains.send.executor import (
     ArbPlan,
     Funding,
     FundingMode,
@@ -22,33 +23,44 @@ from chains.executor import (
     v2_flash_repay,
     v3_flash_fee,
 )
-from chains.node import AnvilNode
-from chains.snapshot import read_v2_pair, read_v3_pool
+from chains.state.snapshot import read_v2_pair, read_v3_pool
 
 
 def find_pool(book: AddressBook, venue: str, a: str, b: str, fee: int | None = None) -> PoolInfo:
     """The devnet pool of ``venue`` between tokens ``a`` and ``b`` (symbols), V3 by fee."""
     ta, tb = book.token(a).address.lower(), book.token(b).address.lower()
     for p in book.pools:
-        if p.venue == venue and {p.token0.lower(), p.token1.lower()} == {ta, tb} and (fee is None or p.fee == fee):
+        if (
+            p.venue == venue
+            and {p.token0.lower(), p.token1.lower()} == {ta, tb}
+            and (fee is None or p.fee == fee)
+        ):
             return p
     raise LookupError(f"no {venue} pool {a}/{b} fee={fee} on the devnet")
 
 
 def hop(pool: PoolInfo, token_in: str, token_out: str, **kw: Any) -> Hop:
-    return Hop(pool.address, pool.kind, token_in, token_out, pool.fee,
-               zero_for_one=pool.token0.lower() == token_in.lower(), **kw)
+    return Hop(
+        pool.address,
+        pool.kind,
+        token_in,
+        token_out,
+        pool.fee,
+        zero_for_one=pool.token0.lower() == token_in.lower(),
+        **kw,
+    )
 
 
 class SyncRpc:
-    """The async ``request``/``batch`` interface chains.snapshot's readers want, over one plain HTTP batch."""
+    """The async ``request``/``batch`` interface chains.state.snapshot's readers want, over one plain HTTP batch."""
 
     def __init__(self, url: str) -> None:
         self.url = url
 
     def _post(self, body: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        req = urllib.request.Request(self.url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             return sorted(json.loads(resp.read()), key=lambda r: int(r["id"]))
 
@@ -69,11 +81,14 @@ class SyncRpc:
         return out
 
 
-def send(node: AnvilNode, sender: str, to: str, data: bytes | str, value: int = 0,
-         gas: int = 3_000_000) -> dict[str, Any]:
+def send(
+    node: AnvilNode, sender: str, to: str, data: bytes | str, value: int = 0, gas: int = 3_000_000
+) -> dict[str, Any]:
     hexdata = data if isinstance(data, str) else "0x" + data.hex()
-    tx_hash = node.rpc("eth_sendTransaction", [{"from": sender, "to": to, "data": hexdata, "value": hex(value),
-                                                "gas": hex(gas)}])
+    tx_hash = node.rpc(
+        "eth_sendTransaction",
+        [{"from": sender, "to": to, "data": hexdata, "value": hex(value), "gas": hex(gas)}],
+    )
     for _ in range(5000):
         receipt = node.rpc("eth_getTransactionReceipt", [tx_hash])
         if receipt is not None:
@@ -122,18 +137,24 @@ def skew_v3(node: AnvilNode, book: AddressBook, pool: PoolInfo, token_in: str, a
     """A trader's real SwapRouter.exactInputSingle swap of ``amount_in`` of ``token_in`` on ``pool``."""
     trader = book.traders[0]
     token_out = pool.token1 if pool.token0.lower() == token_in.lower() else pool.token0
-    data = abi("exactInputSingle((address,address,uint24,address,uint256,uint256,uint256,uint160))",
-               ["(address,address,uint24,address,uint256,uint256,uint256,uint160)"],
-               [(token_in, token_out, pool.fee, trader, 2**40, amount_in, 0, 0)])
+    data = abi(
+        "exactInputSingle((address,address,uint24,address,uint256,uint256,uint256,uint160))",
+        ["(address,address,uint24,address,uint256,uint256,uint256,uint160)"],
+        [(token_in, token_out, pool.fee, trader, 2**40, amount_in, 0, 0)],
+    )
     assert send(node, trader, book.v3.swap_router, data)["status"] == "0x1"
 
 
-def skew_v2(node: AnvilNode, book: AddressBook, venue: str, token_in: str, token_out: str, amount_in: int) -> None:
+def skew_v2(
+    node: AnvilNode, book: AddressBook, venue: str, token_in: str, token_out: str, amount_in: int
+) -> None:
     """A trader's real Router02.swapExactTokensForTokens swap."""
     trader = book.traders[0]
-    data = abi("swapExactTokensForTokens(uint256,uint256,address[],address,uint256)",
-               ["uint256", "uint256", "address[]", "address", "uint256"],
-               [amount_in, 0, [token_in, token_out], trader, 2**40])
+    data = abi(
+        "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)",
+        ["uint256", "uint256", "address[]", "address", "uint256"],
+        [amount_in, 0, [token_in, token_out], trader, 2**40],
+    )
     assert send(node, trader, book.v2[venue].router, data)["status"] == "0x1"
 
 
@@ -146,7 +167,11 @@ def predict_profit(node: AnvilNode, plan: ArbPlan, aave_pool: str) -> tuple[int,
         block = node.block_number()
         out: list[Any] = []
         for h in plan.hops:
-            out.append(await (read_v3_pool(rpc, h.pool, block) if h.kind == "v3" else read_v2_pair(rpc, h.pool, block)))
+            out.append(
+                await (
+                    read_v3_pool(rpc, h.pool, block) if h.kind == "v3" else read_v2_pair(rpc, h.pool, block)
+                )
+            )
         return out
 
     amount = plan.amount_in
@@ -156,8 +181,15 @@ def predict_profit(node: AnvilNode, plan: ArbPlan, aave_pool: str) -> tuple[int,
             rin, rout = (st.reserve0, st.reserve1) if h.zero_for_one else (st.reserve1, st.reserve0)
             amount = h.amount_out if h.amount_out is not None else get_amount_out(amount, rin, rout, h.fee)
         else:
-            pool = V3PoolState(st.fee, st.tick_spacing, st.sqrt_price_x96, st.tick, st.liquidity,
-                               {t: TickInfo(g, n) for t, (g, n) in st.ticks.items()}, dict(st.bitmap))
+            pool = V3PoolState(
+                st.fee,
+                st.tick_spacing,
+                st.sqrt_price_x96,
+                st.tick,
+                st.liquidity,
+                {t: TickInfo(g, n) for t, (g, n) in st.ticks.items()},
+                dict(st.bitmap),
+            )
             res = quote_exact_input(pool, h.zero_for_one, amount, h.sqrt_price_limit_x96 or None)
             amount = -(res.amount1 if h.zero_for_one else res.amount0)
         outs.append(amount)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from chains.executor import ARTIFACT_PATH, CONTRACTS_DIR, export_artifact, forge_binary
+from chains.send.executor import ARTIFACT_PATH, CONTRACTS_DIR, export_artifact, forge_binary
 from tests.contracts.chainhelp import find_pool
 from tests.fixtures.devnet import Devnet
 
@@ -38,8 +38,15 @@ def forge_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
 def _forge_test(dirs: tuple[Path, Path], *args: str, env: dict[str, str] | None = None) -> str:
     out, cache = dirs
     cmd = [str(forge_binary()), "test", "-vv", "--out", str(out), "--cache-path", str(cache), *args]
-    proc = subprocess.run(cmd, cwd=CONTRACTS_DIR, capture_output=True, text=True, timeout=170,
-                          env={**os.environ, **(env or {})}, check=False)
+    proc = subprocess.run(
+        cmd,
+        cwd=CONTRACTS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=170,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         pytest.fail(f"forge test failed (exit {proc.returncode}): {' '.join(cmd)}\n{output}", pytrace=False)
@@ -73,7 +80,9 @@ def test_forge_fork(forge_dirs: tuple[Path, Path], devnet: Devnet) -> None:
         "MEVSUITE_AAVE_CONFIGURATOR": book.aave.pool_configurator,
         "MEVSUITE_AAVE_ADMIN": book.deployer,
     }
-    output = _forge_test(forge_dirs, "--fork-url", devnet.node.http_url, "--match-path", "test/fork/*", env=env)
+    output = _forge_test(
+        forge_dirs, "--fork-url", devnet.node.http_url, "--match-path", "test/fork/*", env=env
+    )
     assert _passed(output) == 25, output
     assert "[FAIL" not in output
 
@@ -82,7 +91,9 @@ def test_artifact_is_fresh(forge_dirs: tuple[Path, Path]) -> None:
     """``forge build`` in this session's own (initially empty) build dirs gives the committed artifact."""
     committed = json.loads(ARTIFACT_PATH.read_text())
     fresh = export_artifact(forge_dirs[0], cache_dir=forge_dirs[1])
-    assert fresh["bytecode"] == committed["bytecode"], "stale artifact: run `python -m chains.executor export`"
+    assert fresh["bytecode"] == committed["bytecode"], (
+        "stale artifact: run `python -m chains.send.executor export`"
+    )
     assert fresh["deployedBytecode"] == committed["deployedBytecode"]
     assert fresh["abi"] == committed["abi"]
     assert fresh["compiler"] == committed["compiler"]

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from chains.devnet.addressbook import AddressBook
+from chains.addressbook import AddressBook
 from chains.devnet.deploy import deploy_world
-from chains.node import AnvilNode
+from chains.node.anvil import AnvilNode
 from tests.fixtures.devnet import DEVNET_ACCOUNTS, DEVNET_SEED, Devnet
 
 GENESIS_TS = ["--timestamp", "1692000000"]  # same genesis time on both nodes => comparable state roots
@@ -29,13 +29,17 @@ def snapshot_state(dn: Devnet, block: str | int, *, timestamps: bool = True) -> 
             reserves = dn.call(p.address, "UniswapV2Pair", "getReserves", block=block)
             out[p.address] = reserves if timestamps else reserves[:2]
         else:
-            out[p.address] = (dn.call(p.address, "UniswapV3Pool", "slot0", block=block),
-                              dn.call(p.address, "UniswapV3Pool", "liquidity", block=block))
+            out[p.address] = (
+                dn.call(p.address, "UniswapV3Pool", "slot0", block=block),
+                dn.call(p.address, "UniswapV3Pool", "liquidity", block=block),
+            )
     for user in book.aave.borrowers:
         out[user] = dn.call(book.aave.pool, "Pool", "getUserAccountData", user, block=block)
     for t in book.tokens.values():
         for trader in book.traders[:2]:
-            out[f"{t.symbol}:{trader}"] = dn.call(t.address, "MintableERC20", "balanceOf", trader, block=block)
+            out[f"{t.symbol}:{trader}"] = dn.call(
+                t.address, "MintableERC20", "balanceOf", trader, block=block
+            )
     return out
 
 
@@ -44,8 +48,9 @@ def test_fork_of_devnet_sees_same_state(devnet_state: Devnet) -> None:
     head = dn.node.block_number()
     fork = AnvilNode.start(fork_url=dn.node.http_url)
     try:
-        forked = Devnet(node=fork, book=replace(dn.book, rpc_url=fork.http_url, ws_url=fork.ws_url),
-                        deploy_seconds=0.0)
+        forked = Devnet(
+            node=fork, book=replace(dn.book, rpc_url=fork.http_url, ws_url=fork.ws_url), deploy_seconds=0.0
+        )
         assert fork.block_number() == head
         assert snapshot_state(forked, head) == snapshot_state(dn, head)
         # "latest" as well: the fork's head block is the devnet's head block.
@@ -76,7 +81,9 @@ def _without_urls(book: AddressBook) -> dict[str, Any]:
     return d
 
 
-def test_same_seed_gives_identical_address_book_and_state(devnet: Devnet, fresh_pair: tuple[Devnet, Devnet]) -> None:
+def test_same_seed_gives_identical_address_book_and_state(
+    devnet: Devnet, fresh_pair: tuple[Devnet, Devnet]
+) -> None:
     a, b = fresh_pair
     assert _without_urls(a.book) == _without_urls(b.book) == _without_urls(devnet.book)
     blk = a.book.deployed_at_block

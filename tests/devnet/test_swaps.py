@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chains.devnet.addressbook import PoolInfo
+from chains.addressbook import PoolInfo
 from tests.fixtures.devnet import Devnet
 
 DEADLINE = 2**64
@@ -12,7 +12,9 @@ DEADLINE = 2**64
 
 def v3_pool(devnet: Devnet, a: str, b: str, fee: int) -> PoolInfo:
     ta, tb = devnet.book.token(a).address, devnet.book.token(b).address
-    return next(p for p in devnet.book.pools if p.kind == "v3" and p.fee == fee and {p.token0, p.token1} == {ta, tb})
+    return next(
+        p for p in devnet.book.pools if p.kind == "v3" and p.fee == fee and {p.token0, p.token1} == {ta, tb}
+    )
 
 
 def encode_path(tokens: list[str], fees: list[int]) -> bytes:
@@ -32,8 +34,17 @@ def test_router02_swap_matches_get_amounts_out(devnet_state: Devnet, venue: str)
     (amounts,) = dn.call(router, "UniswapV2Router02", "getAmountsOut", amount_in, path)
     assert len(amounts) == 3 and amounts[-1] > 0
     before = dn.balance(path[-1], trader)
-    rcpt = dn.transact(trader, router, "UniswapV2Router02", "swapExactTokensForTokens",
-                       amount_in, amounts[-1], path, trader, DEADLINE)
+    rcpt = dn.transact(
+        trader,
+        router,
+        "UniswapV2Router02",
+        "swapExactTokensForTokens",
+        amount_in,
+        amounts[-1],
+        path,
+        trader,
+        DEADLINE,
+    )
     assert int(rcpt["status"], 16) == 1
     assert dn.balance(path[-1], trader) - before == amounts[-1]
 
@@ -50,8 +61,13 @@ def test_swaprouter_exact_input_single_matches_quoter_and_crosses_ticks(devnet_s
     )
     assert crossed >= 1  # the swap leaves at least one concentrated range
     before = dn.balance(usdc, trader)
-    rcpt = dn.transact(trader, book.v3.swap_router, "SwapRouter", "exactInputSingle",
-                       (book.weth, usdc, 500, trader, DEADLINE, amount_in, out, 0))
+    rcpt = dn.transact(
+        trader,
+        book.v3.swap_router,
+        "SwapRouter",
+        "exactInputSingle",
+        (book.weth, usdc, 500, trader, DEADLINE, amount_in, out, 0),
+    )
     assert int(rcpt["status"], 16) == 1
     assert dn.balance(usdc, trader) - before == out
     sqrt_now, tick_after, *_ = dn.call(pool.address, "UniswapV3Pool", "slot0")
@@ -67,8 +83,9 @@ def test_swaprouter_multihop_exact_input_matches_quoter(devnet_state: Devnet) ->
     out, sqrt_afters, crossed, _ = dn.call(book.v3.quoter_v2, "QuoterV2", "quoteExactInput", path, amount_in)
     assert len(sqrt_afters) == 2 and sum(crossed) >= 1
     before = dn.balance(usdc, trader)
-    rcpt = dn.transact(trader, book.v3.swap_router, "SwapRouter", "exactInput",
-                       (path, trader, DEADLINE, amount_in, out))
+    rcpt = dn.transact(
+        trader, book.v3.swap_router, "SwapRouter", "exactInput", (path, trader, DEADLINE, amount_in, out)
+    )
     assert int(rcpt["status"], 16) == 1
     assert dn.balance(usdc, trader) - before == out
     (sqrt_now, *_) = dn.call(v3_pool(dn, "WBTC", "WETH", 3000).address, "UniswapV3Pool", "slot0")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chains.devnet.artifacts import load
-from chains.node import RpcCallError
+from chains.node.anvil import RpcCallError
 from tests.fixtures.devnet import Devnet
 
 
@@ -35,14 +35,23 @@ def test_fee_on_transfer_pair_needs_the_supporting_router_function(devnet_state:
     (amounts,) = dn.call(router, "UniswapV2Router02", "getAmountsOut", amount, [dtt, book.weth])
     # The plain swap expects the quoted output and fails (the pair receives 1 % less than it was told) ...
     data = load("UniswapV2Router02").encode_call(
-        "swapExactTokensForTokens", amount, amounts[-1], [dtt, book.weth], trader, 2**64)
+        "swapExactTokensForTokens", amount, amounts[-1], [dtt, book.weth], trader, 2**64
+    )
     with pytest.raises(RpcCallError):
         dn.node.rpc("eth_call", [{"from": trader, "to": router, "data": data}])
     # ... the fee-aware variant succeeds with less than the naive quote.
     before = dn.balance(book.weth, trader)
-    rcpt = dn.transact(trader, router, "UniswapV2Router02",
-                       "swapExactTokensForTokensSupportingFeeOnTransferTokens",
-                       amount, 0, [dtt, book.weth], trader, 2**64)
+    rcpt = dn.transact(
+        trader,
+        router,
+        "UniswapV2Router02",
+        "swapExactTokensForTokensSupportingFeeOnTransferTokens",
+        amount,
+        0,
+        [dtt, book.weth],
+        trader,
+        2**64,
+    )
     assert int(rcpt["status"], 16) == 1
     got = dn.balance(book.weth, trader) - before
     assert 0 < got < amounts[-1]
@@ -66,6 +75,7 @@ def test_reverting_token_reverts_on_transfer(devnet_state: Devnet) -> None:
     r0, r1, _ = dn.call(pair.address, "UniswapV2Pair", "getReserves")
     assert r0 > 0 and r1 > 0
     swap = load("UniswapV2Router02").encode_call(
-        "swapExactTokensForTokens", 10**18, 0, [tok.address, book.weth], a, 2**64)
+        "swapExactTokensForTokens", 10**18, 0, [tok.address, book.weth], a, 2**64
+    )
     with pytest.raises(RpcCallError):
         dn.node.rpc("eth_call", [{"from": a, "to": book.v2["uniswap"].router, "data": swap}])

@@ -6,7 +6,7 @@ import json
 
 from eth_utils.crypto import keccak
 
-from chains.devnet.addressbook import AddressBook
+from chains.addressbook import AddressBook
 from chains.devnet.artifacts import create2_address, load
 from chains.devnet.deploy import V2_INIT_CODE_HASH, V3_INIT_CODE_HASH
 from tests.fixtures.devnet import Devnet
@@ -44,7 +44,9 @@ def test_v3_pools_sit_at_offchain_create2_addresses(devnet: Devnet) -> None:
     assert book.v3.init_code_hash == MAINNET_V3_POOL_HASH
     assert {p.fee for p in v3} == {100, 500, 3000, 10000}
     for p in v3:
-        salt = keccak(bytes.fromhex(p.token0[2:].rjust(64, "0") + p.token1[2:].rjust(64, "0") + f"{p.fee:064x}"))
+        salt = keccak(
+            bytes.fromhex(p.token0[2:].rjust(64, "0") + p.token1[2:].rjust(64, "0") + f"{p.fee:064x}")
+        )
         expected = create2_address(book.v3.factory, salt, MAINNET_V3_POOL_HASH)
         assert p.address == expected
         (onchain,) = devnet.call(book.v3.factory, "UniswapV3Factory", "getPool", p.token0, p.token1, p.fee)
@@ -118,7 +120,9 @@ def test_devnet_state_leaves_a_mess(devnet_state: Devnet) -> None:
     # Switch automine off and leave a transaction pending: the fixture must clean both up (next test).
     dn = devnet_state
     dn.node.set_automine(False)
-    dn.node.rpc("eth_sendTransaction", [{"from": dn.book.traders[0], "to": dn.book.traders[1], "value": "0x1"}])
+    dn.node.rpc(
+        "eth_sendTransaction", [{"from": dn.book.traders[0], "to": dn.book.traders[1], "value": "0x1"}]
+    )
     assert dn.node.rpc("txpool_status")["pending"] != "0x0"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chains.devnet.addressbook import PoolInfo
+from chains.addressbook import PoolInfo
 from chains.devnet.traffic import TrafficGenerator
 from tests.fixtures.devnet import Devnet
 
@@ -12,8 +12,13 @@ from tests.fixtures.devnet import Devnet
 def weth_v2_pool(devnet: Devnet) -> PoolInfo:
     """The first V2 pair of WETH and a plain ERC20 (no fee-on-transfer or reverting token)."""
     book = devnet.book
-    return next(p for p in book.pools if p.kind == "v2" and book.weth in (p.token0, p.token1)
-                and all(book.token_by_address(t).kind in ("standard", "weth") for t in (p.token0, p.token1)))
+    return next(
+        p
+        for p in book.pools
+        if p.kind == "v2"
+        and book.weth in (p.token0, p.token1)
+        and all(book.token_by_address(t).kind in ("standard", "weth") for t in (p.token0, p.token1))
+    )
 
 
 async def skew_async(devnet: Devnet, usd_size: float, pool: PoolInfo | None = None) -> PoolInfo:
@@ -22,8 +27,9 @@ async def skew_async(devnet: Devnet, usd_size: float, pool: PoolInfo | None = No
     pool = pool or weth_v2_pool(devnet)
     gen = TrafficGenerator(devnet.node, book)
     try:
-        rec = await gen.send_swap(pool=pool, zero_for_one=pool.token0 == book.weth, usd_size=usd_size, loose=True,
-                                  multihop=False)
+        rec = await gen.send_swap(
+            pool=pool, zero_for_one=pool.token0 == book.weth, usd_size=usd_size, loose=True, multihop=False
+        )
         assert rec is not None
     finally:
         await gen.aclose()

@@ -6,13 +6,13 @@ import asyncio
 
 from eth_account import Account
 
-from bots.config import Config
-from bots.devnet_runner import Devnet
-from bots.dex_arb import DexArbSettings
-from bots.dex_arb_runner import DexArbRunner, builder_heads, chain_from_book, setup_devnet_executor
+from bots.app.config import Config
+from bots.app.devnet import Devnet
+from bots.dex_arb.bot import DexArbSettings
+from bots.dex_arb.runner import DexArbRunner, builder_heads, chain_from_book, setup_devnet_executor
 from chains.devnet.relay import DEVNET_BUILDER_COINBASE
-from chains.node import DEV_MNEMONIC
-from chains.signer import Signer
+from chains.node.anvil import DEV_MNEMONIC
+from chains.send.signer import Signer
 
 Account.enable_unaudited_hdwallet_features()
 
@@ -25,24 +25,35 @@ def test_pending_swaps_are_backrun_never_frontrun() -> None:
         try:
             signer = Signer(bytes(Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44'/60'/0'/0/36").key))
             book = dev.book
-            executor = await asyncio.to_thread(setup_devnet_executor, dev.node, signer.address, book.weth,
-                                               fund_wei=1000 * 10**18)
+            executor = await asyncio.to_thread(
+                setup_devnet_executor, dev.node, signer.address, book.weth, fund_wei=1000 * 10**18
+            )
             assert dev.relay is not None
-            runner = DexArbRunner(chain_from_book(book, dev.node.http_url), signer, executor,
-                                  relay_url=dev.relay.url, settings=DexArbSettings(live=True),
-                                  coinbase=DEVNET_BUILDER_COINBASE, heads=builder_heads(dev.builder),
-                                  pending_swaps=True)
+            runner = DexArbRunner(
+                chain_from_book(book, dev.node.http_url),
+                signer,
+                executor,
+                relay_url=dev.relay.url,
+                settings=DexArbSettings(live=True),
+                coinbase=DEVNET_BUILDER_COINBASE,
+                heads=builder_heads(dev.builder),
+                pending_swaps=True,
+            )
             await runner.start()
             assert runner.bot is not None
             task = asyncio.create_task(runner.run())
-            plain = [p for p in book.pools
-                     if all(book.token_by_address(t).kind in ("standard", "weth") for t in (p.token0, p.token1))]
+            plain = [
+                p
+                for p in book.pools
+                if all(book.token_by_address(t).kind in ("standard", "weth") for t in (p.token0, p.token1))
+            ]
             victims: dict[int, str] = {}
             for i in range(5):
                 await runner.wait_processed(dev.node.block_number())
                 sent = runner.bot.stats.backrun_bundles
-                rec = await dev.traffic.send_swap(pool=plain[(i * 7) % len(plain)], usd_size=200_000, loose=True,
-                                                  multihop=False)
+                rec = await dev.traffic.send_swap(
+                    pool=plain[(i * 7) % len(plain)], usd_size=200_000, loose=True, multihop=False
+                )
                 assert rec is not None
                 for _ in range(250):  # the backrun is planned from the mempool feed before we build
                     if runner.bot.stats.backrun_bundles > sent:

@@ -12,7 +12,7 @@ from analytics.cycle_oracle import (
     read_pools,
     tradable_pools,
 )
-from chains.rpc import RpcClient
+from chains.node.rpc import RpcClient
 from tests.dex_arb.helpers import skew_async
 from tests.fixtures.devnet import Devnet
 
@@ -31,13 +31,27 @@ def _execute(devnet: Devnet, trader: str, legs: tuple, amount_in: int) -> None:
         if p.kind == "v2":
             router = book.v2[p.venue].router
             devnet.transact(trader, leg.token_in, "MintableERC20", "approve", router, amt)
-            r = devnet.transact(trader, router, "UniswapV2Router02", "swapExactTokensForTokens", amt, 0,
-                                [leg.token_in, leg.token_out], trader, 2**40)
+            r = devnet.transact(
+                trader,
+                router,
+                "UniswapV2Router02",
+                "swapExactTokensForTokens",
+                amt,
+                0,
+                [leg.token_in, leg.token_out],
+                trader,
+                2**40,
+            )
         else:
             router = book.v3.swap_router
             devnet.transact(trader, leg.token_in, "MintableERC20", "approve", router, amt)
-            r = devnet.transact(trader, router, "SwapRouter", "exactInputSingle",
-                                (leg.token_in, leg.token_out, p.fee, trader, 2**40, amt, 0, 0))
+            r = devnet.transact(
+                trader,
+                router,
+                "SwapRouter",
+                "exactInputSingle",
+                (leg.token_in, leg.token_out, p.fee, trader, 2**40, amt, 0, 0),
+            )
         assert r["status"] == "0x1"
         amt = devnet.balance(leg.token_out, trader) - before
 
@@ -46,7 +60,9 @@ def test_oracle_best_cycle_realizes_its_predicted_profit(devnet_state: Devnet) -
     devnet = devnet_state
     book = devnet.book
     pools = tradable_pools(book)
-    assert all(book.token_by_address(t).kind in ("standard", "weth") for p in pools for t in (p.token0, p.token1))
+    assert all(
+        book.token_by_address(t).kind in ("standard", "weth") for p in pools for t in (p.token0, p.token1)
+    )
     cycles = enumerate_cycles(pools, book.weth, 3)
     assert cycles and all(c[0].token_in == book.weth and c[-1].token_out == book.weth for c in cycles)
     assert all(len({leg.pool for leg in c}) == len(c) for c in cycles)

@@ -15,10 +15,10 @@ from typing import Any
 
 from rich.console import Console
 
-from bots.config import Config
-from bots.demo import run_demo
-from bots.dex_arb import DEPOSIT, TRANSFER, WITHDRAWAL, token_delta
-from chains.sim import SimLog
+from bots.app.config import Config
+from bots.app.demo import run_demo
+from bots.dex_arb.bot import DEPOSIT, TRANSFER, WITHDRAWAL, token_delta
+from chains.sim.fork import SimLog
 
 WETH = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 EXE = "0x00000000000000000000000000000000000000e1"
@@ -30,7 +30,11 @@ def _topic(addr: str) -> str:
 
 
 def _log(topic0: str, *addrs: str, amount: int, address: str = WETH) -> dict[str, Any]:
-    return {"address": address, "topics": [topic0, *(_topic(a) for a in addrs)], "data": "0x" + f"{amount:064x}"}
+    return {
+        "address": address,
+        "topics": [topic0, *(_topic(a) for a in addrs)],
+        "data": "0x" + f"{amount:064x}",
+    }
 
 
 def test_token_delta_counts_transfers_deposits_and_withdrawals() -> None:
@@ -43,8 +47,10 @@ def test_token_delta_counts_transfers_deposits_and_withdrawals() -> None:
         _log(TRANSFER, OTHER, OTHER, amount=5),  # not ours
     ]
     assert token_delta(logs, WETH, EXE) == 250 - 100 - 7 + 2
-    sim_logs = [SimLog(lg["address"], tuple(t[2:] for t in lg["topics"]), bytes.fromhex(lg["data"][2:]))
-                for lg in logs]
+    sim_logs = [
+        SimLog(lg["address"], tuple(t[2:] for t in lg["topics"]), bytes.fromhex(lg["data"][2:]))
+        for lg in logs
+    ]
     assert token_delta(sim_logs, WETH, EXE) == 250 - 100 - 7 + 2
 
 
@@ -52,8 +58,11 @@ def _rpc(url: str, method: str, params: list[Any]) -> Any:
     import json
     import urllib.request
 
-    req = urllib.request.Request(url, json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                                  "params": params}).encode(), {"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode(),
+        {"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())["result"]
 
@@ -69,8 +78,16 @@ def test_fifty_blocks_of_traffic_against_independent_evidence(tmp_path: Path) ->
         data = "0x70a08231" + "00" * 12 + arb["executor"][2:].lower()
         chain["weth_balance"] = int(_rpc(url, "eth_call", [{"to": arb["weth"], "data": data}, "latest"]), 16)
 
-    summary = asyncio.run(run_demo(Config(), blocks=50, db_url=f"sqlite+aiosqlite:///{db}", metrics_port=0,
-                                   console=Console(file=io.StringIO()), on_finish=on_finish))
+    summary = asyncio.run(
+        run_demo(
+            Config(),
+            blocks=50,
+            db_url=f"sqlite+aiosqlite:///{db}",
+            metrics_port=0,
+            console=Console(file=io.StringIO()),
+            on_finish=on_finish,
+        )
+    )
     arb = summary["arb"]
     # 1. The oracle: >= 90 % of its opportunities above gas cost are captured in the next block.
     assert arb["oracle_opportunities_above_gas"] >= 50, arb
@@ -91,8 +108,9 @@ def test_fifty_blocks_of_traffic_against_independent_evidence(tmp_path: Path) ->
     # 5. The database tells the same story.
     con = sqlite3.connect(db)
     try:
-        rows = con.execute("SELECT status, simulated_profit, realized_profit FROM opportunities "
-                           "WHERE bot = 'dex_arb'").fetchall()
+        rows = con.execute(
+            "SELECT status, simulated_profit, realized_profit FROM opportunities WHERE bot = 'dex_arb'"
+        ).fetchall()
         landed = [(int(s), int(r)) for st, s, r in rows if st == "landed"]
         assert len(landed) == arb["txs_landed"]
         assert all(s == r for s, r in landed)

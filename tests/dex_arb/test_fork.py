@@ -10,8 +10,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from chains.rpc import RpcClient
-from chains.snapshot import snapshot_pool
+from chains.node.rpc import RpcClient
+from chains.state.snapshot import snapshot_pool
 from tests.cli.conftest import run_cli
 from tests.dex_arb.helpers import skew
 from tests.fixtures.devnet import Devnet
@@ -21,10 +21,27 @@ def test_bot_lands_bundles_on_a_fork_of_the_devnet(devnet_state: Devnet, tmp_pat
     skew(devnet_state)
     book_path = devnet_state.book.write(tmp_path / "book.json")
     out = tmp_path / "summary.json"
-    r = run_cli(["run", "dex-arb", "--fork-url", devnet_state.node.http_url, "--book", str(book_path), "--live",
-                 "--blocks", "3", "--block-time", "0.2", "--json-summary", str(out),
-                 "--db-url", f"sqlite+aiosqlite:///{tmp_path / 'fork.db'}"], cwd=tmp_path,
-                env={"MEVSUITE__BOT__DRY_RUN": "false"})  # sending needs both switches
+    r = run_cli(
+        [
+            "run",
+            "dex-arb",
+            "--fork-url",
+            devnet_state.node.http_url,
+            "--book",
+            str(book_path),
+            "--live",
+            "--blocks",
+            "3",
+            "--block-time",
+            "0.2",
+            "--json-summary",
+            str(out),
+            "--db-url",
+            f"sqlite+aiosqlite:///{tmp_path / 'fork.db'}",
+        ],
+        cwd=tmp_path,
+        env={"MEVSUITE__BOT__DRY_RUN": "false"},
+    )  # sending needs both switches
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads(out.read_text())
     assert s["live"] and s["blocks"] == 3 and s["pools"] == len(devnet_state.book.pools)
@@ -40,8 +57,22 @@ def test_dry_run_with_discovered_pools_sends_nothing(devnet_state: Devnet, tmp_p
     skew(devnet_state)
     book = devnet_state.book
     ck = tmp_path / "pools.checkpoint.json"
-    args = ["run", "dex-arb", "--fork-url", devnet_state.node.http_url, "--weth", book.weth, "--blocks", "2",
-            "--block-time", "0.2", "--checkpoint", str(ck), "--v3-factory", book.v3.factory]
+    args = [
+        "run",
+        "dex-arb",
+        "--fork-url",
+        devnet_state.node.http_url,
+        "--weth",
+        book.weth,
+        "--blocks",
+        "2",
+        "--block-time",
+        "0.2",
+        "--checkpoint",
+        str(ck),
+        "--v3-factory",
+        book.v3.factory,
+    ]
     for name, venue in book.v2.items():
         args += ["--v2-factory", f"{name}={venue.factory}:{venue.fee_bps}"]
     r = run_cli(args, cwd=tmp_path)
@@ -62,15 +93,42 @@ def test_pools_file_and_bad_sources(devnet_state: Devnet, tmp_path: Path) -> Non
 
     pools_file = tmp_path / "pools.json"
     pools_file.write_text(json.dumps(asyncio.run(snap())))
-    r = run_cli(["run", "dex-arb", "--fork-url", devnet_state.node.http_url, "--pools", str(pools_file),
-                 "--weth", book.weth, "--blocks", "1", "--block-time", "0.2"], cwd=tmp_path)
+    r = run_cli(
+        [
+            "run",
+            "dex-arb",
+            "--fork-url",
+            devnet_state.node.http_url,
+            "--pools",
+            str(pools_file),
+            "--weth",
+            book.weth,
+            "--blocks",
+            "1",
+            "--block-time",
+            "0.2",
+        ],
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(r.stdout)["pools"] == 6
-    r = run_cli(["run", "dex-arb", "--fork-url", devnet_state.node.http_url, "--pools", str(pools_file)],
-                cwd=tmp_path)
+    r = run_cli(
+        ["run", "dex-arb", "--fork-url", devnet_state.node.http_url, "--pools", str(pools_file)], cwd=tmp_path
+    )
     assert r.returncode == 1 and "--weth is needed" in r.stderr
     bad = tmp_path / "bad.json"
     bad.write_text('[{"address": "0x12"}]')
-    r = run_cli(["run", "dex-arb", "--fork-url", devnet_state.node.http_url, "--pools", str(bad),
-                 "--weth", book.weth], cwd=tmp_path)
+    r = run_cli(
+        [
+            "run",
+            "dex-arb",
+            "--fork-url",
+            devnet_state.node.http_url,
+            "--pools",
+            str(bad),
+            "--weth",
+            book.weth,
+        ],
+        cwd=tmp_path,
+    )
     assert r.returncode == 1 and "pool #0 is not usable" in r.stderr and "Traceback" not in r.stderr

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chains.devnet.addressbook import AddressBook
+from chains.addressbook import AddressBook
 from chains.devnet.artifacts import load
 from chains.lending.aave_v3 import ReserveState, UserReserve
 
@@ -48,17 +48,29 @@ def read_reserves(call: Call, book: AddressBook) -> list[ChainReserve]:
         cfg = cfg[0] if isinstance(cfg, tuple | list) else cfg
         (price,) = view(call, oracle, "PriceOracle", "getAssetPrice", asset)
         state = ReserveState(
-            asset=asset, decimals=_bits(cfg, 48, 8), ltv=_bits(cfg, 0, 16), liquidation_threshold=_bits(cfg, 16, 16),
-            liquidation_bonus=_bits(cfg, 32, 16), liquidation_protocol_fee=_bits(cfg, 152, 16),
-            liquidity_index=li, variable_borrow_index=vbi, current_liquidity_rate=lr,
-            current_variable_borrow_rate=vbr, last_update_timestamp=ts, price=int(price),  # type: ignore[call-overload]
-            active=bool(_bits(cfg, 56, 1)), paused=bool(_bits(cfg, 60, 1)), emode_category=_bits(cfg, 168, 8),
+            asset=asset,
+            decimals=_bits(cfg, 48, 8),
+            ltv=_bits(cfg, 0, 16),
+            liquidation_threshold=_bits(cfg, 16, 16),
+            liquidation_bonus=_bits(cfg, 32, 16),
+            liquidation_protocol_fee=_bits(cfg, 152, 16),
+            liquidity_index=li,
+            variable_borrow_index=vbi,
+            current_liquidity_rate=lr,
+            current_variable_borrow_rate=vbr,
+            last_update_timestamp=ts,
+            price=int(price),  # type: ignore[call-overload]
+            active=bool(_bits(cfg, 56, 1)),
+            paused=bool(_bits(cfg, 60, 1)),
+            emode_category=_bits(cfg, 168, 8),
         )
         out.append(ChainReserve(state, a_tok, v_tok, s_tok, rid))
     return out
 
 
-def read_positions(call: Call, book: AddressBook, reserves: list[ChainReserve], user: str) -> dict[str, UserReserve]:
+def read_positions(
+    call: Call, book: AddressBook, reserves: list[ChainReserve], user: str
+) -> dict[str, UserReserve]:
     (ucfg,) = view(call, book.aave.pool, "Pool", "getUserConfiguration", user)
     bitmap = ucfg[0] if isinstance(ucfg, tuple | list) else ucfg
     positions = {}
@@ -86,7 +98,7 @@ def revert_reason(output_hex: str) -> str:
     data = bytes.fromhex(output_hex.removeprefix("0x"))
     if data[:4] == bytes.fromhex("08c379a0"):
         n = int.from_bytes(data[36:68], "big")
-        return data[68:68 + n].decode()
+        return data[68 : 68 + n].decode()
     if data[:4] == bytes.fromhex("4e487b71"):
         return f"panic:0x{int.from_bytes(data[4:36], 'big'):02x}"
     return "0x" + data.hex()

@@ -26,7 +26,6 @@ import pytest
 
 from chains.devnet.artifacts import load
 from chains.devnet.world import BORROWER_TEMPLATES
-from chains.lending.aave_reader import read_pool_revision
 from chains.lending.aave_v3 import (
     UINT256_MAX,
     V3_0,
@@ -36,6 +35,7 @@ from chains.lending.aave_v3 import (
     rules_for_revision,
     simulate_liquidation_call,
 )
+from chains.state.aave_reader import read_pool_revision
 from tests.fixtures.devnet import Devnet
 from tests.lending.aave_chain import (
     Call,
@@ -82,8 +82,16 @@ def _templates(book: Any) -> list[tuple[str, list[str], str]]:
     return out
 
 
-def make_case(rng: random.Random, user: str, colls: list[str], debt: str, assets: list[str],
-              prices: dict[str, int], total_debt_hint: int, decimals: dict[str, int]) -> Case:
+def make_case(
+    rng: random.Random,
+    user: str,
+    colls: list[str],
+    debt: str,
+    assets: list[str],
+    prices: dict[str, int],
+    total_debt_hint: int,
+    decimals: dict[str, int],
+) -> Case:
     new_prices = dict(prices)
     for c in colls:
         new_prices[c] = max(1, prices[c] * rng.randint(5_000, 10_400) // 10_000)
@@ -94,10 +102,23 @@ def make_case(rng: random.Random, user: str, colls: list[str], debt: str, assets
         debt_asset = debt
     d = total_debt_hint
     unit = 10 ** decimals[debt_asset]
-    debt_to_cover = rng.choice([
-        0, 1, rng.randint(1, unit), rng.randint(1, max(1, d)), d // 2, d // 2 + 1, d // 2 - 1, d, d + 1,
-        d + rng.randint(1, 10 * unit), 2 * d, UINT256_MAX, rng.randint(1, max(1, d // 2)),
-    ])
+    debt_to_cover = rng.choice(
+        [
+            0,
+            1,
+            rng.randint(1, unit),
+            rng.randint(1, max(1, d)),
+            d // 2,
+            d // 2 + 1,
+            d // 2 - 1,
+            d,
+            d + 1,
+            d + rng.randint(1, 10 * unit),
+            2 * d,
+            UINT256_MAX,
+            rng.randint(1, max(1, d // 2)),
+        ]
+    )
     fee = rng.choice([None, None, 1_000, 5_000, 10_000, rng.randint(0, 10_000)])
     dt = rng.choice([1, 12, rng.randint(1, 3600), rng.randint(1, 120 * DAY)])
     return Case(user, collateral, debt_asset, max(0, debt_to_cover), new_prices, fee, dt)
@@ -105,8 +126,9 @@ def make_case(rng: random.Random, user: str, colls: list[str], debt: str, assets
 
 def predict(reserves: list[ChainReserve], positions: Any, case: Case, ts: int) -> LiquidationOutcome | str:
     try:
-        return simulate_liquidation_call(V3_0, [r.state for r in reserves], positions, case.collateral, case.debt,
-                                         case.debt_to_cover, ts)
+        return simulate_liquidation_call(
+            V3_0, [r.state for r in reserves], positions, case.collateral, case.debt, case.debt_to_cover, ts
+        )
     except LiquidationRevert as e:
         return e.code
 
@@ -125,8 +147,15 @@ class Observation:
     collateral_flag: bool = False
 
 
-def observe(call: Call, book: Any, reserves: list[ChainReserve], case: Case, liquidator: str,
-            treasury: str, execute: Callable[[], str | None]) -> Observation:
+def observe(
+    call: Call,
+    book: Any,
+    reserves: list[ChainReserve],
+    case: Case,
+    liquidator: str,
+    treasury: str,
+    execute: Callable[[], str | None],
+) -> Observation:
     by = {r.state.asset: r for r in reserves}
     cr, dr = by[case.collateral], by[case.debt]
 
@@ -143,10 +172,16 @@ def observe(call: Call, book: Any, reserves: list[ChainReserve], case: Case, liq
     borrowing, _ = user_flags(call, book, dr.reserve_id, case.user)
     _, coll_flag = user_flags(call, book, cr.reserve_id, case.user)
     return Observation(
-        None, bal(case.collateral, liquidator) - c0, d0 - bal(case.debt, liquidator),
-        scaled(cr.a_token, treasury) - t0, scaled(cr.a_token, case.user),
+        None,
+        bal(case.collateral, liquidator) - c0,
+        d0 - bal(case.debt, liquidator),
+        scaled(cr.a_token, treasury) - t0,
+        scaled(cr.a_token, case.user),
         int(view(call, dr.variable_debt_token, "VariableDebtToken", "scaledBalanceOf", case.user)[0]),  # type: ignore[call-overload]
-        bal(cr.a_token, case.user), bal(dr.variable_debt_token, case.user), borrowing, coll_flag,
+        bal(cr.a_token, case.user),
+        bal(dr.variable_debt_token, case.user),
+        borrowing,
+        coll_flag,
     )
 
 
@@ -154,11 +189,28 @@ def compare(pred: LiquidationOutcome | str, obs: Observation, case: Case) -> Non
     if isinstance(pred, str) or obs.reason is not None:
         assert obs.reason == (pred if isinstance(pred, str) else None), (case, pred, obs)
         return
-    got = (obs.liquidator_debt_delta, obs.liquidator_collateral_delta, obs.treasury_scaled_delta, obs.user_scaled_a,
-           obs.user_scaled_v, obs.user_a_balance, obs.user_v_balance, obs.borrowing_flag, obs.collateral_flag)
-    want = (pred.debt_repaid, pred.collateral_to_liquidator, pred.treasury_scaled_increase,
-            pred.user_scaled_a_token_after, pred.user_scaled_variable_debt_after, pred.user_collateral_after,
-            pred.user_variable_debt_after, not pred.borrowing_cleared, not pred.collateral_disabled)
+    got = (
+        obs.liquidator_debt_delta,
+        obs.liquidator_collateral_delta,
+        obs.treasury_scaled_delta,
+        obs.user_scaled_a,
+        obs.user_scaled_v,
+        obs.user_a_balance,
+        obs.user_v_balance,
+        obs.borrowing_flag,
+        obs.collateral_flag,
+    )
+    want = (
+        pred.debt_repaid,
+        pred.collateral_to_liquidator,
+        pred.treasury_scaled_increase,
+        pred.user_scaled_a_token_after,
+        pred.user_scaled_variable_debt_after,
+        pred.user_collateral_after,
+        pred.user_variable_debt_after,
+        not pred.borrowing_cleared,
+        not pred.collateral_disabled,
+    )
     assert got == want, (case, pred, obs)
 
 
@@ -196,24 +248,43 @@ def fund_liquidator(send: Callable[..., Any], book: Any, liquidator: str, assets
             assert send(liquidator, asset, load("WETH9").encode_call("deposit"), 5_000 * 10**18) is None
         else:
             assert send(liquidator, asset, load("MintableERC20").encode_call("mint(uint256)", 10**40)) is None
-        assert send(liquidator, asset, load("MintableERC20").encode_call("approve", book.aave.pool, UINT256_MAX)) is None
+        assert (
+            send(liquidator, asset, load("MintableERC20").encode_call("approve", book.aave.pool, UINT256_MAX))
+            is None
+        )
 
 
-def run_case(call: Call, send: Callable[..., str | None], book: Any, case: Case, liquidator: str, treasury: str,
-             set_time: Callable[[int], None], base_ts: int, tally: Tally, positions: Any) -> None:
+def run_case(
+    call: Call,
+    send: Callable[..., str | None],
+    book: Any,
+    case: Case,
+    liquidator: str,
+    treasury: str,
+    set_time: Callable[[int], None],
+    base_ts: int,
+    tally: Tally,
+    positions: Any,
+) -> None:
     """One case; ``positions`` (the user's scaled balances and flags) were read from this chain state."""
     oracle, pool = book.aave.oracle, book.aave.pool
     for asset, price in case.prices.items():
-        assert send(book.deployer, oracle, load("PriceOracle").encode_call("setAssetPrice", asset, price)) is None
+        assert (
+            send(book.deployer, oracle, load("PriceOracle").encode_call("setAssetPrice", asset, price))
+            is None
+        )
     if case.protocol_fee is not None:
-        data = load("PoolConfigurator").encode_call("setLiquidationProtocolFee", case.collateral, case.protocol_fee)
+        data = load("PoolConfigurator").encode_call(
+            "setLiquidationProtocolFee", case.collateral, case.protocol_fee
+        )
         assert send(book.deployer, book.aave.pool_configurator, data) is None
     ts = base_ts + case.dt
     set_time(ts)
     reserves = read_reserves(call, book)  # indexes, rates, configuration (the new fee) and oracle prices
     pred = predict(reserves, positions, case, ts)
-    data = load("Pool").encode_call("liquidationCall", case.collateral, case.debt, case.user, case.debt_to_cover,
-                                    False)
+    data = load("Pool").encode_call(
+        "liquidationCall", case.collateral, case.debt, case.user, case.debt_to_cover, False
+    )
     obs = observe(call, book, reserves, case, liquidator, treasury, lambda: send(liquidator, pool, data))
     compare(pred, obs, case)
     tally.add(obs.reason)
@@ -250,8 +321,18 @@ def test_liquidations_match_bytecode_in_pyrevm(devnet: Devnet) -> None:
             case = make_case(rng, user, colls, debt, assets, prices, d, decimals)
             snap = fork.evm.snapshot()
             try:
-                run_case(fork.call, fork.send, book, case, liquidator, str(treasury), fork.set_time, fork.base_ts,
-                         tally, positions)
+                run_case(
+                    fork.call,
+                    fork.send,
+                    book,
+                    case,
+                    liquidator,
+                    str(treasury),
+                    fork.set_time,
+                    fork.base_ts,
+                    tally,
+                    positions,
+                )
             finally:
                 fork.evm.revert(snap)
     total = tally.success + sum(tally.reverts.values())
@@ -277,13 +358,16 @@ def anvil_market(devnet_state: Devnet) -> Iterator[tuple[Devnet, str]]:
 def _anvil_call(dn: Devnet) -> Call:
     def call(to: str, data: str) -> bytes:
         return bytes.fromhex(dn.node.rpc("eth_call", [{"to": to, "data": data}, "latest"])[2:])
+
     return call
 
 
 def _anvil_send(dn: Devnet, sender: str, to: str, data: str, value: int = 0) -> str | None:
     node = dn.node
-    tx_hash = node.rpc("eth_sendTransaction", [{"from": sender, "to": to, "data": data, "value": hex(value),
-                                                "gas": hex(3_000_000)}])
+    tx_hash = node.rpc(
+        "eth_sendTransaction",
+        [{"from": sender, "to": to, "data": data, "value": hex(value), "gas": hex(3_000_000)}],
+    )
     receipt = node.rpc("eth_getTransactionReceipt", [tx_hash])
     while receipt is None:  # automine answers before the receipt is queryable
         time.sleep(0.001)
@@ -322,7 +406,9 @@ def test_liquidations_match_bytecode_on_anvil(anvil_market: tuple[Devnet, str]) 
             def send(sender: str, to: str, data: str, value: int = 0) -> str | None:
                 return _anvil_send(dn, sender, to, data, value)
 
-            run_case(call, send, book, case, liquidator, str(treasury), set_time, base, tally, positions[user])
+            run_case(
+                call, send, book, case, liquidator, str(treasury), set_time, base, tally, positions[user]
+            )
         finally:
             node.revert(snap)
     total = tally.success + sum(tally.reverts.values())

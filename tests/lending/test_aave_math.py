@@ -26,7 +26,9 @@ from chains.lending.aave_v3 import (
     UserReserve,
 )
 
-V = json.loads((Path(__file__).resolve().parents[1] / "data" / "aave" / "aave_utilities_math_vectors.json").read_text())
+V = json.loads(
+    (Path(__file__).resolve().parents[1] / "data" / "aave" / "aave_utilities_math_vectors.json").read_text()
+)
 
 
 def _v2_compounded(rate: int, t0: int, t1: int) -> int:
@@ -42,14 +44,20 @@ def _v2_compounded(rate: int, t0: int, t1: int) -> int:
 
 def test_linear_balance_real_chain() -> None:
     v = V["getLinearBalance_realchain"]
-    idx = av.getNormalizedIncome(int(v["liquidityIndex"]), int(v["currentLiquidityRate"]), v["lastUpdateTimestamp"],
-                                 v["currentTimestamp"])
+    idx = av.getNormalizedIncome(
+        int(v["liquidityIndex"]),
+        int(v["currentLiquidityRate"]),
+        v["lastUpdateTimestamp"],
+        v["currentTimestamp"],
+    )
     assert av.rayMul(int(v["scaledATokenBalance"]), idx) == int(v["expected"])
 
 
 @pytest.mark.parametrize("v", V["calculateLinearInterest"])
 def test_linear_interest(v: dict[str, str]) -> None:
-    got = av.calculateLinearInterest(int(v["rate"]), int(v["lastUpdateTimestamp"]), int(v["currentTimestamp"]))
+    got = av.calculateLinearInterest(
+        int(v["rate"]), int(v["lastUpdateTimestamp"]), int(v["currentTimestamp"])
+    )
     assert got == int(v["expected"])
 
 
@@ -63,15 +71,20 @@ def test_compounded_interest(v: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("v", V["getCompoundedBalance"])
 def test_compounded_balance(v: dict[str, str]) -> None:
-    idx = av.getNormalizedDebt(int(v["reserveIndex"]), int(v["reserveRate"]), int(v["lastUpdateTimestamp"]),
-                               int(v["currentTimestamp"]))
+    idx = av.getNormalizedDebt(
+        int(v["reserveIndex"]),
+        int(v["reserveRate"]),
+        int(v["lastUpdateTimestamp"]),
+        int(v["currentTimestamp"]),
+    )
     assert av.rayMul(int(v["principalBalance"]), idx) == int(v["expected"])
 
 
 @pytest.mark.parametrize("v", V["getReserveNormalizedIncome"])
 def test_normalized_income(v: dict[str, str]) -> None:
-    got = av.getNormalizedIncome(int(v["index"]), int(v["rate"]), int(v["lastUpdateTimestamp"]),
-                                 int(v["currentTimestamp"]))
+    got = av.getNormalizedIncome(
+        int(v["index"]), int(v["rate"]), int(v["lastUpdateTimestamp"]), int(v["currentTimestamp"])
+    )
     assert got == int(v["expected"])
 
 
@@ -89,8 +102,11 @@ def _round18(s: str) -> int:
 
 @pytest.mark.parametrize("v", V["calculateHealthFactorFromBalances"])
 def test_health_factor(v: dict[str, str]) -> None:
-    hf = _hf(int(v["collateralBalanceMarketReferenceCurrency"]), int(v["borrowBalanceMarketReferenceCurrency"]),
-             int(v["currentLiquidationThreshold_bps"]))
+    hf = _hf(
+        int(v["collateralBalanceMarketReferenceCurrency"]),
+        int(v["borrowBalanceMarketReferenceCurrency"]),
+        int(v["currentLiquidationThreshold_bps"]),
+    )
     assert hf == (UINT256_MAX if v["expected"] == "-1" else _round18(v["expected"]))
 
 
@@ -111,8 +127,11 @@ def test_available_borrows(v: dict[str, object]) -> None:
 
 @pytest.mark.parametrize("v", V["rayMath"])
 def test_ray_math(v: dict[str, str]) -> None:
-    fn = {"rayMul": lambda: av.rayMul(int(v["a"]), int(v["b"])), "wadToRay": lambda: av.wadToRay(int(v["a"])),
-          "rayToWad": lambda: av.rayToWad(int(v["a"]))}[v["fn"]]
+    fn = {
+        "rayMul": lambda: av.rayMul(int(v["a"]), int(v["b"])),
+        "wadToRay": lambda: av.wadToRay(int(v["a"])),
+        "rayToWad": lambda: av.rayToWad(int(v["a"])),
+    }[v["fn"]]
     assert fn() == int(v["expected"])
 
 
@@ -146,8 +165,10 @@ def test_rules_for_revision_refuses_unknown() -> None:
 
 # --------------------------------------------------------------------------- liquidation (pure)
 def _market(coll_price: int, debt_price: int = 10**8, fee: int = 1_000) -> list[ReserveState]:
-    return [ReserveState("WETH", 18, 8_000, 8_250, 10_500, fee, RAY, RAY, 0, 0, 0, coll_price),
-            ReserveState("USDC", 6, 7_700, 8_000, 10_450, 1_000, RAY, RAY, 0, 0, 0, debt_price)]
+    return [
+        ReserveState("WETH", 18, 8_000, 8_250, 10_500, fee, RAY, RAY, 0, 0, 0, coll_price),
+        ReserveState("USDC", 6, 7_700, 8_000, 10_450, 1_000, RAY, RAY, 0, 0, 0, debt_price),
+    ]
 
 
 def _pos(coll: int, debt: int) -> dict[str, UserReserve]:
@@ -155,7 +176,9 @@ def _pos(coll: int, debt: int) -> dict[str, UserReserve]:
 
 
 def test_liquidation_amounts_cap_at_user_collateral() -> None:
-    to_liq, debt, fee = av.liquidation_amounts(10_000 * 10**6, 2_000 * 10**8, 18, 10**8, 6, 10**18, 10_500, 1_000)
+    to_liq, debt, fee = av.liquidation_amounts(
+        10_000 * 10**6, 2_000 * 10**8, 18, 10**8, 6, 10**18, 10_500, 1_000
+    )
     assert to_liq + fee == 10**18
     assert debt == av.percentDiv(2_000 * 10**6, 10_500)
     assert fee == av.percentMul(10**18 - av.percentDiv(10**18, 10_500), 1_000)
@@ -178,20 +201,28 @@ def test_v3_3_close_factor_and_dust_rules() -> None:
     pos = _pos(10 * 10**18, 16_000 * 10**6)
     r = av.simulate_liquidation_call(V3_3, _market(1_900 * 10**8), pos, "WETH", "USDC", UINT256_MAX, 0)
     assert r.debt_repaid == 8_000 * 10**6
-    assert av.simulate_liquidation_call(V3_3, _market(1_900 * 10**8), pos, "WETH", "USDC", 7_500 * 10**6,
-                                        0).debt_repaid == 7_500 * 10**6  # 8.5k USD left behind: allowed
+    assert (
+        av.simulate_liquidation_call(
+            V3_3, _market(1_900 * 10**8), pos, "WETH", "USDC", 7_500 * 10**6, 0
+        ).debt_repaid
+        == 7_500 * 10**6
+    )  # 8.5k USD left behind: allowed
     small = _pos(10**18, 1_600 * 10**6)  # debt < 2000 USD: the whole reserve debt may go at HF in (0.95, 1)
     s = av.simulate_liquidation_call(V3_3, _market(1_900 * 10**8), small, "WETH", "USDC", UINT256_MAX, 0)
     assert s.debt_repaid == 1_600 * 10**6
-    assert av.simulate_liquidation_call(V3_0, _market(1_900 * 10**8), small, "WETH", "USDC", UINT256_MAX,
-                                        0).debt_repaid == 800 * 10**6
+    assert (
+        av.simulate_liquidation_call(
+            V3_0, _market(1_900 * 10**8), small, "WETH", "USDC", UINT256_MAX, 0
+        ).debt_repaid
+        == 800 * 10**6
+    )
     with pytest.raises(LiquidationRevert) as e:  # would leave 900 USD of debt: dust
         av.simulate_liquidation_call(V3_3, _market(1_900 * 10**8), small, "WETH", "USDC", 700 * 10**6, 0)
     assert e.value.code == "103"
 
 
 def test_reader_decodes_and_refuses() -> None:
-    from chains.lending.aave_reader import POOL_REVISION_SELECTOR, read_pool_revision, read_rules
+    from chains.state.aave_reader import POOL_REVISION_SELECTOR, read_pool_revision, read_rules
 
     seen: list[object] = []
 
@@ -208,7 +239,7 @@ def test_reader_decodes_and_refuses() -> None:
 
 
 async def test_async_reader() -> None:
-    from chains.lending.aave_reader import aread_pool_revision
+    from chains.state.aave_reader import aread_pool_revision
 
     async def rpc(method: str, params: list[object]) -> str:
         return "0x" + f"{7:064x}"

@@ -20,11 +20,11 @@ from eth_utils.crypto import keccak
 from prometheus_client import CollectorRegistry
 from websockets.asyncio.server import ServerConnection, serve
 
-from bots.bus import InProcessBus
+from bots.runtime.bus import InProcessBus
 from chains.events import TOPIC_PENDING_SWAPS, PendingSwap
-from chains.mempool import MempoolWatcher
-from chains.rpc import RpcClient
-from chains.subscribe import SubscriptionRejectedError
+from chains.node.rpc import RpcClient
+from chains.node.subscribe import SubscriptionRejectedError
+from chains.watch.mempool import MempoolWatcher
 
 V2 = "0x" + "11" * 20
 V3 = "0x" + "33" * 20
@@ -35,16 +35,25 @@ SIG = "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)"
 
 
 def v2_call(path: list[str], amount_in: int = 1000) -> str:
-    data = keccak(text=SIG)[:4] + encode(["uint256", "uint256", "address[]", "address", "uint256"],
-                                         [amount_in, 1, path, SENDER, 10**10])
+    data = keccak(text=SIG)[:4] + encode(
+        ["uint256", "uint256", "address[]", "address", "uint256"], [amount_in, 1, path, SENDER, 10**10]
+    )
     return "0x" + data.hex()
 
 
 def tx(n: int, **kw: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "hash": "0x" + f"{n:064x}", "from": SENDER, "to": V2, "nonce": hex(n), "value": "0x0", "gas": "0x30000",
-        "maxFeePerGas": "0x3b9aca00", "maxPriorityFeePerGas": "0x1", "input": v2_call([TOK_A, TOK_B]),
-        "blockNumber": None, "blockHash": None,
+        "hash": "0x" + f"{n:064x}",
+        "from": SENDER,
+        "to": V2,
+        "nonce": hex(n),
+        "value": "0x0",
+        "gas": "0x30000",
+        "maxFeePerGas": "0x3b9aca00",
+        "maxPriorityFeePerGas": "0x1",
+        "input": v2_call([TOK_A, TOK_B]),
+        "blockNumber": None,
+        "blockHash": None,
     }
     base.update(kw)
     return {k: v for k, v in base.items() if v is not ...}
@@ -66,8 +75,18 @@ BAD: list[tuple[Any, str]] = [
     (tx(11, input="0x"), "bad_calldata"),
     (tx(12, input=v2_call([TOK_A])), "invalid_swap"),  # a one-token path
     (tx(13, input=v2_call([TOK_A, TOK_A])), "invalid_swap"),  # a token swapped into itself
-    (tx(14, to=V3, input="0x" + (keccak(text="multicall(bytes[])")[:4] + encode(
-        ["bytes[]"], [[keccak(text="refundETH()")[:4]]])).hex()), "no_swap"),
+    (
+        tx(
+            14,
+            to=V3,
+            input="0x"
+            + (
+                keccak(text="multicall(bytes[])")[:4]
+                + encode(["bytes[]"], [[keccak(text="refundETH()")[:4]]])
+            ).hex(),
+        ),
+        "no_swap",
+    ),
 ]
 
 
@@ -85,7 +104,10 @@ async def test_malformed_txs_are_counted_by_reason_and_skipped() -> None:
     assert watcher.stats.errors == expected
     for reason, n in expected.items():
         assert registry.get_sample_value("mevsuite_mempool_decode_errors_total", {"reason": reason}) == n
-    assert registry.get_sample_value("mevsuite_mempool_txs_seen_total", {"source": "subscription"}) == len(BAD) + 2
+    assert (
+        registry.get_sample_value("mevsuite_mempool_txs_seen_total", {"source": "subscription"})
+        == len(BAD) + 2
+    )
     assert sub.depth == 1
     ev = await sub.get()
     assert isinstance(ev, PendingSwap) and ev.tx_hash == "0x" + f"{101:064x}" and ev.amount_in == 1000
@@ -96,21 +118,32 @@ async def test_malformed_txs_are_counted_by_reason_and_skipped() -> None:
 Script = Callable[[ServerConnection, str], Any]
 
 
-async def fake_node(script: Script, *, reject: bool = False,
-                    pool: dict[str, Any] | None = None) -> AsyncIterator[str]:
+async def fake_node(
+    script: Script, *, reject: bool = False, pool: dict[str, Any] | None = None
+) -> AsyncIterator[str]:
     async def handler(ws: ServerConnection) -> None:
         async for raw in ws:
             msg = json.loads(raw)
             if msg["method"] == "eth_subscribe":
                 if reject:
-                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": msg["id"],
-                                              "error": {"code": -32602, "message": "unsupported"}}))
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "jsonrpc": "2.0",
+                                "id": msg["id"],
+                                "error": {"code": -32602, "message": "unsupported"},
+                            }
+                        )
+                    )
                     continue
                 await ws.send(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": "0xsub"}))
                 await script(ws, "0xsub")
             elif msg["method"] == "txpool_content":
-                await ws.send(json.dumps({"jsonrpc": "2.0", "id": msg["id"],
-                                          "result": pool or {"pending": {}, "queued": {}}}))
+                await ws.send(
+                    json.dumps(
+                        {"jsonrpc": "2.0", "id": msg["id"], "result": pool or {"pending": {}, "queued": {}}}
+                    )
+                )
             else:
                 await ws.send(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": None}))
 
@@ -120,8 +153,9 @@ async def fake_node(script: Script, *, reject: bool = False,
 
 
 def note(sub_id: str, result: Any) -> str:
-    return json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
-                       "params": {"subscription": sub_id, "result": result}})
+    return json.dumps(
+        {"jsonrpc": "2.0", "method": "eth_subscription", "params": {"subscription": sub_id, "result": result}}
+    )
 
 
 async def test_garbage_on_the_socket_is_counted_and_the_stream_goes_on() -> None:

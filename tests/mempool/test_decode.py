@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chains.devnet.artifacts import load
-from chains.mempool import CalldataError, SwapCall, decode_router_call, selectors
+from chains.watch.mempool import CalldataError, SwapCall, decode_router_call, selectors
 
 A, B, C, D = ("0x" + c * 40 for c in "abcd")
 TO = "0x" + "12" * 20
@@ -24,7 +24,7 @@ U256 = 2**256 - 1
 
 
 def call(sig: str, *args: Any) -> bytes:
-    types = sig[sig.index("(") + 1:-1]
+    types = sig[sig.index("(") + 1 : -1]
     return keccak(text=sig)[:4] + encode(_split(types), list(args))
 
 
@@ -56,8 +56,10 @@ def one(kind: Any, data: bytes, value: int = 0) -> SwapCall:
 # ------------------------------------------------------------------------------------- selectors = deployed ABI
 
 
-@pytest.mark.parametrize(("artifact", "kind"), [("UniswapV2Router02", "uniswap_v2_router02"),
-                                                ("SwapRouter", "uniswap_v3_swap_router")])
+@pytest.mark.parametrize(
+    ("artifact", "kind"),
+    [("UniswapV2Router02", "uniswap_v2_router02"), ("SwapRouter", "uniswap_v3_swap_router")],
+)
 def test_selectors_match_the_deployed_router_abi(artifact: str, kind: Any) -> None:
     art = load(artifact)
     for sel, sig in selectors(kind).items():
@@ -78,7 +80,13 @@ V2_AB = [  # (function, exact_input)
 def test_v2_token_in_functions(fn: str, exact_input: bool) -> None:
     data = call(f"{fn}(uint256,uint256,address[],address,uint256)", 1000, 900, [A, B, C], TO, 1_700_000_000)
     s = one("uniswap_v2_router02", data)
-    assert (s.method, s.protocol, s.path, s.fees, s.exact_input) == (fn, "uniswap_v2", (A, B, C), (), exact_input)
+    assert (s.method, s.protocol, s.path, s.fees, s.exact_input) == (
+        fn,
+        "uniswap_v2",
+        (A, B, C),
+        (),
+        exact_input,
+    )
     assert s.recipient == TO and s.deadline == 1_700_000_000
     if exact_input:
         assert (s.amount_in, s.amount_out_min, s.amount_out, s.amount_in_max) == (1000, 900, None, None)
@@ -86,8 +94,14 @@ def test_v2_token_in_functions(fn: str, exact_input: bool) -> None:
         assert (s.amount_in, s.amount_out_min, s.amount_out, s.amount_in_max) == (None, None, 1000, 900)
 
 
-@pytest.mark.parametrize(("fn", "exact_input"), [("swapExactETHForTokens", True), ("swapETHForExactTokens", False),
-                                                 ("swapExactETHForTokensSupportingFeeOnTransferTokens", True)])
+@pytest.mark.parametrize(
+    ("fn", "exact_input"),
+    [
+        ("swapExactETHForTokens", True),
+        ("swapETHForExactTokens", False),
+        ("swapExactETHForTokensSupportingFeeOnTransferTokens", True),
+    ],
+)
 def test_v2_eth_in_functions_take_the_input_from_value(fn: str, exact_input: bool) -> None:
     data = call(f"{fn}(uint256,address[],address,uint256)", 777, [A, B], TO, 5)
     s = one("uniswap_v2_router02", data, value=10**18)
@@ -107,28 +121,54 @@ PATHED = "(bytes,address,uint256,uint256,uint256)"
 def test_v3_exact_input_single() -> None:
     s = one("uniswap_v3_swap_router", call(f"exactInputSingle({SINGLE})", (A, B, 500, TO, 99, 10**20, 5, 0)))
     assert (s.protocol, s.path, s.fees, s.exact_input, s.amount_in, s.amount_out_min) == (
-        "uniswap_v3", (A, B), (500,), True, 10**20, 5)
+        "uniswap_v3",
+        (A, B),
+        (500,),
+        True,
+        10**20,
+        5,
+    )
     assert (s.deadline, s.recipient, s.amount_out, s.amount_in_max) == (99, TO, None, None)
 
 
 def test_v3_exact_output_single() -> None:
-    s = one("uniswap_v3_swap_router", call(f"exactOutputSingle({SINGLE})", (A, B, 3000, TO, 99, 40, 50, 2**159)))
+    s = one(
+        "uniswap_v3_swap_router", call(f"exactOutputSingle({SINGLE})", (A, B, 3000, TO, 99, 40, 50, 2**159))
+    )
     assert (s.path, s.fees, s.exact_input, s.amount_out, s.amount_in_max, s.amount_in) == (
-        (A, B), (3000,), False, 40, 50, None)
+        (A, B),
+        (3000,),
+        False,
+        40,
+        50,
+        None,
+    )
 
 
 def test_v3_exact_input_multihop() -> None:
     data = call(f"exactInput({PATHED})", (v3path([A, B, C], [500, 3000]), TO, 99, 1000, 1))
     s = one("uniswap_v3_swap_router", data)
     assert (s.method, s.path, s.fees, s.amount_in, s.amount_out_min, s.deadline) == (
-        "exactInput", (A, B, C), (500, 3000), 1000, 1, 99)
+        "exactInput",
+        (A, B, C),
+        (500, 3000),
+        1000,
+        1,
+        99,
+    )
 
 
 def test_v3_exact_output_path_is_reversed_with_its_fees() -> None:
     # exactOutput encodes tokenOut first: C <-10000- B <-500- A means the user pays A and receives C
     data = call(f"exactOutput({PATHED})", (v3path([C, B, A], [10000, 500]), TO, 99, 1000, 2000))
     s = one("uniswap_v3_swap_router", data)
-    assert (s.path, s.fees, s.exact_input, s.amount_out, s.amount_in_max) == ((A, B, C), (500, 10000), False, 1000, 2000)
+    assert (s.path, s.fees, s.exact_input, s.amount_out, s.amount_in_max) == (
+        (A, B, C),
+        (500, 10000),
+        False,
+        1000,
+        2000,
+    )
 
 
 def test_v3_multicall_decodes_every_swap_and_skips_helpers() -> None:
@@ -138,8 +178,13 @@ def test_v3_multicall_decodes_every_swap_and_skips_helpers() -> None:
     data = call("multicall(bytes[])", [swap1, unwrap, swap2])
     s1, s2 = decode_router_call("uniswap_v3_swap_router", data, 5)
     assert (s1.method, s1.path, s1.amount_in, s1.deadline) == ("multicall/exactInput", (A, B), 10, 7)
-    assert (s2.method, s2.path, s2.fees, s2.amount_out, s2.deadline) == ("multicall/exactOutput", (B, C, D),
-                                                                         (3000, 100), 20, 8)
+    assert (s2.method, s2.path, s2.fees, s2.amount_out, s2.deadline) == (
+        "multicall/exactOutput",
+        (B, C, D),
+        (3000, 100),
+        20,
+        8,
+    )
 
 
 # ------------------------------------------------------------------------------------------ SwapRouter02
@@ -160,18 +205,34 @@ def test_swaprouter02_multicall_with_deadline_hands_it_to_every_swap() -> None:
     swaps = decode_router_call("uniswap_v3_swap_router02", call("multicall(uint256,bytes[])", 1234, inner))
     assert [s.deadline for s in swaps] == [1234] * 6
     assert [(s.protocol, s.path, s.exact_input) for s in swaps] == [
-        ("uniswap_v3", (A, B), True), ("uniswap_v3", (B, C), False), ("uniswap_v3", (A, B, C), True),
-        ("uniswap_v3", (B, C), False), ("uniswap_v2", (A, D), True), ("uniswap_v2", (D, A), False)]
+        ("uniswap_v3", (A, B), True),
+        ("uniswap_v3", (B, C), False),
+        ("uniswap_v3", (A, B, C), True),
+        ("uniswap_v3", (B, C), False),
+        ("uniswap_v2", (A, D), True),
+        ("uniswap_v2", (D, A), False),
+    ]
     assert [(s.amount_in, s.amount_out_min, s.amount_out, s.amount_in_max) for s in swaps] == [
-        (10, 9, None, None), (None, None, 11, 12), (13, 14, None, None), (None, None, 15, 16),
-        (17, 18, None, None), (None, None, 19, 20)]
+        (10, 9, None, None),
+        (None, None, 11, 12),
+        (13, 14, None, None),
+        (None, None, 15, 16),
+        (17, 18, None, None),
+        (None, None, 19, 20),
+    ]
 
 
 def test_swaprouter02_without_multicall_deadline_has_none() -> None:
     s = one("uniswap_v3_swap_router02", call(f"exactInputSingle({SINGLE02})", (A, B, 500, TO, 10, 9, 0)))
     assert s.deadline is None
-    (s,) = decode_router_call("uniswap_v3_swap_router02", call("multicall(bytes32,bytes[])", b"\x01" * 32,
-                              [call(f"exactInputSingle({SINGLE02})", (A, B, 500, TO, 10, 9, 0))]))
+    (s,) = decode_router_call(
+        "uniswap_v3_swap_router02",
+        call(
+            "multicall(bytes32,bytes[])",
+            b"\x01" * 32,
+            [call(f"exactInputSingle({SINGLE02})", (A, B, 500, TO, 10, 9, 0))],
+        ),
+    )
     assert (s.deadline, s.method) == (None, "multicall/exactInputSingle")
 
 
@@ -182,35 +243,61 @@ u256 = st.integers(0, U256)
 fee = st.integers(0, 2**24 - 1)
 
 
-@given(fn=st.sampled_from(V2_AB), a=u256, b=u256, path=st.lists(addresses, min_size=0, max_size=6), to=addresses,
-       dl=u256)
+@given(
+    fn=st.sampled_from(V2_AB),
+    a=u256,
+    b=u256,
+    path=st.lists(addresses, min_size=0, max_size=6),
+    to=addresses,
+    dl=u256,
+)
 def test_v2_round_trip(fn: tuple[str, bool], a: int, b: int, path: list[str], to: str, dl: int) -> None:
     name, exact_input = fn
-    s = one("uniswap_v2_router02", call(f"{name}(uint256,uint256,address[],address,uint256)", a, b, path, to, dl))
+    s = one(
+        "uniswap_v2_router02", call(f"{name}(uint256,uint256,address[],address,uint256)", a, b, path, to, dl)
+    )
     assert (s.path, s.recipient, s.deadline) == (tuple(path), to, dl)
     assert ((s.amount_in, s.amount_out_min) if exact_input else (s.amount_out, s.amount_in_max)) == (a, b)
 
 
-@given(exact_input=st.booleans(), t=st.tuples(addresses, addresses, fee, addresses, u256, u256, u256,
-                                               st.integers(0, 2**160 - 1)))
+@given(
+    exact_input=st.booleans(),
+    t=st.tuples(addresses, addresses, fee, addresses, u256, u256, u256, st.integers(0, 2**160 - 1)),
+)
 def test_v3_single_round_trip(exact_input: bool, t: tuple[Any, ...]) -> None:
     name = "exactInputSingle" if exact_input else "exactOutputSingle"
     s = one("uniswap_v3_swap_router", call(f"{name}({SINGLE})", t))
     assert (s.path, s.fees, s.recipient, s.deadline) == ((t[0], t[1]), (t[2],), t[3], t[4])
-    assert ((s.amount_in, s.amount_out_min) if exact_input else (s.amount_out, s.amount_in_max)) == (t[5], t[6])
+    assert ((s.amount_in, s.amount_out_min) if exact_input else (s.amount_out, s.amount_in_max)) == (
+        t[5],
+        t[6],
+    )
 
 
-@given(exact_input=st.booleans(), hops=st.lists(st.tuples(fee, addresses), min_size=1, max_size=4),
-       first=addresses, to=addresses, dl=u256, x=u256, y=u256)
-def test_v3_path_round_trip(exact_input: bool, hops: list[tuple[int, str]], first: str, to: str, dl: int, x: int,
-                            y: int) -> None:
+@given(
+    exact_input=st.booleans(),
+    hops=st.lists(st.tuples(fee, addresses), min_size=1, max_size=4),
+    first=addresses,
+    to=addresses,
+    dl=u256,
+    x=u256,
+    y=u256,
+)
+def test_v3_path_round_trip(
+    exact_input: bool, hops: list[tuple[int, str]], first: str, to: str, dl: int, x: int, y: int
+) -> None:
     tokens, fees = [first] + [t for _, t in hops], [f for f, _ in hops]
     name = "exactInput" if exact_input else "exactOutput"
     s = one("uniswap_v3_swap_router", call(f"{name}({PATHED})", (v3path(tokens, fees), to, dl, x, y)))
     if exact_input:
         assert (s.path, s.fees, s.amount_in, s.amount_out_min) == (tuple(tokens), tuple(fees), x, y)
     else:
-        assert (s.path, s.fees, s.amount_out, s.amount_in_max) == (tuple(tokens[::-1]), tuple(fees[::-1]), x, y)
+        assert (s.path, s.fees, s.amount_out, s.amount_in_max) == (
+            tuple(tokens[::-1]),
+            tuple(fees[::-1]),
+            x,
+            y,
+        )
     assert (s.recipient, s.deadline) == (to, dl)
 
 
@@ -240,7 +327,9 @@ def test_every_truncation_is_a_calldata_error(kind: Any, data: bytes) -> None:
 
 
 @given(case=st.sampled_from(VALID), data=st.data())
-def test_mutated_calldata_never_raises_anything_but_calldata_error(case: tuple[Any, bytes], data: Any) -> None:
+def test_mutated_calldata_never_raises_anything_but_calldata_error(
+    case: tuple[Any, bytes], data: Any
+) -> None:
     kind, raw = case
     buf = bytearray(raw)
     for _ in range(data.draw(st.integers(1, 6))):
@@ -251,8 +340,10 @@ def test_mutated_calldata_never_raises_anything_but_calldata_error(case: tuple[A
         pass
 
 
-@given(junk=st.binary(max_size=400), kind=st.sampled_from(["uniswap_v2_router02", "uniswap_v3_swap_router",
-                                                            "uniswap_v3_swap_router02"]))
+@given(
+    junk=st.binary(max_size=400),
+    kind=st.sampled_from(["uniswap_v2_router02", "uniswap_v3_swap_router", "uniswap_v3_swap_router02"]),
+)
 def test_random_bytes_after_a_real_selector(junk: bytes, kind: Any) -> None:
     for sel in selectors(kind):
         try:

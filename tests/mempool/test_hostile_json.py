@@ -1,4 +1,4 @@
-"""Hostile JSON on a subscription stream (chains.subscribe.WsSubscription): nested brackets deep enough to overflow
+"""Hostile JSON on a subscription stream (chains.node.subscribe.WsSubscription): nested brackets deep enough to overflow
 the C stack (run in a subprocess: the old code died with SIGSEGV), messages over the nesting or size limit --
 each is counted (``mevsuite_ws_errors_total{reason="bad_message"}``) and skipped, and the subscription lives on.
 """
@@ -16,14 +16,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from websockets.asyncio.server import ServerConnection, serve
 
-from chains.subscribe import WsSubscription
+from chains.node.subscribe import WsSubscription
 
 _SCRIPT = textwrap.dedent("""
     import asyncio, json, sys
     import eth_account  # as in every bot process (web3): py_ecc raises the recursion limit to 100000
     from prometheus_client import CollectorRegistry
     from websockets.asyncio.server import serve
-    from chains.subscribe import WsSubscription
+    from chains.node.subscribe import WsSubscription
 
     PAYLOADS = [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000]
 

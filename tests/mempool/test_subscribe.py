@@ -14,7 +14,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from chains.subscribe import WsSubscription
+from chains.node.subscribe import WsSubscription
 from tests.fixtures.devnet import Devnet
 
 
@@ -33,8 +33,9 @@ async def test_new_heads_survive_a_dropped_socket_and_call_on_reconnect(devnet_s
     async def on_reconnect() -> None:
         calls.append(sub.connected)  # called once the new subscription is live
 
-    sub = WsSubscription(node.ws_url, "newHeads", on_reconnect=on_reconnect, backoff=0.01, backoff_max=0.05,
-                         registry=registry)
+    sub = WsSubscription(
+        node.ws_url, "newHeads", on_reconnect=on_reconnect, backoff=0.01, backoff_max=0.05, registry=registry
+    )
     async with sub:
         first_id = sub.subscription_id
         node.mine()
@@ -66,8 +67,12 @@ async def test_failed_handshakes_are_retried_and_counted_until_close() -> None:
         assert "handshake rejected with HTTP 403" in (sub.last_error or "")
         await sub.close()
         await asyncio.gather(starter, return_exceptions=True)
-    assert registry.get_sample_value("mevsuite_ws_errors_total",
-                                     {"subscription": "newHeads", "reason": "handshake"}) == sub.errors
+    assert (
+        registry.get_sample_value(
+            "mevsuite_ws_errors_total", {"subscription": "newHeads", "reason": "handshake"}
+        )
+        == sub.errors
+    )
     assert sub.connects == 0
 
 
@@ -77,8 +82,15 @@ async def test_drop_oldest_keeps_the_newest_and_counts_the_rest() -> None:
             msg = json.loads(raw)
             await ws.send(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": "0xs"}))
             for i in range(5):
-                await ws.send(json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
-                                          "params": {"subscription": "0xs", "result": i}}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "method": "eth_subscription",
+                            "params": {"subscription": "0xs", "result": i},
+                        }
+                    )
+                )
 
     async with serve(handler, "127.0.0.1", 0) as server:
         url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"

@@ -14,12 +14,12 @@ import pytest
 from eth_utils.address import to_checksum_address
 from prometheus_client import CollectorRegistry
 
-from bots.bus import InProcessBus, Subscription
-from chains.devnet.addressbook import PoolInfo
+from bots.runtime.bus import InProcessBus, Subscription
+from chains.addressbook import PoolInfo
 from chains.devnet.traffic import SwapRecord, TrafficConfig, TrafficGenerator
 from chains.events import TOPIC_PENDING_SWAPS, PendingSwap
-from chains.mempool import MempoolWatcher, routers_for_book
-from chains.rpc import RpcClient
+from chains.node.rpc import RpcClient
+from chains.watch.mempool import MempoolWatcher, routers_for_book
 from tests.fixtures.devnet import Devnet
 from tests.mempool.proxy import TcpProxy
 
@@ -49,8 +49,13 @@ async def drain(sub: Subscription) -> list[Any]:
 
 
 def weth_pool(dn: Devnet, venue: str) -> PoolInfo:
-    return next(p for p in dn.book.pools if p.venue == venue and dn.book.weth in (p.token0, p.token1)
-                and all(dn.book.token_by_address(t).kind in ("standard", "weth") for t in (p.token0, p.token1)))
+    return next(
+        p
+        for p in dn.book.pools
+        if p.venue == venue
+        and dn.book.weth in (p.token0, p.token1)
+        and all(dn.book.token_by_address(t).kind in ("standard", "weth") for t in (p.token0, p.token1))
+    )
 
 
 def rpc_latest(dn: Devnet) -> dict[str, Any]:
@@ -77,8 +82,9 @@ def assert_matches(ev: PendingSwap, rec: SwapRecord, dn: Devnet, deadline: int) 
 
 
 @pytest.mark.parametrize("full_transactions", [True, False], ids=["full-txs", "hashes+batch-fetch"])
-async def test_pending_swaps_reach_the_bus_decoded_before_any_block(devnet_state: Devnet,
-                                                                     full_transactions: bool) -> None:
+async def test_pending_swaps_reach_the_bus_decoded_before_any_block(
+    devnet_state: Devnet, full_transactions: bool
+) -> None:
     dn = devnet_state
     dn.node.set_automine(False)
     bus = InProcessBus()
@@ -88,8 +94,14 @@ async def test_pending_swaps_reach_the_bus_decoded_before_any_block(devnet_state
     v2 = weth_pool(dn, "uniswap")
     async with (
         RpcClient(dn.node.http_url) as rpc,
-        MempoolWatcher(bus, routers_for_book(dn.book), ws_url=dn.node.ws_url, rpc=rpc, registry=registry,
-                       full_transactions=full_transactions),
+        MempoolWatcher(
+            bus,
+            routers_for_book(dn.book),
+            ws_url=dn.node.ws_url,
+            rpc=rpc,
+            registry=registry,
+            full_transactions=full_transactions,
+        ),
         TrafficGenerator(dn.node, dn.book, TrafficConfig(eth_fraction=1.0), seed=11) as gen,
     ):
         head = rpc_latest(dn)
@@ -104,7 +116,11 @@ async def test_pending_swaps_reach_the_bus_decoded_before_any_block(devnet_state
         records = [r for r in recs if r is not None]
         events = {ev.tx_hash: ev for ev in await collect(sub, len(records))}
         assert int(rpc_latest(dn)["number"], 16) == int(head["number"], 16)  # still no block mined
-    assert {r.method for r in records} >= {"swapExactETHForTokens", "swapExactTokensForETH", "exactInputSingle"}
+    assert {r.method for r in records} >= {
+        "swapExactETHForTokens",
+        "swapExactTokensForETH",
+        "exactInputSingle",
+    }
     assert any(r.method == "exactInput" and len(r.path) == 3 for r in records)
     deadline = int(head["timestamp"], 16) + gen.config.deadline_s
     for rec in records:
@@ -135,8 +151,15 @@ async def test_websocket_cut_mid_stream_misses_nothing_and_duplicates_nothing(de
     try:
         async with (
             RpcClient(dn.node.http_url) as rpc,
-            MempoolWatcher(bus, routers_for_book(dn.book), ws_url=proxy.url, rpc=rpc, registry=registry,
-                           backoff=0.02, backoff_max=0.2) as watcher,
+            MempoolWatcher(
+                bus,
+                routers_for_book(dn.book),
+                ws_url=proxy.url,
+                rpc=rpc,
+                registry=registry,
+                backoff=0.02,
+                backoff_max=0.2,
+            ) as watcher,
             TrafficGenerator(dn.node, dn.book, seed=5) as gen,
         ):
             assert watcher.subscription is not None
@@ -147,8 +170,12 @@ async def test_websocket_cut_mid_stream_misses_nothing_and_duplicates_nothing(de
             await eventually(lambda: not watcher.subscription or not watcher.subscription.connected)
             await send(gen, 3)  # nobody is listening on the websocket now
             # reconnect attempts are refused by the closed port
-            await eventually(lambda: registry.get_sample_value(
-                "mevsuite_ws_errors_total", {"subscription": "newPendingTransactions", "reason": "connect"}))
+            await eventually(
+                lambda: registry.get_sample_value(
+                    "mevsuite_ws_errors_total",
+                    {"subscription": "newPendingTransactions", "reason": "connect"},
+                )
+            )
 
             await proxy.start()  # same port again
             during = await collect(sub, 3)  # re-read from txpool_content after the re-subscribe
@@ -166,11 +193,21 @@ async def test_websocket_cut_mid_stream_misses_nothing_and_duplicates_nothing(de
     assert {ev.tx_hash for ev in during} == set(sent[2:5])
     n_pending = sum(len(v) for v in pending["pending"].values())
     assert n_pending == 7 and dn.node.block_number() == block0  # all of them were still pending
-    assert registry.get_sample_value("mevsuite_ws_reconnects_total", {"subscription": "newPendingTransactions"}) == 1
-    assert registry.get_sample_value("mevsuite_ws_errors_total",
-                                     {"subscription": "newPendingTransactions", "reason": "dropped"}) == 1
-    assert registry.get_sample_value("mevsuite_mempool_swaps_total", {"protocol": "uniswap_v2"}) + \
-        registry.get_sample_value("mevsuite_mempool_swaps_total", {"protocol": "uniswap_v3"}) == 7
+    assert (
+        registry.get_sample_value("mevsuite_ws_reconnects_total", {"subscription": "newPendingTransactions"})
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "mevsuite_ws_errors_total", {"subscription": "newPendingTransactions", "reason": "dropped"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value("mevsuite_mempool_swaps_total", {"protocol": "uniswap_v2"})
+        + registry.get_sample_value("mevsuite_mempool_swaps_total", {"protocol": "uniswap_v3"})
+        == 7
+    )
     # start-up read, the re-read after the reconnect, the explicit one
     assert registry.get_sample_value("mevsuite_mempool_resyncs_total") == 3
     assert watcher.stats.duplicates >= 7
@@ -184,8 +221,9 @@ async def test_mined_txs_and_duplicates_are_dropped(devnet_state: Devnet) -> Non
     registry = CollectorRegistry()
     async with (
         RpcClient(dn.node.http_url) as rpc,
-        MempoolWatcher(bus, routers_for_book(dn.book), rpc=rpc, mode="poll", poll_interval=0.05,
-                       registry=registry) as watcher,
+        MempoolWatcher(
+            bus, routers_for_book(dn.book), rpc=rpc, mode="poll", poll_interval=0.05, registry=registry
+        ) as watcher,
         TrafficGenerator(dn.node, dn.book, seed=9) as gen,
     ):
         rec = await gen.send_swap(venue="uniswap_v3", usd_size=400)
@@ -203,6 +241,8 @@ async def test_mined_txs_and_duplicates_are_dropped(devnet_state: Devnet) -> Non
         assert rec2 is not None
         (ev2,) = await collect(sub, 1)
         assert ev2.tx_hash == rec2.tx_hash.lower()
-        await eventually(lambda: watcher.stats.duplicates >= 3)  # later polls see the same pending tx again ...
+        await eventually(
+            lambda: watcher.stats.duplicates >= 3
+        )  # later polls see the same pending tx again ...
     assert await drain(sub) == []  # ... and publish it no second time
     assert registry.get_sample_value("mevsuite_mempool_duplicates_total") == watcher.stats.duplicates

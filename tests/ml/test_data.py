@@ -55,8 +55,13 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return p
 
 
-def csv_rows(n: int, start: str = "2024-01-01", step: str = "1h", header: str = "timestamp,open,high,low,close,volume",
-             epoch_unit: str | None = None) -> str:
+def csv_rows(
+    n: int,
+    start: str = "2024-01-01",
+    step: str = "1h",
+    header: str = "timestamp,open,high,low,close,volume",
+    epoch_unit: str | None = None,
+) -> str:
     idx = pd.date_range(start, periods=n, freq=step, tz="UTC")
     lines = [header]
     for i, t in enumerate(idx):
@@ -70,23 +75,62 @@ def csv_rows(n: int, start: str = "2024-01-01", step: str = "1h", header: str = 
 
 # --------------------------------------------------------------------------------------------- real formats
 
+
 @pytest.mark.parametrize(
     ("name", "rows", "first", "last", "symbol", "venue", "tf"),
     [
         # CryptoDataDownload: disclaimer line, newest first, unix seconds, Volume BTC / Volume USD
-        ("Bitstamp_BTCUSD_1h_excerpt.csv", 72, "2020-10-11 00:00", "2020-10-13 23:00", "BTC/USD", "bitstamp", "1h"),
+        (
+            "Bitstamp_BTCUSD_1h_excerpt.csv",
+            72,
+            "2020-10-11 00:00",
+            "2020-10-13 23:00",
+            "BTC/USD",
+            "bitstamp",
+            "1h",
+        ),
         # Binance futures mark price: open_time_ms and 6 extra kline columns
-        ("BTCUSDT-1h_markprice_excerpt.csv", 60, "2019-12-23 11:00", "2019-12-25 22:00", "BTC/USDT", "unknown", "1h"),
+        (
+            "BTCUSDT-1h_markprice_excerpt.csv",
+            60,
+            "2019-12-23 11:00",
+            "2019-12-25 22:00",
+            "BTC/USDT",
+            "unknown",
+            "1h",
+        ),
         # freqtrade CSV: date with +00:00
         ("XRP_ETH-5m.csv", 80, "2019-10-11 00:00", "2019-10-11 06:35", "XRP/ETH", "unknown", "5m"),
         # freqtrade futures mark CSV: empty volume column
-        ("XRP_USDT_USDT-1h-mark.csv", 100, "2021-11-15 06:00", "2021-11-19 09:00", "XRP/USDT:USDT", "unknown", "1h"),
+        (
+            "XRP_USDT_USDT-1h-mark.csv",
+            100,
+            "2021-11-15 06:00",
+            "2021-11-19 09:00",
+            "XRP/USDT:USDT",
+            "unknown",
+            "1h",
+        ),
         # freqtrade JSON candles [[ms, o, h, l, c, v], ...], gzipped
-        ("XRP_USDT_USDT-1h-futures.json.gz", 100, "2021-11-17 01:00", "2021-11-21 04:00", "XRP/USDT:USDT", "unknown",
-         "1h"),
+        (
+            "XRP_USDT_USDT-1h-futures.json.gz",
+            100,
+            "2021-11-17 01:00",
+            "2021-11-21 04:00",
+            "XRP/USDT:USDT",
+            "unknown",
+            "1h",
+        ),
         # pandas orient="columns" JSON with ms dates
-        ("orderflow_candles_excerpt.json", 60, "2023-01-02 16:45", "2023-01-02 21:40", "orderflow_candles_excerpt",
-         "unknown", "5m"),
+        (
+            "orderflow_candles_excerpt.json",
+            60,
+            "2023-01-02 16:45",
+            "2023-01-02 21:40",
+            "orderflow_candles_excerpt",
+            "unknown",
+            "5m",
+        ),
         # backtesting.py monthly file: unnamed index column of month-end dates, relabelled to the month start
         ("backtesting_py_BTCUSD_monthly.csv", 156, "2012-01-01", "2024-12-01", "BTC/USD", "unknown", "31D"),
     ],
@@ -126,7 +170,9 @@ def test_backtesting_monthly_relabelled() -> None:
 
 
 def test_symbol_and_venue_arguments_win() -> None:
-    df = load_ohlcv(EXCERPTS / "BTCUSDT-1h_markprice_excerpt.csv", symbol="BTC/USDT:USDT", venue="BinanceUSDM")
+    df = load_ohlcv(
+        EXCERPTS / "BTCUSDT-1h_markprice_excerpt.csv", symbol="BTC/USDT:USDT", venue="BinanceUSDM"
+    )
     assert df.attrs["symbol"] == "BTC/USDT:USDT" and df.attrs["venue"] == "binanceusdm"
 
 
@@ -163,10 +209,19 @@ def test_trades_sample() -> None:
 
 
 SHARED_FILES = [
-    ("prices/binance_spot_1h/Binance_BTCUSDT_1h_2020-10_2024-12.csv", 37_090, "2020-10-07 18:00", "2024-12-31 23:00"),
+    (
+        "prices/binance_spot_1h/Binance_BTCUSDT_1h_2020-10_2024-12.csv",
+        37_090,
+        "2020-10-07 18:00",
+        "2024-12-31 23:00",
+    ),
     ("prices/binance_futures_markprice_1h/BTCUSDT-1h.csv", 35_481, "2019-12-23 11:00", "2024-01-09 19:00"),
-    ("prices/binance_futures_markprice_1h/ETHUSDT-1h_2019-12_2022-12.csv", 26_509, "2019-12-23 11:00",
-     "2022-12-31 23:00"),
+    (
+        "prices/binance_futures_markprice_1h/ETHUSDT-1h_2019-12_2022-12.csv",
+        26_509,
+        "2019-12-23 11:00",
+        "2022-12-31 23:00",
+    ),
     ("prices/bitstamp_cdd/Bitstamp_BTCUSD_1h.csv", 37_387, "2018-05-15 06:00", "2022-08-20 00:00"),
     ("prices/bitstamp_cdd/Bitstamp_BTCUSD_d.csv", 2_823, "2014-11-28", "2022-08-20"),
     ("prices/backtesting_py_BTCUSD_monthly.csv", 156, "2012-01-01", "2024-12-01"),
@@ -192,10 +247,12 @@ def test_shared_files_when_present(rel: str, rows: int, first: str, last: str) -
 
 # --------------------------------------------------------------------------------------------- variants
 
+
 @pytest.mark.parametrize("unit", ["s", "ms", "us"])
 def test_epoch_units_and_aliases(tmp_path: Path, unit: str) -> None:
-    p = write(tmp_path, "kraken_ETHEUR_1h.csv",
-              csv_rows(60, header="Time,OPEN,High,low,Close,Vol", epoch_unit=unit))
+    p = write(
+        tmp_path, "kraken_ETHEUR_1h.csv", csv_rows(60, header="Time,OPEN,High,low,Close,Vol", epoch_unit=unit)
+    )
     df = load_ohlcv(p)
     check_contract(df)
     assert df.index[0] == ts("2024-01-01") and df.index[-1] == ts("2024-01-01") + 59 * H
@@ -211,7 +268,9 @@ def test_headerless_binance_dump_gz_with_microseconds(tmp_path: Path) -> None:
     with gzip.open(p, "wt") as fh:
         fh.write("\n".join(lines) + "\n")
     df = load_ohlcv(p)
-    assert len(df) == 55 and df.index[0] == ts("2025-01-01") and df.attrs["timeframe"] == pd.Timedelta(minutes=1)
+    assert (
+        len(df) == 55 and df.index[0] == ts("2025-01-01") and df.attrs["timeframe"] == pd.Timedelta(minutes=1)
+    )
     assert df.attrs["symbol"] == "BTC/USDT"
 
 
@@ -223,8 +282,10 @@ def test_newest_first_text_dates_reversed(tmp_path: Path) -> None:
 
 
 def test_json_records(tmp_path: Path) -> None:
-    rows = [{"Timestamp": 1_700_000_000 + 300 * i, "Open": 1, "High": 2, "Low": 0.5, "Close": 1.5, "Volume": i}
-            for i in range(50)]
+    rows = [
+        {"Timestamp": 1_700_000_000 + 300 * i, "Open": 1, "High": 2, "Low": 0.5, "Close": 1.5, "Volume": i}
+        for i in range(50)
+    ]
     p = write(tmp_path, "records.json", json.dumps(rows))
     df = load_ohlcv(p)
     assert len(df) == 50 and df.attrs["timeframe"] == pd.Timedelta(minutes=5)
@@ -232,10 +293,14 @@ def test_json_records(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------------------------- bad input
 
+
 def test_missing_columns_lists_found(tmp_path: Path) -> None:
     p = write(tmp_path, "a.csv", "time,open,high,price,volume\n1,2,3,4,5\n")
-    with pytest.raises(DataError, match=r"a\.csv: missing column\(s\) low, close; found columns: "
-                                        r"\['time', 'open', 'high', 'price', 'volume'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"a\.csv: missing column\(s\) low, close; found columns: "
+        r"\['time', 'open', 'high', 'price', 'volume'\]",
+    ):
         load_ohlcv(p)
     p = write(tmp_path, "b.csv", "foo,open,high,low,close\n1,2,3,1,2\n")
     with pytest.raises(DataError, match=r"missing column\(s\) timestamp"):
@@ -254,7 +319,9 @@ def test_duplicate_timestamp_named(tmp_path: Path) -> None:
     lines = csv_rows(60).splitlines()
     lines.insert(21, lines[20])
     p = write(tmp_path, "dup.csv", "\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"dup\.csv: duplicate timestamp 2024-01-01 19:00:00\+00:00 .*row 20.*row 21"):
+    with pytest.raises(
+        DataError, match=r"dup\.csv: duplicate timestamp 2024-01-01 19:00:00\+00:00 .*row 20.*row 21"
+    ):
         load_ohlcv(p)
     # also in a newest-first file (reversal first, then the duplicate is reported)
     body = lines[1:]
@@ -270,8 +337,11 @@ def test_nan_names_column_and_count(tmp_path: Path) -> None:
         f[4] = "" if k != 30 else "n/a"
         lines[k] = ",".join(f)
     p = write(tmp_path, "nan.csv", "\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"nan\.csv: column 'close' has 3 NaN, empty or non-numeric value\(s\), "
-                                        r"first at row 5 \(line 6\)"):
+    with pytest.raises(
+        DataError,
+        match=r"nan\.csv: column 'close' has 3 NaN, empty or non-numeric value\(s\), "
+        r"first at row 5 \(line 6\)",
+    ):
         load_ohlcv(p)
 
 
@@ -313,9 +383,15 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------------------------- gaps
 
+
 def gappy() -> pd.DataFrame:
     df = load_ohlcv(sample_path("Binance_BTCUSDT_1h")).iloc[:200]
-    drop = [df.index[50], df.index[51], df.index[120], *df.index[150:160]]  # gaps of 2 and 10 bars (+ any real ones)
+    drop = [
+        df.index[50],
+        df.index[51],
+        df.index[120],
+        *df.index[150:160],
+    ]  # gaps of 2 and 10 bars (+ any real ones)
     out = df.drop(index=drop)
     out.attrs = dict(df.attrs)
     return out
@@ -360,6 +436,7 @@ def test_split_at_gaps() -> None:
 
 
 # --------------------------------------------------------------------------------------------- align, resample
+
 
 def test_align_inner_and_outer_report() -> None:
     btc = load_ohlcv(sample_path("Binance_BTCUSDT_1h")).loc["2021-01-01":"2021-01-10"]

@@ -37,8 +37,20 @@ def _bar(i: int) -> list[Any]:
     o, c = base, base + (i % 5) - 2
     h, low = max(o, c) + 3.5, min(o, c) - 4.25
     vol = 10.0 + (i % 17)
-    return [t, f"{o:.2f}", f"{h:.2f}", f"{low:.2f}", f"{c:.2f}", f"{vol:.5f}", t + HOUR_MS - 1,
-            f"{vol * c:.4f}", 100 + i % 50, f"{vol / 2:.5f}", f"{vol * c / 2:.4f}", "0"]
+    return [
+        t,
+        f"{o:.2f}",
+        f"{h:.2f}",
+        f"{low:.2f}",
+        f"{c:.2f}",
+        f"{vol:.5f}",
+        t + HOUR_MS - 1,
+        f"{vol * c:.4f}",
+        100 + i % 50,
+        f"{vol / 2:.5f}",
+        f"{vol * c / 2:.4f}",
+        "0",
+    ]
 
 
 BARS = [_bar(i) for i in range(N_BARS)]
@@ -46,21 +58,48 @@ BARS = [_bar(i) for i in range(N_BARS)]
 
 def _symbol_info() -> dict[str, Any]:
     return {
-        "symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "baseAssetPrecision": 8,
-        "quoteAsset": "USDT", "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
+        "symbol": "BTCUSDT",
+        "status": "TRADING",
+        "baseAsset": "BTC",
+        "baseAssetPrecision": 8,
+        "quoteAsset": "USDT",
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
         "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
-        "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True, "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": True,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": "0.01000000", "maxPrice": "1000000.00000000",
-             "tickSize": "0.01000000"},
-            {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000", "stepSize": "0.00001000"},
-            {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
-             "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": "0.01000000",
+                "maxPrice": "1000000.00000000",
+                "tickSize": "0.01000000",
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": "0.00001000",
+                "maxQty": "9000.00000000",
+                "stepSize": "0.00001000",
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": "5.00000000",
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
         ],
-        "permissions": [], "permissionSets": [["SPOT", "MARGIN"]],
+        "permissions": [],
+        "permissionSets": [["SPOT", "MARGIN"]],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
     }
@@ -78,10 +117,13 @@ class FakeBinance:
     async def exchange_info(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.query)))
         body: dict[str, Any] = {
-            "timezone": "UTC", "serverTime": int(time.time() * 1000),
-            "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                            "limit": 6000}],
-            "exchangeFilters": [], "symbols": [],
+            "timezone": "UTC",
+            "serverTime": int(time.time() * 1000),
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}
+            ],
+            "exchangeFilters": [],
+            "symbols": [],
         }
         if request.path.startswith("/api/"):
             body["symbols"] = [_symbol_info()]
@@ -95,9 +137,14 @@ class FakeBinance:
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
             return web.json_response(
-                {"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per "
-                                       "minute. Please use the websocket for live updates to avoid bans."},
-                status=429, headers={"Retry-After": "0"})
+                {
+                    "code": -1003,
+                    "msg": "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per "
+                    "minute. Please use the websocket for live updates to avoid bans.",
+                },
+                status=429,
+                headers={"Retry-After": "0"},
+            )
         if q.get("symbol") != "BTCUSDT":
             return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
         if q.get("interval") != "1h":
@@ -160,17 +207,34 @@ def _expected_index(n: int = N_BARS) -> pd.DatetimeIndex:
 
 
 def test_rewrite_api_urls_keeps_paths() -> None:
-    api = {"public": "https://api.binance.com/api/v3", "nested": {"x": "https://fapi.binance.com/fapi/v1"}, "n": 3}
+    api = {
+        "public": "https://api.binance.com/api/v3",
+        "nested": {"x": "https://fapi.binance.com/fapi/v1"},
+        "n": 3,
+    }
     out = rewrite_api_urls(api, "http://127.0.0.1:9/")
-    assert out == {"public": "http://127.0.0.1:9/api/v3", "nested": {"x": "http://127.0.0.1:9/fapi/v1"}, "n": 3}
+    assert out == {
+        "public": "http://127.0.0.1:9/api/v3",
+        "nested": {"x": "http://127.0.0.1:9/fapi/v1"},
+        "n": 3,
+    }
 
 
 def test_paginated_download_with_one_429(server: FakeBinance, tmp_path: Path) -> None:
     server.rate_limit_next = 1
     out = tmp_path / "btc.csv"
     seen: list[int] = []
-    download_ohlcv("binance", "BTC/USDT", "1h", since="2024-01-01", out=out, urls=server.base_url, limit=200,
-                   retry_delay=0.01, progress=lambda n, last: seen.append(n))
+    download_ohlcv(
+        "binance",
+        "BTC/USDT",
+        "1h",
+        since="2024-01-01",
+        out=out,
+        urls=server.base_url,
+        limit=200,
+        retry_delay=0.01,
+        progress=lambda n, last: seen.append(n),
+    )
     kl = server.klines_requests()
     # 6 pages of <= 200 bars + the one answered with 429 (+ possibly a final empty page)
     assert len(kl) >= 7
@@ -201,8 +265,16 @@ def test_resume_after_interruption_no_duplicates_no_holes(server: FakeBinance, t
             raise _Interrupted
 
     with pytest.raises(_Interrupted):
-        download_ohlcv("binance", "BTC/USDT", "1h", since=T0, out=out, urls=server.base_url, limit=150,
-                       progress=stop_after_two_pages)
+        download_ohlcv(
+            "binance",
+            "BTC/USDT",
+            "1h",
+            since=T0,
+            out=out,
+            urls=server.base_url,
+            limit=150,
+            progress=stop_after_two_pages,
+        )
     first = load_ohlcv(out)
     assert len(first) == 300
     # a torn write at the moment of the interruption
@@ -224,8 +296,16 @@ def test_resume_after_interruption_no_duplicates_no_holes(server: FakeBinance, t
 
 def test_until_is_exclusive(server: FakeBinance, tmp_path: Path) -> None:
     out = tmp_path / "x.csv"
-    download_ohlcv("binance", "BTC/USDT", "1h", since=T0 + 10 * HOUR_MS, until=T0 + 130 * HOUR_MS, out=out,
-                   urls=server.base_url, limit=50)
+    download_ohlcv(
+        "binance",
+        "BTC/USDT",
+        "1h",
+        since=T0 + 10 * HOUR_MS,
+        until=T0 + 130 * HOUR_MS,
+        out=out,
+        urls=server.base_url,
+        limit=50,
+    )
     df = load_ohlcv(out)
     assert len(df) == 120
     assert df.index[0] == pd.Timestamp(T0 + 10 * HOUR_MS, unit="ms", tz="UTC")
@@ -235,8 +315,16 @@ def test_until_is_exclusive(server: FakeBinance, tmp_path: Path) -> None:
 def test_rate_limit_retries_exhausted(server: FakeBinance, tmp_path: Path) -> None:
     server.rate_limit_next = 10
     with pytest.raises(DownloadError, match=r"binance .*failed after 3 attempt"):
-        download_ohlcv("binance", "BTC/USDT", "1h", since=T0, out=tmp_path / "x.csv", urls=server.base_url,
-                       max_retries=2, retry_delay=0.01)
+        download_ohlcv(
+            "binance",
+            "BTC/USDT",
+            "1h",
+            since=T0,
+            out=tmp_path / "x.csv",
+            urls=server.base_url,
+            max_retries=2,
+            retry_delay=0.01,
+        )
 
 
 def test_offline_error_is_immediate_and_names_exchange_and_url(tmp_path: Path) -> None:
@@ -246,8 +334,16 @@ def test_offline_error_is_immediate_and_names_exchange_and_url(tmp_path: Path) -
     # the port is closed now: connection refused, like an offline machine
     start = time.monotonic()
     with pytest.raises(DownloadError) as info:
-        download_ohlcv("binance", "BTC/USDT", "1h", since=T0, out=tmp_path / "x.csv",
-                       urls=f"http://127.0.0.1:{port}", max_retries=5, retry_delay=5.0)
+        download_ohlcv(
+            "binance",
+            "BTC/USDT",
+            "1h",
+            since=T0,
+            out=tmp_path / "x.csv",
+            urls=f"http://127.0.0.1:{port}",
+            max_retries=5,
+            retry_delay=5.0,
+        )
     assert time.monotonic() - start < 3.0
     msg = str(info.value)
     assert "cannot reach binance" in msg and f"127.0.0.1:{port}/api/v3" in msg
@@ -271,7 +367,9 @@ def test_refuses_foreign_file(server: FakeBinance, tmp_path: Path) -> None:
 
 def test_download_main(server: FakeBinance, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli.csv"
-    rc = download_main("binance", "BTC/USDT", "1h", "2024-02-01", "2024-02-03", str(out), api_url=server.base_url)
+    rc = download_main(
+        "binance", "BTC/USDT", "1h", "2024-02-01", "2024-02-03", str(out), api_url=server.base_url
+    )
     assert rc == 0
     df = load_ohlcv(out, min_rows=10)
     assert len(df) == 48 and df.index[0] == pd.Timestamp("2024-02-01", tz="UTC")

@@ -30,7 +30,9 @@ SMALL = {"hidden": (16, 16), "threads": 1}
 
 # ------------------------------------------------------------------------------------------------ replay buffer
 def _push(buf: ReplayBuffer, i: int) -> None:
-    buf.push(np.full(buf.obs_dim, i, dtype=np.float32), i % 3, float(i), np.full(buf.obs_dim, i + 0.5), i % 4 == 0)
+    buf.push(
+        np.full(buf.obs_dim, i, dtype=np.float32), i % 3, float(i), np.full(buf.obs_dim, i + 0.5), i % 4 == 0
+    )
 
 
 def test_replay_buffer_wraps_and_keeps_newest() -> None:
@@ -79,9 +81,14 @@ def test_replay_buffer_reproducible_with_seed() -> None:
 
 # ------------------------------------------------------------------------------------------------ agent
 def _random_batch(rng: np.random.Generator, n: int, obs_dim: int, n_actions: int) -> Batch:
-    return Batch(rng.standard_normal((n, obs_dim)).astype(np.float32), rng.integers(n_actions, size=n),
-                 rng.standard_normal(n).astype(np.float32), rng.standard_normal((n, obs_dim)).astype(np.float32),
-                 (rng.random(n) < 0.2).astype(np.float32), np.arange(n))
+    return Batch(
+        rng.standard_normal((n, obs_dim)).astype(np.float32),
+        rng.integers(n_actions, size=n),
+        rng.standard_normal(n).astype(np.float32),
+        rng.standard_normal((n, obs_dim)).astype(np.float32),
+        (rng.random(n) < 0.2).astype(np.float32),
+        np.arange(n),
+    )
 
 
 def _params(net: torch.nn.Module) -> list[torch.Tensor]:
@@ -171,8 +178,13 @@ def test_agent_save_load(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ environment
 def _env(prices: np.ndarray, **cfg: Any) -> TradingEnv:
-    base: dict[str, Any] = {"window": 3, "vol_window": 3, "fee_bps": 0.0, "slippage_bps": 0.0,
-                            "reward": "log_return"}
+    base: dict[str, Any] = {
+        "window": 3,
+        "vol_window": 3,
+        "fee_bps": 0.0,
+        "slippage_bps": 0.0,
+        "reward": "log_return",
+    }
     return TradingEnv(prices, config=TradingEnvConfig(**{**base, **cfg}))
 
 
@@ -235,7 +247,7 @@ def test_slippage_fixed_size_and_vol_terms() -> None:
 def test_position_taken_at_t_earns_t_to_t_plus_1() -> None:
     prices = np.full((30, 1), 100.0)
     k = 12
-    prices[k + 1:] = 110.0  # the only move: bar k -> k+1, +10%
+    prices[k + 1 :] = 110.0  # the only move: bar k -> k+1, +10%
     env = _env(prices)
     long_, flat = env.encode_action([1.0]), env.encode_action([0.0])
 
@@ -317,7 +329,7 @@ def test_reward_modes() -> None:
     rew, lr = logs["log_return"]
     np.testing.assert_allclose(rew, 100 * lr, rtol=1e-12)
     rew, lr = logs["mean_variance"]
-    expected = [lr[i] - 2.0 * (np.var(lr[max(0, i - 4):i + 1]) if i >= 1 else 0.0) for i in range(20)]
+    expected = [lr[i] - 2.0 * (np.var(lr[max(0, i - 4) : i + 1]) if i >= 1 else 0.0) for i in range(20)]
     np.testing.assert_allclose(rew, 100 * np.array(expected), rtol=1e-9, atol=1e-15)
     rew, _ = logs["dsr"]
     assert np.isfinite(rew).all() and rew[0] == 0.0 and np.abs(rew[1:]).max() > 0
@@ -329,10 +341,22 @@ def test_short_training_on_trend_beats_random() -> None:
     T = 300
     rets = np.column_stack([0.004 + 0.004 * rng.standard_normal(T), -0.004 + 0.004 * rng.standard_normal(T)])
     prices = 100 * np.exp(np.cumsum(rets, axis=0))
-    env = TradingEnv(prices, config=TradingEnvConfig(window=4, levels=(-1.0, 0.0, 1.0), fee_bps=1.0,
-                                                     slippage_bps=1.0, reward="mean_variance"))
-    cfg = DQNConfig(total_steps=1500, learning_starts=200, eps_decay_steps=1000, target_update=100, gamma=0.9,
-                    batch_size=32, log_every=500, **SMALL)
+    env = TradingEnv(
+        prices,
+        config=TradingEnvConfig(
+            window=4, levels=(-1.0, 0.0, 1.0), fee_bps=1.0, slippage_bps=1.0, reward="mean_variance"
+        ),
+    )
+    cfg = DQNConfig(
+        total_steps=1500,
+        learning_starts=200,
+        eps_decay_steps=1000,
+        target_update=100,
+        gamma=0.9,
+        batch_size=32,
+        log_every=500,
+        **SMALL,
+    )
     seen: list[int] = []
     agent, log = train_dqn(env, cfg, progress=lambda step, info: seen.append(step))
     assert seen == [500, 1000, 1500]

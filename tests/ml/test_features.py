@@ -33,8 +33,15 @@ Market = dict[str, Any]
 # -- synthetic inputs ---------------------------------------------------------------------------------------------
 
 
-def synth_ohlcv(n: int, seed: int = 0, *, start: str = "2023-01-01", freq: str = "h", s0: float = 100.0,
-                sigma: float = 0.008) -> pd.DataFrame:
+def synth_ohlcv(
+    n: int,
+    seed: int = 0,
+    *,
+    start: str = "2023-01-01",
+    freq: str = "h",
+    s0: float = 100.0,
+    sigma: float = 0.008,
+) -> pd.DataFrame:
     """Seeded geometric random walk with consistent OHLC (open = previous close + tiny gap) and volume that
     rises with the absolute return; UTC index named `timestamp` (bar open time)."""
     rng = np.random.default_rng(seed)
@@ -64,10 +71,14 @@ def synth_trades(df: pd.DataFrame, seed: int = 1, rate: float = 8.0) -> pd.DataF
     amount = rng.lognormal(-1.0, 1.0, len(bar))
     side = np.where(rng.random(len(bar)) < 0.5, "buy", "sell")
     order = np.argsort(ts, kind="stable")
-    return pd.DataFrame({
-        "timestamp": pd.to_datetime(ts[order], utc=True), "side": side[order], "price": price[order],
-        "amount": amount[order],
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(ts[order], utc=True),
+            "side": side[order],
+            "price": price[order],
+            "amount": amount[order],
+        }
+    )
 
 
 def synth_onchain(df: pd.DataFrame, seed: int = 2) -> pd.DataFrame:
@@ -80,8 +91,10 @@ def synth_onchain(df: pd.DataFrame, seed: int = 2) -> pd.DataFrame:
     secs = secs[secs < span_s]
     ts = start + pd.to_timedelta(secs, unit="s")
     fee = np.exp(np.log(20.0) + np.cumsum(rng.normal(0, 0.05, len(secs))))
-    return pd.DataFrame({"base_fee_gwei": fee, "gas_used_ratio": rng.uniform(0.2, 1.0, len(secs))},
-                        index=pd.DatetimeIndex(ts, name="timestamp"))
+    return pd.DataFrame(
+        {"base_fee_gwei": fee, "gas_used_ratio": rng.uniform(0.2, 1.0, len(secs))},
+        index=pd.DatetimeIndex(ts, name="timestamp"),
+    )
 
 
 def synth_others(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -89,8 +102,11 @@ def synth_others(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     n = len(df)
     eth = synth_ohlcv(n, seed=11)
     mix = 0.6 * np.log(df["close"].to_numpy() / 100.0) + 0.4 * np.log(eth["close"].to_numpy() / 100.0)
-    eth[["open", "high", "low", "close"]] = eth[["open", "high", "low", "close"]].to_numpy() * (
-        np.exp(mix) / eth["close"].to_numpy())[:, None] * 20.0
+    eth[["open", "high", "low", "close"]] = (
+        eth[["open", "high", "low", "close"]].to_numpy()
+        * (np.exp(mix) / eth["close"].to_numpy())[:, None]
+        * 20.0
+    )
     keep = np.random.default_rng(12).random(n) > 0.03
     keep[:30] = False
     eth = eth[keep]
@@ -106,8 +122,9 @@ def market() -> Market:
 
 
 def _build(m: Market, **kw: Any) -> pd.DataFrame:
-    return build_features(m["df"], others=m["others"], trades=m["trades"],
-                          onchain=StaticOnchainSource(m["onchain"]), **kw)
+    return build_features(
+        m["df"], others=m["others"], trades=m["trades"], onchain=StaticOnchainSource(m["onchain"]), **kw
+    )
 
 
 # -- look-ahead ---------------------------------------------------------------------------------------------------
@@ -147,20 +164,26 @@ def _corrupt(m: Market, t: int, seed: int) -> Market:
     n_new = int(rng.integers(1, 4 * max(len(tr) - len(keep), 1) + 2))
     end_ns = (df.index[-1] + 2 * H).as_unit("ns").value
     new_ts = rng.integers(t_close.as_unit("ns").value, end_ns, n_new)
-    wild_tr = pd.DataFrame({
-        "timestamp": pd.to_datetime(np.sort(new_ts), utc=True),
-        "side": rng.choice(["buy", "sell", "BUY", "x"], n_new),
-        "price": _wild(rng, n_new), "amount": _wild(rng, n_new, -4.0, 8.0),
-    })
+    wild_tr = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(np.sort(new_ts), utc=True),
+            "side": rng.choice(["buy", "sell", "BUY", "x"], n_new),
+            "price": _wild(rng, n_new),
+            "amount": _wild(rng, n_new, -4.0, 8.0),
+        }
+    )
     trades = pd.concat([keep, wild_tr], ignore_index=True)
 
     oc: pd.DataFrame = m["onchain"].copy()
     late = oc.index > t_open
     oc.loc[late, "base_fee_gwei"] = _wild(rng, int(late.sum()))
     oc.loc[late, "gas_used_ratio"] = rng.uniform(-5, 5, int(late.sum()))
-    extra = pd.DataFrame({"base_fee_gwei": _wild(rng, 50), "gas_used_ratio": rng.uniform(0, 9, 50)},
-                         index=pd.DatetimeIndex(t_open + pd.to_timedelta(rng.integers(1, 10**6, 50), unit="s"),
-                                                name="timestamp"))
+    extra = pd.DataFrame(
+        {"base_fee_gwei": _wild(rng, 50), "gas_used_ratio": rng.uniform(0, 9, 50)},
+        index=pd.DatetimeIndex(
+            t_open + pd.to_timedelta(rng.integers(1, 10**6, 50), unit="s"), name="timestamp"
+        ),
+    )
     oc = pd.concat([oc, extra])
     return {"df": df, "others": others, "trades": trades, "onchain": oc}
 
@@ -209,8 +232,12 @@ def test_truncated_history_gives_the_same_rows(market: Market, t: int) -> None:
     df: pd.DataFrame = market["df"]
     short = df.iloc[: t + 1].copy()
     short.attrs = dict(df.attrs)
-    part = build_features(short, others=market["others"], trades=market["trades"],
-                          onchain=StaticOnchainSource(market["onchain"]))
+    part = build_features(
+        short,
+        others=market["others"],
+        trades=market["trades"],
+        onchain=StaticOnchainSource(market["onchain"]),
+    )
     _assert_identical_upto(full, part, t)
     assert len(part) == t + 1
 
@@ -226,8 +253,44 @@ def _path_frame(prices: list[float]) -> pd.DataFrame:
 
 # 100 -> 95 (bar 5) -> 110 (bar 20) -> falling; with a 3% threshold the high of bar 0 is confirmed at bar 3
 # (97 <= 97.0), the low of bar 5 at bar 8 (98 >= 97.85), the high of bar 20 at bar 27 (106.5 <= 106.7).
-ZZ_PATH = [100, 99, 98, 97, 96, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110,
-           109.5, 109, 108.5, 108, 107.5, 107, 106.5, 106, 105.5, 105, 104.5, 104, 103.5, 103, 102.5]
+ZZ_PATH = [
+    100,
+    99,
+    98,
+    97,
+    96,
+    95,
+    96,
+    97,
+    98,
+    99,
+    100,
+    101,
+    102,
+    103,
+    104,
+    105,
+    106,
+    107,
+    108,
+    109,
+    110,
+    109.5,
+    109,
+    108.5,
+    108,
+    107.5,
+    107,
+    106.5,
+    106,
+    105.5,
+    105,
+    104.5,
+    104,
+    103.5,
+    103,
+    102.5,
+]
 PIVOT_BAR, CONFIRM_BAR = 20, 27
 
 
@@ -263,19 +326,30 @@ def test_zigzag_features_change_at_confirmation_not_before() -> None:
     assert f["fib_zz3_retrace"].iloc[j] == pytest.approx((110 - 106.5) / 15)
     # the swing-state columns (not the price-relative ones) are constant from the previous confirmation up to
     # j-1 and change exactly at j
-    state = ["zz3_last_dir", "zz3_last_swing", "zz3_prev_swing", "zz3_swing_ratio", "zz3_last_swing_bars",
-             "zz3_trend_count"]
+    state = [
+        "zz3_last_dir",
+        "zz3_last_swing",
+        "zz3_prev_swing",
+        "zz3_swing_ratio",
+        "zz3_last_swing_bars",
+        "zz3_trend_count",
+    ]
     block = f[state].iloc[8:j]
     assert (block.nunique(dropna=False) == 1).all()
-    assert any(not np.array_equal(f[c].iloc[j - 1 : j].to_numpy(), f[c].iloc[j : j + 1].to_numpy(),
-                                  equal_nan=True) for c in state)
+    assert any(
+        not np.array_equal(f[c].iloc[j - 1 : j].to_numpy(), f[c].iloc[j : j + 1].to_numpy(), equal_nan=True)
+        for c in state
+    )
     # and nothing before j knows about the future decline: building on rows < j gives the same rows
     g = build_features(df.iloc[:j], config=cfg)
     _assert_identical_upto(f[g.columns], g, j - 1)
 
 
-@given(st.lists(st.floats(-0.04, 0.04), min_size=5, max_size=120), st.sampled_from([0.01, 0.02, 0.05]),
-       st.integers(1, 119))
+@given(
+    st.lists(st.floats(-0.04, 0.04), min_size=5, max_size=120),
+    st.sampled_from([0.01, 0.02, 0.05]),
+    st.integers(1, 119),
+)
 def test_zigzag_is_causal_and_well_formed(steps: list[float], thr: float, cut: int) -> None:
     c = 100 * np.exp(np.cumsum(steps))
     h, lo = c * 1.003, c * 0.997
@@ -311,8 +385,9 @@ def test_all_61_candlestick_patterns(plain2000: tuple[pd.DataFrame, pd.DataFrame
     assert (np.abs(values).sum(axis=0) > 0).sum() >= 20  # plenty of patterns actually fire on the walk
 
 
-def test_names_unique_stable_and_deterministic(plain2000: tuple[pd.DataFrame, pd.DataFrame],
-                                               market: Market) -> None:
+def test_names_unique_stable_and_deterministic(
+    plain2000: tuple[pd.DataFrame, pd.DataFrame], market: Market
+) -> None:
     df, f = plain2000
     assert f.columns.is_unique
     again = build_features(df)
@@ -356,8 +431,10 @@ def test_speed_20k_rows() -> None:
     t1 = time.perf_counter()
     g = build_features(df, others=others, trades=trades, onchain=oc)
     t2 = time.perf_counter()
-    print(f"\nbuild_features 20k rows: OHLCV only {t1 - t0:.2f}s ({f.shape[1]} cols); "
-          f"+others/trades({len(trades)})/on-chain {t2 - t1:.2f}s ({g.shape[1]} cols)")
+    print(
+        f"\nbuild_features 20k rows: OHLCV only {t1 - t0:.2f}s ({f.shape[1]} cols); "
+        f"+others/trades({len(trades)})/on-chain {t2 - t1:.2f}s ({g.shape[1]} cols)"
+    )
     assert len(g) == 20_000
 
 
@@ -367,13 +444,21 @@ def test_speed_20k_rows() -> None:
 def test_microstructure_aggregates_within_the_bar() -> None:
     df = synth_ohlcv(4, seed=3)
     t0 = df.index[0]
-    trades = pd.DataFrame({
-        "timestamp": [t0 - pd.Timedelta(seconds=1), t0, t0 + pd.Timedelta(minutes=30), t0 + H,
-                      t0 + 3 * H + pd.Timedelta(minutes=59), t0 + 4 * H],
-        "side": ["buy", "buy", "sell", "sell", "buy", "buy"],
-        "price": [1.0, 100.0, 101.0, 50.0, 10.0, 1.0],
-        "amount": [9.0, 1.0, 3.0, 2.0, 4.0, 9.0],
-    })
+    trades = pd.DataFrame(
+        {
+            "timestamp": [
+                t0 - pd.Timedelta(seconds=1),
+                t0,
+                t0 + pd.Timedelta(minutes=30),
+                t0 + H,
+                t0 + 3 * H + pd.Timedelta(minutes=59),
+                t0 + 4 * H,
+            ],
+            "side": ["buy", "buy", "sell", "sell", "buy", "buy"],
+            "price": [1.0, 100.0, 101.0, 50.0, 10.0, 1.0],
+            "amount": [9.0, 1.0, 3.0, 2.0, 4.0, 9.0],
+        }
+    )
     cfg = FeatureConfig(micro_windows=(2,))
     f = build_features(df, config=cfg, trades=trades)
     # bar 0: buy 1 @100 and sell 3 @101 (the trade 1 s before the first bar is ignored)
@@ -424,10 +509,13 @@ def test_coarser_other_uses_only_closed_bars() -> None:
 
 def test_onchain_source_asof() -> None:
     idx = pd.date_range("2024-01-01", periods=3, freq="h", tz="UTC", name="timestamp")
-    frame = pd.DataFrame({
-        "timestamp": [idx[0] + pd.Timedelta(seconds=1), idx[1], idx[1] + pd.Timedelta(seconds=1)],
-        "base_fee_gwei": [10.0, 20.0, 30.0], "gas_used_ratio": [0.1, 0.2, 0.3],
-    })
+    frame = pd.DataFrame(
+        {
+            "timestamp": [idx[0] + pd.Timedelta(seconds=1), idx[1], idx[1] + pd.Timedelta(seconds=1)],
+            "base_fee_gwei": [10.0, 20.0, 30.0],
+            "gas_used_ratio": [0.1, 0.2, 0.3],
+        }
+    )
     src = StaticOnchainSource(frame)
     assert isinstance(src, OnchainSource)
     out = src.frame(idx)
@@ -526,7 +614,9 @@ def test_real_sample_data() -> None:
     px = trades["price"].resample("5min").ohlc()
     px["close"] = px["close"].ffill()
     px = px.apply(lambda s: s.fillna(px["close"]))
-    bars = px.assign(volume=trades["amount"].resample("5min").sum())[["open", "high", "low", "close", "volume"]]
+    bars = px.assign(volume=trades["amount"].resample("5min").sum())[
+        ["open", "high", "low", "close", "volume"]
+    ]
     bars.index.name = "timestamp"
     g = build_features(bars.dropna(), trades=trades)
     assert g["micro_trade_count"].sum() == len(trades)
@@ -535,7 +625,15 @@ def test_real_sample_data() -> None:
 
 def test_families_documented() -> None:
     assert set(FAMILIES.values()) == {
-        "technical", "calendar", "patterns", "volume_profile", "support_resistance", "fibonacci", "swings",
-        "microstructure", "cross_asset", "onchain",
+        "technical",
+        "calendar",
+        "patterns",
+        "volume_profile",
+        "support_resistance",
+        "fibonacci",
+        "swings",
+        "microstructure",
+        "cross_asset",
+        "onchain",
     }
     assert Path(__file__).name == "test_features.py"

@@ -42,12 +42,22 @@ TRAIN, VAL = 1600, 300  # rows [0, 1600) train, [1600, 1900) early stopping, [19
 TINY: dict[str, dict[str, Any]] = {
     # threads=1: tiny nets gain nothing from a second thread, and OpenMP barriers crawl on a busy machine
     "lstm": {"hidden": 16, "num_layers": 2, "seq_len": 16, "max_epochs": 2, "threads": 1},
-    "transformer": {"d_model": 16, "n_heads": 4, "ff_dim": 32, "num_layers": 2, "seq_len": 16, "max_epochs": 2,
-                    "threads": 1},
+    "transformer": {
+        "d_model": 16,
+        "n_heads": 4,
+        "ff_dim": 32,
+        "num_layers": 2,
+        "seq_len": 16,
+        "max_epochs": 2,
+        "threads": 1,
+    },
     "xgboost": {"n_estimators": 150, "n_jobs": 1},
     "lightgbm": {"n_estimators": 150, "n_jobs": 1},
-    "stack": {"n_folds": 3, "threads": 1, "base_configs": {"xgboost": {"n_estimators": 80},
-                                                           "lightgbm": {"n_estimators": 80}}},
+    "stack": {
+        "n_folds": 3,
+        "threads": 1,
+        "base_configs": {"xgboost": {"n_estimators": 80}, "lightgbm": {"n_estimators": 80}},
+    },
 }
 KINDS = list(TINY)
 NETS = ["lstm", "transformer"]
@@ -68,7 +78,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 
 def split(X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    return {"X": X[:TRAIN], "y": y[:TRAIN], "X_val": X[TRAIN:TRAIN + VAL], "y_val": y[TRAIN:TRAIN + VAL]}
+    return {"X": X[:TRAIN], "y": y[:TRAIN], "X_val": X[TRAIN : TRAIN + VAL], "y_val": y[TRAIN : TRAIN + VAL]}
 
 
 def fit_kind(kind: str, X: np.ndarray, y: np.ndarray, **extra: Any) -> tuple[DirectionModel, dict[str, Any]]:
@@ -85,8 +95,13 @@ def fitted(data: tuple[np.ndarray, np.ndarray]) -> dict[str, tuple[DirectionMode
 
 
 def test_registry_and_make_model() -> None:
-    assert MODEL_KINDS == {"lstm": LSTMModel, "transformer": TransformerModel, "xgboost": XGBModel,
-                           "lightgbm": LGBMModel, "stack": StackedEnsemble}
+    assert MODEL_KINDS == {
+        "lstm": LSTMModel,
+        "transformer": TransformerModel,
+        "xgboost": XGBModel,
+        "lightgbm": LGBMModel,
+        "stack": StackedEnsemble,
+    }
     for kind, cls in MODEL_KINDS.items():
         assert cls.name == kind
         assert isinstance(make_model(kind), cls)
@@ -99,12 +114,13 @@ def test_registry_and_make_model() -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_fit_log_and_probabilities(kind: str, data: tuple[np.ndarray, np.ndarray],
-                                   fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]) -> None:
+def test_fit_log_and_probabilities(
+    kind: str, data: tuple[np.ndarray, np.ndarray], fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]
+) -> None:
     X, _ = data
     model, log = fitted[kind]
     assert {"epochs", "best_iteration"} <= set(log)
-    p = model.predict_proba(X[TRAIN + VAL:])
+    p = model.predict_proba(X[TRAIN + VAL :])
     assert p.dtype == np.float64 and p.shape == (N_ROWS - TRAIN - VAL,)
     k = model.seq_len - 1
     assert np.isnan(p[:k]).all()
@@ -126,35 +142,45 @@ def test_nets_training_log_and_early_stopping(kind: str, data: tuple[np.ndarray,
 
 
 @pytest.mark.parametrize("kind", ["xgboost", "lightgbm", "stack"])
-def test_planted_signal_out_of_sample_auc(kind: str, data: tuple[np.ndarray, np.ndarray],
-                                          fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]) -> None:
+def test_planted_signal_out_of_sample_auc(
+    kind: str, data: tuple[np.ndarray, np.ndarray], fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]
+) -> None:
     X, y = data
     model, log = fitted[kind]
-    p = model.predict_proba(X[TRAIN + VAL:])
-    assert roc_auc_score(y[TRAIN + VAL:], p) > 0.6
+    p = model.predict_proba(X[TRAIN + VAL :])
+    assert roc_auc_score(y[TRAIN + VAL :], p) > 0.6
     if kind != "stack":
         assert 0 <= log["best_iteration"] < log["epochs"] <= TINY[kind]["n_estimators"]
 
 
 @pytest.mark.parametrize("kind", NETS)
-def test_nets_learn_something(kind: str, data: tuple[np.ndarray, np.ndarray],
-                              fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]) -> None:
+def test_nets_learn_something(
+    kind: str, data: tuple[np.ndarray, np.ndarray], fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]
+) -> None:
     X, y = data
     model, _ = fitted[kind]
     ctx = model.seq_len - 1  # prepend context rows, drop their outputs (the contract's caller pattern)
-    p = model.predict_proba(X[TRAIN + VAL - ctx:])[ctx:]
+    p = model.predict_proba(X[TRAIN + VAL - ctx :])[ctx:]
     assert np.isfinite(p).all()
-    assert roc_auc_score(y[TRAIN + VAL:], p) > 0.55
+    assert roc_auc_score(y[TRAIN + VAL :], p) > 0.55
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_save_load_round_trip(kind: str, tmp_path: Path, data: tuple[np.ndarray, np.ndarray],
-                              fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]) -> None:
+def test_save_load_round_trip(
+    kind: str,
+    tmp_path: Path,
+    data: tuple[np.ndarray, np.ndarray],
+    fitted: dict[str, tuple[DirectionModel, dict[str, Any]]],
+) -> None:
     X, _ = data
     model, _ = fitted[kind]
     model.save(tmp_path / kind)
     assert (tmp_path / kind / "model.json").exists()
-    loads = (load_model(tmp_path / kind), type(model).load(tmp_path / kind), DirectionModel.load(tmp_path / kind))
+    loads = (
+        load_model(tmp_path / kind),
+        type(model).load(tmp_path / kind),
+        DirectionModel.load(tmp_path / kind),
+    )
     for loaded in loads:
         assert type(loaded) is type(model) and loaded.config == model.config
         assert loaded.seq_len == model.seq_len
@@ -165,8 +191,9 @@ def test_save_load_round_trip(kind: str, tmp_path: Path, data: tuple[np.ndarray,
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_same_seed_identical_predictions(kind: str, data: tuple[np.ndarray, np.ndarray],
-                                         fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]) -> None:
+def test_same_seed_identical_predictions(
+    kind: str, data: tuple[np.ndarray, np.ndarray], fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]
+) -> None:
     X, y = data
     model, _ = fitted[kind]
     again, _ = fit_kind(kind, X, y)
@@ -185,8 +212,9 @@ def test_gbdt_two_threads_deterministic(kind: str, data: tuple[np.ndarray, np.nd
 
 
 @pytest.mark.parametrize("kind", NETS)
-def test_other_seed_other_net(kind: str, data: tuple[np.ndarray, np.ndarray],
-                              fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]) -> None:
+def test_other_seed_other_net(
+    kind: str, data: tuple[np.ndarray, np.ndarray], fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]
+) -> None:
     X, y = data
     model, _ = fitted[kind]
     other, _ = fit_kind(kind, X, y, seed=1)
@@ -195,34 +223,36 @@ def test_other_seed_other_net(kind: str, data: tuple[np.ndarray, np.ndarray],
 
 
 @pytest.mark.parametrize("kind", NETS)
-def test_nets_are_causal(kind: str, data: tuple[np.ndarray, np.ndarray],
-                         fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]) -> None:
+def test_nets_are_causal(
+    kind: str, data: tuple[np.ndarray, np.ndarray], fitted: dict[str, tuple[DirectionModel, dict[str, Any]]]
+) -> None:
     X, _ = data
     model, _ = fitted[kind]
     rng = np.random.default_rng(3)
-    Xe = X[TRAIN:TRAIN + 200].copy()
+    Xe = X[TRAIN : TRAIN + 200].copy()
     base = model.predict_proba(Xe)
     for t in (15, 40, 120, 198):
         changed = Xe.copy()
-        changed[t + 1:] = rng.standard_normal(changed[t + 1:].shape) * 3
+        changed[t + 1 :] = rng.standard_normal(changed[t + 1 :].shape) * 3
         p = model.predict_proba(changed)
-        np.testing.assert_array_equal(p[:t + 1], base[:t + 1])  # rows <= t never see rows > t
-        assert not np.allclose(p[t + 1:], base[t + 1:])  # ... while the later rows do move
+        np.testing.assert_array_equal(p[: t + 1], base[: t + 1])  # rows <= t never see rows > t
+        assert not np.allclose(p[t + 1 :], base[t + 1 :])  # ... while the later rows do move
         # the prefix alone (a different batch) gives the same values up to float rounding
-        np.testing.assert_allclose(model.predict_proba(Xe[:t + 1]), base[:t + 1], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(model.predict_proba(Xe[: t + 1]), base[: t + 1], rtol=0, atol=1e-6)
     # and row t does depend on the window rows t - seq_len + 1 .. t
     bumped = Xe.copy()
     bumped[100 - model.seq_len + 1] += 5
     p = model.predict_proba(bumped)
     assert p[100] != base[100]
-    np.testing.assert_array_equal(p[:100 - model.seq_len + 1], base[:100 - model.seq_len + 1])
-    np.testing.assert_array_equal(p[100 + model.seq_len:], base[100 + model.seq_len:])
+    np.testing.assert_array_equal(p[: 100 - model.seq_len + 1], base[: 100 - model.seq_len + 1])
+    np.testing.assert_array_equal(p[100 + model.seq_len :], base[100 + model.seq_len :])
 
 
 def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    return math.sqrt((auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2))
-                     / (n_pos * n_neg))
+    return math.sqrt(
+        (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (n_pos * n_neg)
+    )
 
 
 @pytest.mark.parametrize("kind", ["xgboost", "lightgbm"])
@@ -230,8 +260,8 @@ def test_shuffled_labels_auc_is_chance(kind: str, data: tuple[np.ndarray, np.nda
     X, y = data
     y_null = np.random.default_rng(11).permutation(y)
     model, _ = fit_kind(kind, X, y_null)
-    y_test = y_null[TRAIN + VAL:]
-    auc = roc_auc_score(y_test, model.predict_proba(X[TRAIN + VAL:]))
+    y_test = y_null[TRAIN + VAL :]
+    auc = roc_auc_score(y_test, model.predict_proba(X[TRAIN + VAL :]))
     se = hanley_mcneil_se(0.5, int(y_test.sum()), int((1 - y_test).sum()))
     assert abs(auc - 0.5) < 3 * se, (auc, se)
 
@@ -286,9 +316,15 @@ class SpyModel(DirectionModel):
         rows = x[:, 0].astype(int)
         out = 0.6 + 0.3 / (1 + np.exp(-x[:, 1]))
         out[np.isin(rows, list(self.seen))] = 0.01
-        out[:self.seq_len - 1] = np.nan
-        self.events.append({"op": "predict", "model": self.serial, "rows": rows[self.seq_len - 1:].tolist(),
-                            "seen": set(self.seen)})
+        out[: self.seq_len - 1] = np.nan
+        self.events.append(
+            {
+                "op": "predict",
+                "model": self.serial,
+                "rows": rows[self.seq_len - 1 :].tolist(),
+                "seen": set(self.seen),
+            }
+        )
         return out
 
     def _save_state(self, directory: Path) -> dict[str, Any]:
@@ -303,8 +339,9 @@ class SeqSpyModel(SpyModel):
     name: ClassVar[str] = "seqspy"
 
 
-def test_stack_meta_sees_only_out_of_fold_predictions(monkeypatch: pytest.MonkeyPatch,
-                                                      data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_stack_meta_sees_only_out_of_fold_predictions(
+    monkeypatch: pytest.MonkeyPatch, data: tuple[np.ndarray, np.ndarray]
+) -> None:
     X, y = data
     X = X.copy()
     X[:, 0] = np.arange(N_ROWS)  # row ids (exact in float32)
@@ -320,8 +357,9 @@ def test_stack_meta_sees_only_out_of_fold_predictions(monkeypatch: pytest.Monkey
     monkeypatch.setattr(stack_mod, "LogisticRegression", RecordingLR)
     SpyModel.events = []
     embargo = 7
-    cfg = StackConfig(base_kinds=("spy", "seqspy"), base_configs={"seqspy": {"seq_len": 8}}, n_folds=4,
-                      embargo=embargo)
+    cfg = StackConfig(
+        base_kinds=("spy", "seqspy"), base_configs={"seqspy": {"seq_len": 8}}, n_folds=4, embargo=embargo
+    )
     model = StackedEnsemble(cfg)
     s = split(X, y)
     model.fit(s["X"], s["y"], X_val=s["X_val"], y_val=s["y_val"])
@@ -354,7 +392,7 @@ def test_stack_meta_sees_only_out_of_fold_predictions(monkeypatch: pytest.Monkey
     finals = [by_model[b.serial] for b in model.bases]  # type: ignore[attr-defined]
     assert all(f["rows"] == set(range(TRAIN)) and f["val"] == set(range(TRAIN, TRAIN + VAL)) for f in finals)
     assert model.seq_len == 8
-    p = model.predict_proba(X[TRAIN + VAL:])
+    p = model.predict_proba(X[TRAIN + VAL :])
     assert np.isnan(p[:7]).all() and np.isfinite(p[7:]).all()
 
 
@@ -373,11 +411,19 @@ def test_stack_fold_log_respects_embargo(fitted: dict[str, tuple[DirectionModel,
 
 def test_stack_with_a_sequence_base(tmp_path: Path, data: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = data
-    model = StackedEnsemble(base_kinds=("xgboost", "lstm"), n_folds=2, threads=1, base_configs={
-        "xgboost": {"n_estimators": 40}, "lstm": {"hidden": 8, "num_layers": 1, "seq_len": 8, "max_epochs": 1}})
+    model = StackedEnsemble(
+        base_kinds=("xgboost", "lstm"),
+        n_folds=2,
+        threads=1,
+        base_configs={
+            "xgboost": {"n_estimators": 40},
+            "lstm": {"hidden": 8, "num_layers": 1, "seq_len": 8, "max_epochs": 1},
+        },
+    )
     log = model.fit(X[:900], y[:900], X_val=X[900:1100], y_val=y[900:1100])
-    assert model.seq_len == 8 and [b.config.threads if b.name == "lstm" else b.config.n_jobs
-                                   for b in model.bases] == [1, 1]
+    assert model.seq_len == 8 and [
+        b.config.threads if b.name == "lstm" else b.config.n_jobs for b in model.bases
+    ] == [1, 1]
     assert log["n_oof_rows"] == 900 - model.fold_bounds(900)[0][0]  # fold starts have window context
     p = model.predict_proba(X[1100:1300])
     assert np.isnan(p[:7]).all() and np.isfinite(p[7:]).all() and ((p[7:] > 0) & (p[7:] < 1)).all()

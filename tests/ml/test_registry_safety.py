@@ -45,7 +45,7 @@ from tests.ml.test_serve import candles, get, metric_samples, poll_health, runni
 from tests.ml.test_train import make_csv
 
 _SCRIPT = Path(sys.executable).with_name("mevsuite")
-MEVSUITE: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "bots.cli"]
+MEVSUITE: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "bots.app.cli"]
 XGB_CLASS = "ml.models.gbdt:XGBModel"
 PRE_CLASS = "ml.features.preprocess:CausalPreprocessor"
 

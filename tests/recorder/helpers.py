@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chains.devnet.addressbook import PoolInfo
+from chains.addressbook import PoolInfo
 from chains.devnet.artifacts import load
 from tests.fixtures.devnet import Devnet
 
@@ -15,19 +15,24 @@ ERC20 = load("MintableERC20")
 
 def v2_pool(dev: Devnet, venue: str, a: str, b: str) -> PoolInfo:
     ta, tb = dev.book.token(a).address, dev.book.token(b).address
-    return next(p for p in dev.book.pools
-                if p.kind == "v2" and p.venue == venue and {p.token0, p.token1} == {ta, tb})
+    return next(
+        p for p in dev.book.pools if p.kind == "v2" and p.venue == venue and {p.token0, p.token1} == {ta, tb}
+    )
 
 
 def v3_pool(dev: Devnet, a: str, b: str, fee: int) -> PoolInfo:
     ta, tb = dev.book.token(a).address, dev.book.token(b).address
-    return next(p for p in dev.book.pools if p.kind == "v3" and p.fee == fee and {p.token0, p.token1} == {ta, tb})
+    return next(
+        p for p in dev.book.pools if p.kind == "v3" and p.fee == fee and {p.token0, p.token1} == {ta, tb}
+    )
 
 
 def send(dev: Devnet, sender: str, to: str, artifact: str, fn: str, *args: Any, gas: int = 400_000) -> str:
     """eth_sendTransaction with an explicit gas limit (no estimate, so a reverting call is still sent)."""
     data = load(artifact).encode_call(fn, *args)
-    return str(dev.node.rpc("eth_sendTransaction", [{"from": sender, "to": to, "data": data, "gas": hex(gas)}]))
+    return str(
+        dev.node.rpc("eth_sendTransaction", [{"from": sender, "to": to, "data": data, "gas": hex(gas)}])
+    )
 
 
 def receipt(dev: Devnet, tx_hash: str) -> dict[str, Any]:

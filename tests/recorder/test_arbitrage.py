@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bots.recorder import CrossVenueArbitrage, RecorderStrategy, best_cross_venue_arbitrage
+from bots.recorder.bot import CrossVenueArbitrage, RecorderStrategy, best_cross_venue_arbitrage
 from chains.amm.uniswap_v2 import get_amount_out
-from chains.blocks import fetch_block
-from chains.rpc import RpcClient
+from chains.node.rpc import RpcClient
+from chains.watch.blocks import fetch_block
 from tests.fixtures.devnet import Devnet
 from tests.recorder.helpers import DEADLINE, receipt, reserves_at, v2_pool
 
@@ -52,11 +52,16 @@ reserve_small = st.integers(10**3, 10**4)
 reserve = st.integers(10**3, 10**6)
 
 
-@given(ra=st.tuples(reserve_small, reserve_small), rb=st.tuples(reserve_small, reserve_small),
-       fee_bps=st.sampled_from([30, 25, 5]))
+@given(
+    ra=st.tuples(reserve_small, reserve_small),
+    rb=st.tuples(reserve_small, reserve_small),
+    fee_bps=st.sampled_from([30, 25, 5]),
+)
 @example(ra=(4439, 2537), rb=(8993, 1464), fee_bps=30)  # the former ternary search returned 1228, max is 1229
 @example(ra=(1000, 1000), rb=(10**6, 1000), fee_bps=30)  # optimum (~15 000) far above the buy reserve (1000)
-def test_profit_is_the_brute_force_maximum_small(ra: tuple[int, int], rb: tuple[int, int], fee_bps: int) -> None:
+def test_profit_is_the_brute_force_maximum_small(
+    ra: tuple[int, int], rb: tuple[int, int], fee_bps: int
+) -> None:
     check_exact(ra, rb, fee_bps)
 
 
@@ -82,8 +87,17 @@ async def test_devnet_opportunity_executes_to_the_wei(devnet_state: Devnet) -> N
     whale, arber = book.traders[3], book.traders[4]
     # the gap: dump token1 on uniswap (token1 gets cheap there)
     ra = reserves_at(dev, a.address)
-    rc = dev.transact(whale, book.v2["uniswap"].router, "UniswapV2Router02", "swapExactTokensForTokens",
-                      ra[1] // 20, 1, [a.token1, a.token0], whale, DEADLINE)
+    rc = dev.transact(
+        whale,
+        book.v2["uniswap"].router,
+        "UniswapV2Router02",
+        "swapExactTokensForTokens",
+        ra[1] // 20,
+        1,
+        [a.token1, a.token0],
+        whale,
+        DEADLINE,
+    )
     assert rc["status"] == "0x1"
     number = int(rc["blockNumber"], 16)
 
@@ -110,18 +124,38 @@ async def test_devnet_opportunity_executes_to_the_wei(devnet_state: Devnet) -> N
 
     t0_before, t1_before = bal(a.token0), bal(a.token1)
     assert t0_before >= amount_in
-    leg1 = dev.transact(arber, book.v2["uniswap"].router, "UniswapV2Router02", "swapExactTokensForTokens",
-                        amount_in, amount_mid, [a.token0, a.token1], arber, DEADLINE)
+    leg1 = dev.transact(
+        arber,
+        book.v2["uniswap"].router,
+        "UniswapV2Router02",
+        "swapExactTokensForTokens",
+        amount_in,
+        amount_mid,
+        [a.token0, a.token1],
+        arber,
+        DEADLINE,
+    )
     assert leg1["status"] == "0x1"
     assert bal(a.token1) - t1_before == amount_mid
     t0_mid = bal(a.token0)
     assert t0_before - t0_mid == amount_in
-    leg2 = dev.transact(arber, book.v2["sushiswap"].router, "UniswapV2Router02", "swapExactTokensForTokens",
-                        amount_mid, amount_back, [a.token1, a.token0], arber, DEADLINE)
+    leg2 = dev.transact(
+        arber,
+        book.v2["sushiswap"].router,
+        "UniswapV2Router02",
+        "swapExactTokensForTokens",
+        amount_mid,
+        amount_back,
+        [a.token1, a.token0],
+        arber,
+        DEADLINE,
+    )
     assert leg2["status"] == "0x1"
     assert bal(a.token0) - t0_mid == amount_back
     assert bal(a.token1) == t1_before
     assert bal(a.token0) - t0_before == amount_back - amount_in == arb.profit > 0
     # each leg went through the intended pair
     for leg, pool in ((leg1, a.address), (leg2, b.address)):
-        assert any(lg["address"].lower() == pool.lower() for lg in receipt(dev, leg["transactionHash"])["logs"])
+        assert any(
+            lg["address"].lower() == pool.lower() for lg in receipt(dev, leg["transactionHash"])["logs"]
+        )

@@ -12,9 +12,9 @@ from eth_utils.crypto import keccak
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chains.blocks import MalformedBlockError, fetch_block, parse_block
-from chains.decode import LogDecodeError, decode_swap_log
-from chains.rpc import RpcClient
+from chains.abi.decode import LogDecodeError, decode_swap_log
+from chains.node.rpc import RpcClient
+from chains.watch.blocks import MalformedBlockError, fetch_block, parse_block
 from tests.fixtures.devnet import Devnet
 from tests.recorder.helpers import DEADLINE, balance_at, receipt, send, v2_pool, v3_pool
 
@@ -36,13 +36,39 @@ async def test_real_v2_and_v3_swaps_decode_to_the_pools_balance_changes(devnet_s
 
     dev.node.set_automine(False)  # all three in one block (devnet_state restores automine)
     parent = dev.node.block_number()
-    h_v2 = send(dev, t_v2, book.v2["uniswap"].router, "UniswapV2Router02", "swapExactTokensForTokens",
-                7 * 10**18 + 12345, 1, [weth, dai], t_v2, DEADLINE)
-    h_v3 = send(dev, t_v3, book.v3.swap_router, "SwapRouter", "exactInputSingle",
-                (weth, usdc, 500, t_v3, DEADLINE, 300 * 10**18 + 777, 1, 0))
+    h_v2 = send(
+        dev,
+        t_v2,
+        book.v2["uniswap"].router,
+        "UniswapV2Router02",
+        "swapExactTokensForTokens",
+        7 * 10**18 + 12345,
+        1,
+        [weth, dai],
+        t_v2,
+        DEADLINE,
+    )
+    h_v3 = send(
+        dev,
+        t_v3,
+        book.v3.swap_router,
+        "SwapRouter",
+        "exactInputSingle",
+        (weth, usdc, 500, t_v3, DEADLINE, 300 * 10**18 + 777, 1, 0),
+    )
     # An impossible amountOutMin: the router reverts (INSUFFICIENT_OUTPUT_AMOUNT), no Swap is emitted.
-    h_bad = send(dev, t_bad, book.v2["sushiswap"].router, "UniswapV2Router02", "swapExactTokensForTokens",
-                 10**18, 2**255, [weth, usdc], t_bad, DEADLINE)
+    h_bad = send(
+        dev,
+        t_bad,
+        book.v2["sushiswap"].router,
+        "UniswapV2Router02",
+        "swapExactTokensForTokens",
+        10**18,
+        2**255,
+        [weth, usdc],
+        t_bad,
+        DEADLINE,
+    )
     dev.node.mine(1)
     number = parent + 1
     assert dev.node.block_number() == number
@@ -73,13 +99,18 @@ async def test_real_v2_and_v3_swaps_decode_to_the_pools_balance_changes(devnet_s
 
     # exactly the two Swap logs; none from the reverted tx
     assert sorted((s.tx_hash, s.protocol) for s in data.swaps) == sorted(
-        [(h_v2, "uniswap_v2"), (h_v3, "uniswap_v3")])
+        [(h_v2, "uniswap_v2"), (h_v3, "uniswap_v3")]
+    )
     by_tx = {s.tx_hash: s for s in data.swaps}
     for pool, swap in ((p2, by_tx[h_v2]), (p3, by_tx[h_v3])):
         assert swap.pool == pool.address and swap.block_hash == raw_block["hash"]
         # the signed deltas are the pool's actual token balance changes over the block, to the wei
-        d0 = balance_at(dev, pool.token0, pool.address, number) - balance_at(dev, pool.token0, pool.address, parent)
-        d1 = balance_at(dev, pool.token1, pool.address, number) - balance_at(dev, pool.token1, pool.address, parent)
+        d0 = balance_at(dev, pool.token0, pool.address, number) - balance_at(
+            dev, pool.token0, pool.address, parent
+        )
+        d1 = balance_at(dev, pool.token1, pool.address, number) - balance_at(
+            dev, pool.token1, pool.address, parent
+        )
         assert (swap.amount0, swap.amount1) == (d0, d1)
         assert d0 != 0 and d1 != 0 and (d0 > 0) != (d1 > 0)
         # the log's position is the receipt's
@@ -120,19 +151,30 @@ def _topic(addr: str) -> str:
     return "0x" + "00" * 12 + addr[2:].lower()
 
 
-def _log(topic0: str, sender: str, recipient: str, data: bytes, pos: tuple[int, str, str, int, int],
-         pool: str) -> dict[str, Any]:
+def _log(
+    topic0: str, sender: str, recipient: str, data: bytes, pos: tuple[int, str, str, int, int], pool: str
+) -> dict[str, Any]:
     number, block_hash, tx_hash, tx_index, log_index = pos
-    return {"address": pool.lower(), "topics": [topic0, _topic(sender), _topic(recipient)], "data": "0x" + data.hex(),
-            "blockNumber": hex(number), "blockHash": block_hash, "transactionHash": tx_hash,
-            "transactionIndex": hex(tx_index), "logIndex": hex(log_index), "removed": False}
+    return {
+        "address": pool.lower(),
+        "topics": [topic0, _topic(sender), _topic(recipient)],
+        "data": "0x" + data.hex(),
+        "blockNumber": hex(number),
+        "blockHash": block_hash,
+        "transactionHash": tx_hash,
+        "transactionIndex": hex(tx_index),
+        "logIndex": hex(log_index),
+        "removed": False,
+    }
 
 
 positions = st.tuples(st.integers(0, 2**40), hashes, hashes, st.integers(0, 5000), st.integers(0, 10**5))
 
 
 @given(pos=positions, pool=addresses, sender=addresses, to=addresses, amounts=st.tuples(*[uint112] * 4))
-def test_v2_decoder_equals_eth_abi(pos: Any, pool: str, sender: str, to: str, amounts: tuple[int, ...]) -> None:
+def test_v2_decoder_equals_eth_abi(
+    pos: Any, pool: str, sender: str, to: str, amounts: tuple[int, ...]
+) -> None:
     data = abi_encode(["uint256"] * 4, list(amounts))
     swap = decode_swap_log(_log(V2_TOPIC, sender, to, data, pos, pool))
     ref = tuple(int(v) for v in abi_decode(["uint256"] * 4, data))
@@ -146,17 +188,29 @@ def test_v2_decoder_equals_eth_abi(pos: Any, pool: str, sender: str, to: str, am
 V3_TYPES = ["int256", "int256", "uint160", "uint128", "int24"]
 
 
-@given(pos=positions, pool=addresses, sender=addresses, to=addresses,
-       a0=st.integers(-(2**255), 2**255 - 1), a1=st.integers(-(2**255), 2**255 - 1),
-       sqrt_p=st.integers(0, 2**160 - 1), liq=st.integers(0, 2**128 - 1), tick=st.integers(-(2**23), 2**23 - 1))
-def test_v3_decoder_equals_eth_abi(pos: Any, pool: str, sender: str, to: str, a0: int, a1: int, sqrt_p: int,
-                                   liq: int, tick: int) -> None:
+@given(
+    pos=positions,
+    pool=addresses,
+    sender=addresses,
+    to=addresses,
+    a0=st.integers(-(2**255), 2**255 - 1),
+    a1=st.integers(-(2**255), 2**255 - 1),
+    sqrt_p=st.integers(0, 2**160 - 1),
+    liq=st.integers(0, 2**128 - 1),
+    tick=st.integers(-(2**23), 2**23 - 1),
+)
+def test_v3_decoder_equals_eth_abi(
+    pos: Any, pool: str, sender: str, to: str, a0: int, a1: int, sqrt_p: int, liq: int, tick: int
+) -> None:
     data = abi_encode(V3_TYPES, [a0, a1, sqrt_p, liq, tick])
     swap = decode_swap_log(_log(V3_TOPIC, sender, to, data, pos, pool))
     ref = abi_decode(V3_TYPES, data)
     assert swap is not None and swap.protocol == "uniswap_v3"
-    assert (swap.amount0, swap.amount1, swap.sqrt_price_x96, swap.liquidity, swap.tick) == ref == (
-        a0, a1, sqrt_p, liq, tick)
+    assert (
+        (swap.amount0, swap.amount1, swap.sqrt_price_x96, swap.liquidity, swap.tick)
+        == ref
+        == (a0, a1, sqrt_p, liq, tick)
+    )
     assert (swap.pool, swap.sender, swap.recipient) == (pool, sender, to)
 
 
@@ -170,32 +224,55 @@ def test_other_logs_are_not_swaps() -> None:
     assert decode_swap_log({"topics": [], "data": "0x"}) is None
 
 
-@pytest.mark.parametrize(("log", "message"), [
-    (_log(V2_TOPIC, A, B, bytes(96), POS, P), "V2 Swap data has 96 bytes, not 128"),
-    (_log(V2_TOPIC, A, B, bytes(160), POS, P), "V2 Swap data has 160 bytes, not 128"),
-    (_log(V3_TOPIC, A, B, bytes(128), POS, P), "V3 Swap data has 128 bytes, not 160"),
-    (_log(V3_TOPIC, A, B, bytes(161), POS, P), "V3 Swap data has 161 bytes, not 160"),
-    ({**_log(V2_TOPIC, A, B, bytes(128), POS, P), "topics": [V2_TOPIC, _topic(A)]}, "has 2 topics, not 3"),
-    ({**_log(V3_TOPIC, A, B, bytes(160), POS, P), "topics": [V3_TOPIC]}, "has 1 topics, not 3"),
-    ({**_log(V2_TOPIC, A, B, bytes(128), POS, P), "data": "0xzz" + "00" * 127}, "log data is not 0x-hex"),
-    ({**_log(V2_TOPIC, A, B, bytes(128), POS, P), "data": "00" * 128}, "log data is not 0x-hex"),
-    ({**_log(V2_TOPIC, A, B, bytes(128), POS, P), "topics": [V2_TOPIC, "0xnothex", _topic(B)]},
-     "topic is not 0x-hex"),
-    ({**_log(V2_TOPIC, A, B, bytes(128), POS, P), "logIndex": "0xq"}, "malformed Swap log"),
-    ({k: v for k, v in _log(V2_TOPIC, A, B, bytes(128), POS, P).items() if k != "transactionHash"},
-     "without field 'transactionHash'"),
-    ({**_log(V2_TOPIC, A, B, bytes(128), POS, P), "blockHash": None}, "without blockHash/logIndex"),
-    # V3 tick word that is not a sign-extended int24, and a V2 amount no pair could hold
-    (_log(V3_TOPIC, A, B, bytes(128) + (2**23).to_bytes(32, "big"), POS, P), "int24"),
-    (_log(V2_TOPIC, A, B, (2**256 - 1).to_bytes(32, "big") + bytes(96), POS, P), "int256"),
-])
+@pytest.mark.parametrize(
+    ("log", "message"),
+    [
+        (_log(V2_TOPIC, A, B, bytes(96), POS, P), "V2 Swap data has 96 bytes, not 128"),
+        (_log(V2_TOPIC, A, B, bytes(160), POS, P), "V2 Swap data has 160 bytes, not 128"),
+        (_log(V3_TOPIC, A, B, bytes(128), POS, P), "V3 Swap data has 128 bytes, not 160"),
+        (_log(V3_TOPIC, A, B, bytes(161), POS, P), "V3 Swap data has 161 bytes, not 160"),
+        (
+            {**_log(V2_TOPIC, A, B, bytes(128), POS, P), "topics": [V2_TOPIC, _topic(A)]},
+            "has 2 topics, not 3",
+        ),
+        ({**_log(V3_TOPIC, A, B, bytes(160), POS, P), "topics": [V3_TOPIC]}, "has 1 topics, not 3"),
+        ({**_log(V2_TOPIC, A, B, bytes(128), POS, P), "data": "0xzz" + "00" * 127}, "log data is not 0x-hex"),
+        ({**_log(V2_TOPIC, A, B, bytes(128), POS, P), "data": "00" * 128}, "log data is not 0x-hex"),
+        (
+            {**_log(V2_TOPIC, A, B, bytes(128), POS, P), "topics": [V2_TOPIC, "0xnothex", _topic(B)]},
+            "topic is not 0x-hex",
+        ),
+        ({**_log(V2_TOPIC, A, B, bytes(128), POS, P), "logIndex": "0xq"}, "malformed Swap log"),
+        (
+            {k: v for k, v in _log(V2_TOPIC, A, B, bytes(128), POS, P).items() if k != "transactionHash"},
+            "without field 'transactionHash'",
+        ),
+        ({**_log(V2_TOPIC, A, B, bytes(128), POS, P), "blockHash": None}, "without blockHash/logIndex"),
+        # V3 tick word that is not a sign-extended int24, and a V2 amount no pair could hold
+        (_log(V3_TOPIC, A, B, bytes(128) + (2**23).to_bytes(32, "big"), POS, P), "int24"),
+        (_log(V2_TOPIC, A, B, (2**256 - 1).to_bytes(32, "big") + bytes(96), POS, P), "int256"),
+    ],
+)
 def test_malformed_swap_logs_raise_a_clear_error(log: dict[str, Any], message: str) -> None:
     with pytest.raises(LogDecodeError, match=message):
         decode_swap_log(log)
     # in a block, the same log is a MalformedBlockError naming the block
     tx = {"hash": POS[2], "transactionIndex": "0x1", "from": A, "to": B, "nonce": "0x0", "value": "0x0"}
-    block = {"number": "0x5", "hash": POS[1], "parentHash": "0x" + "00" * 32, "timestamp": "0x1",
-             "gasUsed": "0x1", "gasLimit": "0x2", "transactions": [tx]}
-    rc = {"transactionHash": POS[2], "gasUsed": "0x1", "effectiveGasPrice": "0x1", "status": "0x1", "logs": [log]}
+    block = {
+        "number": "0x5",
+        "hash": POS[1],
+        "parentHash": "0x" + "00" * 32,
+        "timestamp": "0x1",
+        "gasUsed": "0x1",
+        "gasLimit": "0x2",
+        "transactions": [tx],
+    }
+    rc = {
+        "transactionHash": POS[2],
+        "gasUsed": "0x1",
+        "effectiveGasPrice": "0x1",
+        "status": "0x1",
+        "logs": [log],
+    }
     with pytest.raises(MalformedBlockError, match="block 5: "):
         parse_block(block, [rc])

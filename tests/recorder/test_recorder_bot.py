@@ -15,12 +15,12 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from sqlalchemy import select
 
-from bots.recorder import BlockCollector, RecorderStrategy, StoreExecutor
-from bots.runtime import Backoff, Engine
+from bots.recorder.bot import BlockCollector, RecorderStrategy, StoreExecutor
+from bots.runtime.engine import Backoff, Engine
 from bots.store import Block, Opportunity, Store, Trade, Transaction
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.traffic import TrafficConfig, TrafficGenerator
-from chains.rpc import RpcClient
+from chains.node.rpc import RpcClient
 from tests.fixtures.devnet import Devnet
 
 V2_TOPIC = "0x" + keccak(text="Swap(address,uint256,uint256,uint256,uint256,address)").hex()
@@ -49,8 +49,13 @@ def start_engine(rpc: Any, collector_rpc: Any, dev: Devnet, store: Store, start:
     collector = BlockCollector(collector_rpc, start_block=start, poll_interval=0.02)
     strategy = RecorderStrategy(rpc, dev.book)
     executor = StoreExecutor(store, chain_id=dev.book.chain_id)
-    engine = Engine([collector], [strategy], [executor], name="recorder-test",
-                    restart_backoff=Backoff(initial=0.01, maximum=0.05))
+    engine = Engine(
+        [collector],
+        [strategy],
+        [executor],
+        name="recorder-test",
+        restart_backoff=Backoff(initial=0.01, maximum=0.05),
+    )
     task = asyncio.create_task(engine.run())
     return Running(engine, task, executor, strategy, collector)
 
@@ -75,11 +80,15 @@ async def stop_after(run: Running, last: int) -> dict[str, Any]:
 async def produce(dev: Devnet, seed: int) -> Produced:
     """Three blocks of traffic (swaps on V2/V3, multi-hop, native ETH, oracle moves) mined by the builder."""
     dev.node.set_automine(False)  # devnet_state restores it
-    cfg = TrafficConfig(swaps_per_block=5.0, oracle_moves_per_block=1.0, multihop_fraction=0.3, loose_fraction=0.3)
+    cfg = TrafficConfig(
+        swaps_per_block=5.0, oracle_moves_per_block=1.0, multihop_fraction=0.3, loose_fraction=0.3
+    )
     start = dev.node.block_number() + 1
     tx_counts: dict[int, int] = {}
-    async with BlockBuilder(dev.node, interval_s=0.1, block_time_s=12) as builder, \
-            TrafficGenerator(dev.node, dev.book, cfg, seed=seed) as traffic:
+    async with (
+        BlockBuilder(dev.node, interval_s=0.1, block_time_s=12) as builder,
+        TrafficGenerator(dev.node, dev.book, cfg, seed=seed) as traffic,
+    ):
         for _ in range(BLOCKS):
             await traffic.step()
             report = await builder.build_block()
@@ -94,9 +103,16 @@ async def rows(store: Store) -> dict[str, list[Any]]:
     async with store.session() as s:
         return {
             "blocks": list((await s.execute(select(Block).order_by(Block.number))).scalars()),
-            "txs": list((await s.execute(select(Transaction).order_by(Transaction.block_number,
-                                                                       Transaction.tx_index))).scalars()),
-            "trades": list((await s.execute(select(Trade).order_by(Trade.block_number, Trade.log_index))).scalars()),
+            "txs": list(
+                (
+                    await s.execute(
+                        select(Transaction).order_by(Transaction.block_number, Transaction.tx_index)
+                    )
+                ).scalars()
+            ),
+            "trades": list(
+                (await s.execute(select(Trade).order_by(Trade.block_number, Trade.log_index))).scalars()
+            ),
             "opportunities": list((await s.execute(select(Opportunity))).scalars()),
         }
 
@@ -109,7 +125,8 @@ def check_store_matches_chain(p: Produced, r: dict[str, list[Any]]) -> dict[str,
     chain_blocks = {n: dev.node.rpc("eth_getBlockByNumber", [hex(n), False]) for n in p.numbers}
     assert [(b.number, b.hash, b.parent_hash, b.timestamp) for b in r["blocks"]] == [
         (n, chain_blocks[n]["hash"], chain_blocks[n]["parentHash"], int(chain_blocks[n]["timestamp"], 16))
-        for n in p.numbers]
+        for n in p.numbers
+    ]
     assert all(b.chain_id == chain_id for b in r["blocks"])
 
     # transactions: one row per mined tx, equal to the receipts
@@ -117,16 +134,42 @@ def check_store_matches_chain(p: Produced, r: dict[str, list[Any]]) -> dict[str,
     for n in p.numbers:
         assert len(chain_blocks[n]["transactions"]) == len(receipts[n]) == p.tx_counts[n]
     assert len(r["txs"]) == sum(p.tx_counts.values())
-    expected_txs = [(int(rc["blockNumber"], 16), rc["blockHash"], int(rc["transactionIndex"], 16),
-                     rc["transactionHash"], to_checksum_address(rc["from"]), int(rc["gasUsed"], 16),
-                     int(rc["effectiveGasPrice"], 16), rc["status"] == "0x1")
-                    for n in p.numbers for rc in receipts[n]]
-    assert [(t.block_number, t.block_hash, t.tx_index, t.tx_hash, t.sender, t.gas_used, t.effective_gas_price,
-             t.success) for t in r["txs"]] == expected_txs
+    expected_txs = [
+        (
+            int(rc["blockNumber"], 16),
+            rc["blockHash"],
+            int(rc["transactionIndex"], 16),
+            rc["transactionHash"],
+            to_checksum_address(rc["from"]),
+            int(rc["gasUsed"], 16),
+            int(rc["effectiveGasPrice"], 16),
+            rc["status"] == "0x1",
+        )
+        for n in p.numbers
+        for rc in receipts[n]
+    ]
+    assert [
+        (
+            t.block_number,
+            t.block_hash,
+            t.tx_index,
+            t.tx_hash,
+            t.sender,
+            t.gas_used,
+            t.effective_gas_price,
+            t.success,
+        )
+        for t in r["txs"]
+    ] == expected_txs
 
     # trades: one row per Swap log, decoded here with eth_abi
-    swap_logs = [lg for n in p.numbers for rc in receipts[n] for lg in rc["logs"]
-                 if lg["topics"] and lg["topics"][0] in (V2_TOPIC, V3_TOPIC)]
+    swap_logs = [
+        lg
+        for n in p.numbers
+        for rc in receipts[n]
+        for lg in rc["logs"]
+        if lg["topics"] and lg["topics"][0] in (V2_TOPIC, V3_TOPIC)
+    ]
     assert len(r["trades"]) == len(swap_logs)
     for lg, tr in zip(swap_logs, r["trades"], strict=True):
         data = bytes.fromhex(lg["data"][2:])
@@ -137,16 +180,33 @@ def check_store_matches_chain(p: Produced, r: dict[str, list[Any]]) -> dict[str,
             d0, d1, *_ = abi_decode(["int256", "int256", "uint160", "uint128", "int24"], data)
         pool = pools[to_checksum_address(lg["address"])]
         assert (tr.block_hash, tr.log_index, tr.tx_hash, tr.pool) == (
-            lg["blockHash"], int(lg["logIndex"], 16), lg["transactionHash"], pool.address)
+            lg["blockHash"],
+            int(lg["logIndex"], 16),
+            lg["transactionHash"],
+            pool.address,
+        )
         assert (d0 > 0) != (d1 > 0)  # a router swap: the pool receives one token and pays the other
         if d0 > 0:
-            assert (tr.token_in, tr.token_out, tr.amount_in, tr.amount_out) == (pool.token0, pool.token1, d0, -d1)
+            assert (tr.token_in, tr.token_out, tr.amount_in, tr.amount_out) == (
+                pool.token0,
+                pool.token1,
+                d0,
+                -d1,
+            )
         else:
-            assert (tr.token_in, tr.token_out, tr.amount_in, tr.amount_out) == (pool.token1, pool.token0, d1, -d0)
+            assert (tr.token_in, tr.token_out, tr.amount_in, tr.amount_out) == (
+                pool.token1,
+                pool.token0,
+                d1,
+                -d0,
+            )
         assert tr.amount_in > 0 and tr.amount_out > 0
-    return {"txs": len(r["txs"]), "swaps": len(swap_logs),
-            "failed": sum(not t.success for t in r["txs"]),
-            "v3": sum(lg["topics"][0] == V3_TOPIC for lg in swap_logs)}
+    return {
+        "txs": len(r["txs"]),
+        "swaps": len(swap_logs),
+        "failed": sum(not t.success for t in r["txs"]),
+        "v3": sum(lg["topics"][0] == V3_TOPIC for lg in swap_logs),
+    }
 
 
 @pytest.fixture
@@ -159,7 +219,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 async def test_records_every_block_tx_and_swap_and_rereading_adds_nothing(
-        devnet_state: Devnet, store: Store) -> None:
+    devnet_state: Devnet, store: Store
+) -> None:
     dev = devnet_state
     async with RpcClient(dev.node.http_url) as rpc:
         start = dev.node.block_number() + 1
@@ -205,7 +266,9 @@ class FailOnce:
         return await self.inner.batch(calls)
 
 
-async def test_a_failing_collector_is_restarted_and_misses_no_block(devnet_state: Devnet, store: Store) -> None:
+async def test_a_failing_collector_is_restarted_and_misses_no_block(
+    devnet_state: Devnet, store: Store
+) -> None:
     dev = devnet_state
     async with RpcClient(dev.node.http_url) as rpc:
         p = await produce(dev, seed=5)

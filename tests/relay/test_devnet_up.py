@@ -7,9 +7,9 @@ import json
 
 import aiohttp
 
-from bots.config import Config
-from bots.devnet_runner import Devnet
-from chains.devnet.addressbook import AddressBook
+from bots.app.config import Config
+from bots.app.devnet import Devnet
+from chains.addressbook import AddressBook
 from chains.devnet.relay import hint_hash
 
 
@@ -30,7 +30,7 @@ async def test_devnet_starts_relay_and_private_traffic_lands() -> None:
                 line = (await stream.content.readline()).decode()
                 if line.startswith("data: "):
                     break
-        assert json.loads(line[len("data: "):])["hash"] == hint_hash(rec.tx_hash)
+        assert json.loads(line[len("data: ") :])["hash"] == hint_hash(rec.tx_hash)
         assert devnet.node.txpool_content()["pending"] == {}  # not in the public mempool
         report = await devnet.builder.build_block()
         receipt = devnet.node.rpc("eth_getTransactionReceipt", [rec.tx_hash])

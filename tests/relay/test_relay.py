@@ -22,10 +22,10 @@ from prometheus_client import CollectorRegistry
 from chains.devnet.builder import BlockBuilder, BundleStatus, DropReason
 from chains.devnet.relay import DEFAULT_HINTS, LocalRelay, hint_hash
 from chains.devnet.traffic import V3_VENUE, TrafficConfig, TrafficGenerator
-from chains.flashbots import FlashbotsClient, InclusionStatus, InclusionTracker, RelayError
-from chains.node import DEV_MNEMONIC
-from chains.rpc import RpcClient
-from chains.signer import Signer
+from chains.node.anvil import DEV_MNEMONIC
+from chains.node.rpc import RpcClient
+from chains.send.flashbots import FlashbotsClient, InclusionStatus, InclusionTracker, RelayError
+from chains.send.signer import Signer
 
 Account.enable_unaudited_hdwallet_features()
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -75,10 +75,27 @@ class Env:
     def base_fee_next(self) -> int:
         return int(self.rpc_sync("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
 
-    def sign(self, who: Signer, *, nonce: int | None = None, to: str = SINK, value: int = 1, prio: int = GWEI,
-             data: str = "0x", gas: int = 100_000) -> bytes:
-        tx = {"chainId": 31337, "nonce": self.nonce(who) if nonce is None else nonce, "to": to, "value": value,
-              "gas": gas, "maxFeePerGas": 100 * GWEI, "maxPriorityFeePerGas": prio, "data": data}
+    def sign(
+        self,
+        who: Signer,
+        *,
+        nonce: int | None = None,
+        to: str = SINK,
+        value: int = 1,
+        prio: int = GWEI,
+        data: str = "0x",
+        gas: int = 100_000,
+    ) -> bytes:
+        tx = {
+            "chainId": 31337,
+            "nonce": self.nonce(who) if nonce is None else nonce,
+            "to": to,
+            "value": value,
+            "gas": gas,
+            "maxFeePerGas": 100 * GWEI,
+            "maxPriorityFeePerGas": prio,
+            "data": data,
+        }
         return who.sign_eip1559(tx).raw_transaction
 
     def receipt(self, h: str) -> dict[str, Any] | None:
@@ -90,7 +107,9 @@ class Env:
 
     def pool(self) -> set[str]:
         content = self.dev.node.txpool_content()
-        return {t["hash"] for part in content.values() for by_nonce in part.values() for t in by_nonce.values()}
+        return {
+            t["hash"] for part in content.values() for by_nonce in part.values() for t in by_nonce.values()
+        }
 
 
 def txh(raw: bytes) -> str:
@@ -182,7 +201,9 @@ async def test_conflicting_bundles_higher_paying_lands_nothing_reverts(env: Env)
 async def test_call_bundle_numbers_equal_the_landed_bundle(env: Env) -> None:
     dev = env.dev
     dev.node.set_code(PAY_COINBASE_ADDR, PAY_COINBASE)
-    public = str(env.rpc_sync("eth_sendTransaction", [{"from": dev.book.traders[0], "to": SINK, "value": "0x7"}]))
+    public = str(
+        env.rpc_sync("eth_sendTransaction", [{"from": dev.book.traders[0], "to": SINK, "value": "0x7"}])
+    )
     pay = env.sign(SEARCHER, to=PAY_COINBASE_ADDR, value=10**16, prio=2 * GWEI)
     plain = env.sign(OTHER, prio=3 * GWEI, value=123)
     n = env.next_block()
@@ -191,8 +212,10 @@ async def test_call_bundle_numbers_equal_the_landed_bundle(env: Env) -> None:
     # the simulation disturbed nothing: same head, same public pool, no bundle tx left anywhere
     assert dev.node.block_number() == head_before and env.pool() == pool_before == {public}
     assert env.receipt(txh(pay)) is None
-    assert sim.state_block_number == n - 1 and sim.bundle_hash == (await env.client.send_bundle([pay, plain], n))[
-        "devnet"].bundle_hash
+    assert (
+        sim.state_block_number == n - 1
+        and sim.bundle_hash == (await env.client.send_bundle([pay, plain], n))["devnet"].bundle_hash
+    )
     coinbase = env.builder.coinbase
     assert coinbase is not None
     cb_before = env.balance(coinbase)
@@ -212,7 +235,9 @@ async def test_call_bundle_numbers_equal_the_landed_bundle(env: Env) -> None:
     assert sim.coinbase_diff == sum(fees) + 10**16
     assert sim.bundle_gas_price == sim.coinbase_diff // sim.total_gas_used
     out = env.builder.outcome(sim.bundle_hash or "")
-    assert out is not None and out.coinbase_payment == sim.coinbase_diff and out.gas_used == sim.total_gas_used
+    assert (
+        out is not None and out.coinbase_payment == sim.coinbase_diff and out.gas_used == sim.total_gas_used
+    )
     public_rc = env.receipt(public)
     assert public_rc is not None
     public_fee = int(public_rc["gasUsed"], 16) * (int(public_rc["effectiveGasPrice"], 16) - base_fee)
@@ -234,15 +259,18 @@ async def read_hint(resp: aiohttp.ClientResponse) -> tuple[str, dict[str, Any]]:
     while True:
         line = (await asyncio.wait_for(resp.content.readline(), 20)).decode().rstrip("\n")
         if line.startswith("data: "):
-            return line, json.loads(line[len("data: "):])
+            return line, json.loads(line[len("data: ") :])
 
 
 async def test_mev_share_backrun_lands_and_user_gets_the_refund(env: Env) -> None:
     dev = env.dev
     dev.node.set_code(PAY_COINBASE_ADDR, PAY_COINBASE)
     cfg = TrafficConfig(private_fraction=1.0, eth_fraction=0.0, multihop_fraction=0.0)
-    async with aiohttp.ClientSession() as http, http.get(env.relay.sse_url) as stream, \
-            TrafficGenerator(dev.node, dev.book, cfg, seed=21, relay_url=env.relay.url) as tg:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(env.relay.sse_url) as stream,
+        TrafficGenerator(dev.node, dev.book, cfg, seed=21, relay_url=env.relay.url) as tg,
+    ):
         assert stream.headers["Content-Type"].startswith("text/event-stream")
         rec = await tg.send_swap(venue=V3_VENUE, loose=True, usd_size=3_000)
         assert rec is not None and rec.private
@@ -258,11 +286,14 @@ async def test_mev_share_backrun_lands_and_user_gets_the_refund(env: Env) -> Non
     backrun = env.sign(SEARCHER, to=PAY_COINBASE_ADDR, value=4 * 10**16, prio=0)
     user = rec.trader
     user_before = env.balance(user)
-    bhash = await env.client.send_mev_bundle({
-        "version": "v0.1", "inclusion": {"block": n},
-        "body": [{"hash": hint["hash"]}, {"tx": backrun, "canRevert": False}],
-        "validity": {"refund": [{"bodyIdx": 0, "percent": 50}]},
-    })
+    bhash = await env.client.send_mev_bundle(
+        {
+            "version": "v0.1",
+            "inclusion": {"block": n},
+            "body": [{"hash": hint["hash"]}, {"tx": backrun, "canRevert": False}],
+            "validity": {"refund": [{"bodyIdx": 0, "percent": 50}]},
+        }
+    )
     report = await env.builder.build_block()
     assert report.included_bundles == (bhash,)
     blk = env.block(n, full=True)
@@ -288,8 +319,10 @@ async def test_mev_share_backrun_lands_and_user_gets_the_refund(env: Env) -> Non
 
 async def test_private_tx_without_backrun_lands_alone(env: Env) -> None:
     raw = env.sign(VICTIM, value=55)
-    h = await env.client.request("eth_sendPrivateTransaction", [{"tx": "0x" + raw.hex(),
-                                                                   "preferences": {"privacy": {"hints": ["hash"]}}}])
+    h = await env.client.request(
+        "eth_sendPrivateTransaction",
+        [{"tx": "0x" + raw.hex(), "preferences": {"privacy": {"hints": ["hash"]}}}],
+    )
     assert h == txh(raw) and h not in env.pool()
     assert env.relay.hints()[-1] == {"hash": hint_hash(h), "logs": None, "txs": None}
     n = env.next_block()
@@ -309,11 +342,14 @@ async def test_missing_or_bad_signature_is_rejected_like_the_real_relay(env: Env
     real = json.loads((DATA / "flashbots_relay_errors.json").read_text())
     missing, bad = real["missing_signature"], real["bad_signature"]
     body = FlashbotsClient(AUTH, {"x": env.relay.url}).encode(
-        "eth_sendBundle", [{"txs": ["0x" + env.sign(SEARCHER).hex()], "blockNumber": hex(env.next_block())}])
+        "eth_sendBundle", [{"txs": ["0x" + env.sign(SEARCHER).hex()], "blockNumber": hex(env.next_block())}]
+    )
     async with aiohttp.ClientSession() as http:
         async with http.post(env.relay.url, data=body, headers={"Content-Type": "application/json"}) as r:
             assert r.status == missing["http_status"] and await r.json() == missing["body"]
-        forged = OTHER.flashbots_signature(body + b" ").replace(OTHER.address, AUTH.address)  # other key, other body
+        forged = OTHER.flashbots_signature(body + b" ").replace(
+            OTHER.address, AUTH.address
+        )  # other key, other body
         async with http.post(env.relay.url, data=body, headers={"X-Flashbots-Signature": forged}) as r:
             assert r.status == bad["http_status"]
             assert await r.json() == {"error": bad["body_template"]["error"].format(address=AUTH.address)}
@@ -323,7 +359,9 @@ async def test_missing_or_bad_signature_is_rejected_like_the_real_relay(env: Env
     bad_client = FlashbotsClient(AUTH, {"devnet": env.relay.url}, retries=3)
     bad_client.signature_header = lambda b: OTHER.flashbots_signature(b).replace(OTHER.address, AUTH.address)  # type: ignore[method-assign]
     with pytest.raises(RelayError) as err:
-        await bad_client.request("eth_sendBundle", [{"txs": ["0x" + env.sign(SEARCHER).hex()], "blockNumber": "0x1"}])
+        await bad_client.request(
+            "eth_sendBundle", [{"txs": ["0x" + env.sign(SEARCHER).hex()], "blockNumber": "0x1"}]
+        )
     await bad_client.close()
     assert err.value.http_status == 403 and err.value.attempts == 1
     assert env.relay.received() == [] and env.builder.pending_bundles() == []
@@ -354,8 +392,14 @@ async def test_bundle_stats_v2(env: Env) -> None:
     await env.builder.build_block()
     st = await env.client.get_bundle_stats_v2(landed, n)
     assert st.is_simulated and st.is_high_priority
-    assert set(st.raw) == {"isHighPriority", "isSimulated", "simulatedAt", "receivedAt", "consideredByBuildersAt",
-                           "sealedByBuildersAt"}
+    assert set(st.raw) == {
+        "isHighPriority",
+        "isSimulated",
+        "simulatedAt",
+        "receivedAt",
+        "consideredByBuildersAt",
+        "sealedByBuildersAt",
+    }
 
     def ts(s: str | None) -> datetime:
         assert s is not None and s.endswith("Z")
@@ -382,8 +426,17 @@ async def test_malformed_params_get_json_rpc_errors_and_the_relay_keeps_running(
         ("eth_callBundle", [{"txs": [good_tx], "blockNumber": hex(n), "stateBlockNumber": "0x1"}], -32602),
         ("eth_callBundle", [{"txs": ["0x02"], "blockNumber": hex(n)}], -32000),  # not a decodable tx
         ("mev_sendBundle", [{"version": "v0.1", "inclusion": {"block": hex(n)}, "body": []}], -32602),
-        ("mev_sendBundle", [{"version": "v0.1", "inclusion": {"block": hex(n)},
-                             "body": [{"hash": "0x" + "11" * 32}, {"tx": good_tx, "canRevert": False}]}], -32000),
+        (
+            "mev_sendBundle",
+            [
+                {
+                    "version": "v0.1",
+                    "inclusion": {"block": hex(n)},
+                    "body": [{"hash": "0x" + "11" * 32}, {"tx": good_tx, "canRevert": False}],
+                }
+            ],
+            -32000,
+        ),
         ("eth_sendPrivateTransaction", [{"tx": "0x01"}], -32602),
         ("eth_cancelBundle", [{"replacementUuid": 5}], -32602),
         ("flashbots_getBundleStatsV2", [{"bundleHash": "0x12", "blockNumber": hex(n)}], -32602),
@@ -395,8 +448,9 @@ async def test_malformed_params_get_json_rpc_errors_and_the_relay_keeps_running(
         assert err.value.code == code, (method, params, err.value)
     async with aiohttp.ClientSession() as http:
         for body, code in ((b"{not json", -32700), (b'{"jsonrpc":"2.0","id":1,"params":"x"}', -32600)):
-            async with http.post(env.relay.url, data=body,
-                                 headers={"X-Flashbots-Signature": AUTH.flashbots_signature(body)}) as r:
+            async with http.post(
+                env.relay.url, data=body, headers={"X-Flashbots-Signature": AUTH.flashbots_signature(body)}
+            ) as r:
                 assert (await r.json())["error"]["code"] == code
     assert metric(env, "mevsuite_relay_errors_total", reason="invalid_params") >= 12
     assert env.builder.pending_bundles() == []

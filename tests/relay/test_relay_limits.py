@@ -24,9 +24,9 @@ from prometheus_client import CollectorRegistry
 
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.relay import LocalRelay
-from chains.flashbots import FlashbotsClient, RelayError
-from chains.node import AnvilNode
-from chains.signer import Signer
+from chains.node.anvil import AnvilNode
+from chains.send.flashbots import FlashbotsClient, RelayError
+from chains.send.signer import Signer
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = Signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")  # anvil dev account 0

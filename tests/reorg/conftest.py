@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from chains.devnet.deploy import deploy_world
-from chains.node import AnvilNode
+from chains.node.anvil import AnvilNode
 from tests.bots.conftest import pg_admin, pg_url, sqlite_url  # noqa: F401  (fixtures, re-exported)
 from tests.fixtures.devnet import DEVNET_ACCOUNTS, DEVNET_SEED, Devnet
 

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from bots.metrics import Metrics
-from bots.reorg import ReorgHandler
+from bots.runtime.reorg import ReorgHandler
 from bots.store import PnlSnapshot, Store
-from chains.blocks import BlockData, BlockWatcher, ChainReorg, fetch_block
 from chains.events import Event
-from chains.flashbots import InclusionStatus, InclusionTracker
-from chains.nonces import NonceManager
-from chains.rpc import RpcClient
-from chains.state import ChainState, load_initial
+from chains.node.rpc import RpcClient
+from chains.send.flashbots import InclusionStatus, InclusionTracker
+from chains.send.nonces import NonceManager
+from chains.state.chain import ChainState, load_initial
+from chains.watch.blocks import BlockData, BlockWatcher, ChainReorg, fetch_block
 from tests.fixtures.devnet import Devnet
 from tests.reorg.helpers import (
     Recorder,
@@ -47,7 +47,8 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 
 async def test_two_block_reorg_leaves_state_rows_bundles_and_nonces_on_the_new_chain(
-        world: Devnet, store_url: str, tmp_path: Path) -> None:
+    world: Devnet, store_url: str, tmp_path: Path
+) -> None:
     dev, book = world, world.book
     node = dev.node
     cid = node.chain_id()
@@ -86,14 +87,35 @@ async def test_two_block_reorg_leaves_state_rows_bundles_and_nonces_on_the_new_c
             await watcher.wait_for(lambda w: w.head_number == n0 + 2)
             old = [(n, _hash_at(dev, n)) for n in (n0 + 1, n0 + 2)]
             for b, n in ((bundle_a, n0 + 1), (bundle_b, n0 + 2)):
-                await store.record_bundle(chain_id=cid, block_number=n0, block_hash=_hash_at(dev, n0), bundle_hash=b,
-                                          target_block=n, bot="arb", status="submitted", tx_count=1,
-                                          expected_profit=10**15, tip=10**14)
-                await store.set_bundle_status(chain_id=cid, bundle_hash=b, status="included",
-                                              included_block_number=n, included_block_hash=_hash_at(dev, n))
-                await store.record_pnl(chain_id=cid, block_number=n, block_hash=_hash_at(dev, n), bot="arb",
-                                       token=book.token("WETH").address, realized=10**15, gas_spent=10**14,
-                                       net=9 * 10**14)
+                await store.record_bundle(
+                    chain_id=cid,
+                    block_number=n0,
+                    block_hash=_hash_at(dev, n0),
+                    bundle_hash=b,
+                    target_block=n,
+                    bot="arb",
+                    status="submitted",
+                    tx_count=1,
+                    expected_profit=10**15,
+                    tip=10**14,
+                )
+                await store.set_bundle_status(
+                    chain_id=cid,
+                    bundle_hash=b,
+                    status="included",
+                    included_block_number=n,
+                    included_block_hash=_hash_at(dev, n),
+                )
+                await store.record_pnl(
+                    chain_id=cid,
+                    block_number=n,
+                    block_hash=_hash_at(dev, n),
+                    bot="arb",
+                    token=book.token("WETH").address,
+                    realized=10**15,
+                    gas_spent=10**14,
+                    net=9 * 10**14,
+                )
             assert (await tracker.poll())[n0 + 1].status is InclusionStatus.LANDED
             assert await nonces.reserve(ours) == nonce_before + 1  # the manager counts from the chain
             await nonces.bundle_landed(ours, nonce_before)
@@ -101,8 +123,17 @@ async def test_two_block_reorg_leaves_state_rows_bundles_and_nonces_on_the_new_c
             before_reorg = pools(watcher.state)
 
             # The new branch: different swaps (t3 sells USDC on V2, t4 buys on the 500 tier), B again, not A.
-            node.rpc("anvil_reorg", [2, [[v2_swap(book, t3, "USDC", "WETH", 5_000 * USDC), 0], [raw_b, 0],
-                                         [v3_swap(book, t4, "WETH", "USDC", 500, WETH), 1]]])
+            node.rpc(
+                "anvil_reorg",
+                [
+                    2,
+                    [
+                        [v2_swap(book, t3, "USDC", "WETH", 5_000 * USDC), 0],
+                        [raw_b, 0],
+                        [v3_swap(book, t4, "WETH", "USDC", 500, WETH), 1],
+                    ],
+                ],
+            )
             new_head = _hash_at(dev, n0 + 2)
             assert new_head != old[1][1]
             await watcher.wait_for(lambda w: w.head_number == n0 + 2 and w.head_hash == new_head and w.reorgs)
@@ -120,7 +151,9 @@ async def test_two_block_reorg_leaves_state_rows_bundles_and_nonces_on_the_new_c
         assert pools(fresh)["v2"] != before_reorg["v2"] and pools(fresh)["v3"] != before_reorg["v3"]
 
         # --- database rows equal a fresh recording of the canonical chain
-        async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}", upgrade=True) as fresh_store:
+        async with await Store.open(
+            f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}", upgrade=True
+        ) as fresh_store:
             again = Recorder(fresh_store, cid, book, bundle_of)
             for n in (n0 + 1, n0 + 2):
                 await again(await fetch_block(rpc, n))
@@ -182,13 +215,21 @@ async def test_a_reorg_deeper_than_the_journal_or_the_history_resyncs(world: Dev
             node.rpc("anvil_reorg", [2, [[v3_swap(book, traders[7], "USDC", "WETH", 500, 4_000 * USDC), 1]]])
             head = _hash_at(dev, n0 + 2)
             await watcher.wait_for(lambda w: w.head_hash == head)
-        assert resyncs == [n0]  # the ancestor was known (hash history), the journal holds 1 block: reload there
+        assert resyncs == [
+            n0
+        ]  # the ancestor was known (hash history), the journal holds 1 block: reload there
         assert watcher.reorgs[-1].resynced and watcher.reorgs[-1].common_ancestor == n0
         assert pools(watcher.state) == pools(await load_initial(rpc, addresses, n0 + 2))
 
         # History of one block: the ancestor cannot be found -> resync at the new head.
-        watcher2 = BlockWatcher(rpc, await load_initial(rpc, addresses, n0 + 2, journal_depth=1), resync=resync,
-                                poll_interval=0.02, history_depth=1, chain_id=8)
+        watcher2 = BlockWatcher(
+            rpc,
+            await load_initial(rpc, addresses, n0 + 2, journal_depth=1),
+            resync=resync,
+            poll_interval=0.02,
+            history_depth=1,
+            chain_id=8,
+        )
         async with running(watcher2):
             send(node, v2_swap(book, traders[8], "USDC", "WETH", 3_000 * USDC))
             await watcher2.wait_for(lambda w: w.head_number == n0 + 3)
@@ -200,10 +241,18 @@ async def test_a_reorg_deeper_than_the_journal_or_the_history_resyncs(world: Dev
         assert resyncs == [n0, n0 + 3]
         assert pools(watcher2.state) == pools(await load_initial(rpc, addresses, n0 + 3))
         reg = watcher.metrics.registry
-        assert reg.get_sample_value("mevsuite_block_watcher_resyncs_total",
-                                    {"chain_id": "7", "reason": "beyond_journal"}) == 1
-        assert watcher2.metrics.registry.get_sample_value(
-            "mevsuite_block_watcher_resyncs_total", {"chain_id": "8", "reason": "beyond_history"}) == 1
+        assert (
+            reg.get_sample_value(
+                "mevsuite_block_watcher_resyncs_total", {"chain_id": "7", "reason": "beyond_journal"}
+            )
+            == 1
+        )
+        assert (
+            watcher2.metrics.registry.get_sample_value(
+                "mevsuite_block_watcher_resyncs_total", {"chain_id": "8", "reason": "beyond_history"}
+            )
+            == 1
+        )
 
 
 class FaultyRpc:
@@ -254,8 +303,9 @@ async def test_malformed_data_and_dropped_requests_are_counted_and_retried(world
 
         faulty = FaultyRpc(rpc, n0 + 1)
         state = await load_initial(rpc, addresses, n0)
-        watcher = BlockWatcher(faulty, state, heads=heads(), poll_interval=0.02, backoff_initial=0.01,
-                               chain_id=9)
+        watcher = BlockWatcher(
+            faulty, state, heads=heads(), poll_interval=0.02, backoff_initial=0.01, chain_id=9
+        )
         watcher.add_block_listener(on_block)
         async with running(watcher):
             await watcher.wait_for(lambda w: w.head_number == n0 + 2)
@@ -279,8 +329,9 @@ async def test_a_rollback_to_a_shorter_chain_then_a_new_block(world: Devnet) -> 
             async def publish(self, topic: str, event: Event) -> None:
                 published.append((topic, event))
 
-        watcher = BlockWatcher(rpc, await load_initial(rpc, addresses, n0), poll_interval=0.02,
-                               publisher=ListPublisher())
+        watcher = BlockWatcher(
+            rpc, await load_initial(rpc, addresses, n0), poll_interval=0.02, publisher=ListPublisher()
+        )
         async with running(watcher):
             send(node, v2_swap(book, book.traders[12], "WETH", "USDC", WETH))
             send(node, v2_swap(book, book.traders[13], "WETH", "USDC", WETH))
@@ -290,7 +341,11 @@ async def test_a_rollback_to_a_shorter_chain_then_a_new_block(world: Devnet) -> 
             await watcher.wait_for(lambda w: w.head_number == n0 + 1)
             (r,) = watcher.reorgs
             assert (r.common_ancestor, r.orphaned_numbers, r.orphaned_hashes, r.new_head) == (
-                n0 + 1, (n0 + 2,), (dropped,), n0 + 1)
+                n0 + 1,
+                (n0 + 2,),
+                (dropped,),
+                n0 + 1,
+            )
             assert pools(watcher.state) == pools(await load_initial(rpc, addresses, n0 + 1))
             send(node, v3_swap(book, book.traders[14], "WETH", "USDC", 3000, WETH))
             await watcher.wait_for(lambda w: w.head_number == n0 + 2)
@@ -299,13 +354,16 @@ async def test_a_rollback_to_a_shorter_chain_then_a_new_block(world: Devnet) -> 
         assert watcher.error_count("malformed_block") == 0
         # "block applied" (NewBlock after the whole block) and the reorg, in chain order, on their topics
         assert [(t, e.KIND, getattr(e, "number", None)) for t, e in published] == [
-            ("chain.blocks", "new_block", n0 + 1), ("chain.blocks", "new_block", n0 + 2),
-            ("chain.reorgs", "chain_reorg", None), ("chain.blocks", "new_block", n0 + 2)]
+            ("chain.blocks", "new_block", n0 + 1),
+            ("chain.blocks", "new_block", n0 + 2),
+            ("chain.reorgs", "chain_reorg", None),
+            ("chain.blocks", "new_block", n0 + 2),
+        ]
         assert Event.from_json(r.to_json()) == r
 
 
 async def test_follows_a_new_heads_subscription_through_a_reorg(world: Devnet) -> None:
-    subscribe = pytest.importorskip("chains.subscribe")
+    subscribe = pytest.importorskip("chains.node.subscribe")
     dev, book = world, world.book
     node = dev.node
     addresses = tracked(book)
@@ -318,9 +376,13 @@ async def test_follows_a_new_heads_subscription_through_a_reorg(world: Devnet) -
             await watcher.wait_for(lambda w: w.head_number == n0 + 2)
             node.rpc("anvil_reorg", [1, [[v2_swap(book, book.traders[17], "USDC", "WETH", 2_000 * USDC), 0]]])
             head = _hash_at(dev, n0 + 2)
-            send(node, v3_swap(book, book.traders[18], "WETH", "USDC", 3000, WETH))  # a new head after the reorg
+            send(
+                node, v3_swap(book, book.traders[18], "WETH", "USDC", 3000, WETH)
+            )  # a new head after the reorg
             await watcher.wait_for(lambda w: w.head_number == n0 + 3)
         assert [(r.common_ancestor, r.depth) for r in watcher.reorgs] == [(n0 + 1, 1)]
         assert watcher.state.block_number == n0 + 3 and _hash_at(dev, n0 + 2) == head
         assert pools(watcher.state) == pools(await load_initial(rpc, addresses, n0 + 3))
-        assert watcher.error_count("head_stream") == 0  # heads came from the subscription (polling every 60 s)
+        assert (
+            watcher.error_count("head_stream") == 0
+        )  # heads came from the subscription (polling every 60 s)

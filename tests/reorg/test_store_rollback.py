@@ -25,24 +25,70 @@ async def test_rollback_orphans_landed_bundles_deletes_rows_and_is_idempotent(st
             await s.record_block(chain_id=1, number=n, hash=h(n), parent_hash=h(n - 1), timestamp=1000 + n)
         # landed before the reorg point (kept), landed in a replaced block (orphaned), built on a replaced block
         # (deleted with it), and one on another chain (untouched)
-        for bundle, built, landed, chain in ((h(100), 10, 11, 1), (h(101), 11, 12, 1), (h(102), 12, 13, 1),
-                                             (h(103), 11, 12, 2)):
-            await s.record_bundle(chain_id=chain, block_number=built, block_hash=h(built), bundle_hash=bundle,
-                                  target_block=landed, bot="arb", status="submitted", tx_count=1,
-                                  expected_profit=5, tip=1)
-            await s.set_bundle_status(chain_id=chain, bundle_hash=bundle, status="included",
-                                      included_block_number=landed, included_block_hash=h(landed))
-            await s.record_transaction(chain_id=chain, block_number=landed, block_hash=h(landed), tx_index=0,
-                                       tx_hash=h(200 + landed), sender="0x" + "11" * 20, nonce=landed, value=0,
-                                       gas_used=21_000, effective_gas_price=10**9, success=True, bundle_hash=bundle)
-            await s.record_pnl(chain_id=chain, block_number=landed, block_hash=h(landed), bot="arb",
-                               token="0x" + "00" * 20, realized=7, gas_spent=2, net=5)
+        for bundle, built, landed, chain in (
+            (h(100), 10, 11, 1),
+            (h(101), 11, 12, 1),
+            (h(102), 12, 13, 1),
+            (h(103), 11, 12, 2),
+        ):
+            await s.record_bundle(
+                chain_id=chain,
+                block_number=built,
+                block_hash=h(built),
+                bundle_hash=bundle,
+                target_block=landed,
+                bot="arb",
+                status="submitted",
+                tx_count=1,
+                expected_profit=5,
+                tip=1,
+            )
+            await s.set_bundle_status(
+                chain_id=chain,
+                bundle_hash=bundle,
+                status="included",
+                included_block_number=landed,
+                included_block_hash=h(landed),
+            )
+            await s.record_transaction(
+                chain_id=chain,
+                block_number=landed,
+                block_hash=h(landed),
+                tx_index=0,
+                tx_hash=h(200 + landed),
+                sender="0x" + "11" * 20,
+                nonce=landed,
+                value=0,
+                gas_used=21_000,
+                effective_gas_price=10**9,
+                success=True,
+                bundle_hash=bundle,
+            )
+            await s.record_pnl(
+                chain_id=chain,
+                block_number=landed,
+                block_hash=h(landed),
+                bot="arb",
+                token="0x" + "00" * 20,
+                realized=7,
+                gas_spent=2,
+                net=5,
+            )
 
         result = await s.rollback_reorg(1, 12)
-        assert [(b.bundle_hash, b.included_block_number, b.included_block_hash, b.tx_hashes)
-                for b in result.orphaned_bundles] == [(h(101), 12, h(12), (h(212),)), (h(102), 13, h(13), (h(213),))]
-        assert result.deleted == {"opportunities": 0, "bundles": 1, "transactions": 2, "trades": 0,
-                                  "pnl_snapshots": 2, "blocks": 2, "bundles_uncommitted": 0}
+        assert [
+            (b.bundle_hash, b.included_block_number, b.included_block_hash, b.tx_hashes)
+            for b in result.orphaned_bundles
+        ] == [(h(101), 12, h(12), (h(212),)), (h(102), 13, h(13), (h(213),))]
+        assert result.deleted == {
+            "opportunities": 0,
+            "bundles": 1,
+            "transactions": 2,
+            "trades": 0,
+            "pnl_snapshots": 2,
+            "blocks": 2,
+            "bundles_uncommitted": 0,
+        }
         assert await s.bundle_status(1, h(100)) == ("included", 11, h(11))
         assert await s.bundle_status(1, h(101)) == ("orphaned", None, None)
         assert await s.bundle_status(1, h(102)) is None  # built on a replaced block: gone with it
@@ -63,18 +109,52 @@ async def test_rollback_orphans_the_opportunities_a_bundle_carried(store_url: st
         for n in range(10, 13):
             await s.record_block(chain_id=1, number=n, hash=h(n), parent_hash=h(n - 1), timestamp=1000 + n)
         for key, built, bundle in (("kept", 10, h(300)), ("gone", 11, h(301))):
-            await s.record_opportunity(chain_id=1, block_number=built, block_hash=h(built), bot="dex_arb",
-                                       kind="cycle", key=key, expected_profit=9)
-            await s.record_bundle(chain_id=1, block_number=built, block_hash=h(built), bundle_hash=bundle,
-                                  target_block=built + 1, bot="dex_arb", status="submitted", tx_count=1,
-                                  expected_profit=8, tip=1)
-            await s.set_bundle_status(chain_id=1, bundle_hash=bundle, status="included",
-                                      included_block_number=built + 1, included_block_hash=h(built + 1))
-            assert await s.update_opportunity(chain_id=1, block_hash=h(built), bot="dex_arb", key=key,
-                                              status="landed", simulated_profit=8, realized_profit=8,
-                                              bundle_hash=bundle, target_block=built + 1) == 1
+            await s.record_opportunity(
+                chain_id=1,
+                block_number=built,
+                block_hash=h(built),
+                bot="dex_arb",
+                kind="cycle",
+                key=key,
+                expected_profit=9,
+            )
+            await s.record_bundle(
+                chain_id=1,
+                block_number=built,
+                block_hash=h(built),
+                bundle_hash=bundle,
+                target_block=built + 1,
+                bot="dex_arb",
+                status="submitted",
+                tx_count=1,
+                expected_profit=8,
+                tip=1,
+            )
+            await s.set_bundle_status(
+                chain_id=1,
+                bundle_hash=bundle,
+                status="included",
+                included_block_number=built + 1,
+                included_block_hash=h(built + 1),
+            )
+            assert (
+                await s.update_opportunity(
+                    chain_id=1,
+                    block_hash=h(built),
+                    bot="dex_arb",
+                    key=key,
+                    status="landed",
+                    simulated_profit=8,
+                    realized_profit=8,
+                    bundle_hash=bundle,
+                    target_block=built + 1,
+                )
+                == 1
+            )
         await s.rollback_reorg(1, 12)
         async with s.session() as session:
-            rows = {r.key: (r.status, r.simulated_profit, r.realized_profit)
-                    for r in (await session.execute(select(Opportunity))).scalars()}
+            rows = {
+                r.key: (r.status, r.simulated_profit, r.realized_profit)
+                for r in (await session.execute(select(Opportunity))).scalars()
+            }
         assert rows == {"kept": ("landed", 8, 8), "gone": ("orphaned", 8, None)}

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from analytics.routing import Opportunity, RouteFinder, pools_from_chain_state
-from chains.blocks import fetch_block
-from chains.rpc import RpcClient
-from chains.state import load_initial
+from chains.node.rpc import RpcClient
+from chains.state.chain import load_initial
+from chains.watch.blocks import fetch_block
 from tests.fixtures.devnet import Devnet
 
 DEADLINE = 2**64
@@ -32,16 +32,33 @@ def execute(dn: Devnet, bot: str, opp: Opportunity) -> list[int]:
             router = book.v2[venue_of[hop.pool]].router
             status_ok(dn.transact(bot, hop.token_in, "MintableERC20", "approve", router, MAX_UINT))
             before = dn.balance(hop.token_out, bot)
-            status_ok(dn.transact(bot, router, "UniswapV2Router02", "swapExactTokensForTokens", hop.amount_in,
-                                  hop.amount_out, [hop.token_in, hop.token_out], bot, DEADLINE))
+            status_ok(
+                dn.transact(
+                    bot,
+                    router,
+                    "UniswapV2Router02",
+                    "swapExactTokensForTokens",
+                    hop.amount_in,
+                    hop.amount_out,
+                    [hop.token_in, hop.token_out],
+                    bot,
+                    DEADLINE,
+                )
+            )
         else:
             assert hop.kind == "v3"
             router = book.v3.swap_router
             status_ok(dn.transact(bot, hop.token_in, "MintableERC20", "approve", router, MAX_UINT))
             before = dn.balance(hop.token_out, bot)
-            status_ok(dn.transact(bot, router, "SwapRouter", "exactInputSingle",
-                                  (hop.token_in, hop.token_out, hop.fee, bot, DEADLINE, hop.amount_in,
-                                   hop.amount_out, 0)))
+            status_ok(
+                dn.transact(
+                    bot,
+                    router,
+                    "SwapRouter",
+                    "exactInputSingle",
+                    (hop.token_in, hop.token_out, hop.fee, bot, DEADLINE, hop.amount_in, hop.amount_out, 0),
+                )
+            )
         realized.append(dn.balance(hop.token_out, bot) - before)
     return realized
 
@@ -53,26 +70,42 @@ async def test_every_reported_cycle_is_profitable_on_the_devnet(devnet_state: De
         state = await load_initial(rpc, book, dn.node.block_number())
         finder = RouteFinder.from_chain_state(state, book, excluded_tokens=odd, gas_price_wei=GAS_PRICE_WEI)
         assert finder.base_tokens == (book.weth.lower(),)
-        assert len(RouteFinder(pools_from_chain_state(state, book), base_tokens=[book.weth]).pools) == len(book.pools)
+        assert len(RouteFinder(pools_from_chain_state(state, book), base_tokens=[book.weth]).pools) == len(
+            book.pools
+        )
         # the odd tokens' pools are gone from the graph and from every enumerated cycle
         assert not odd & set(finder.graph.nodes)
         assert all(not odd & set(p.tokens) for p in finder.pools)
         assert len(finder.pools) == len(book.pools) - 2
-        mixed = {tuple(sorted({finder.pools[finder.edge_pool[int(e)]].kind for e in row[:n]}))
-                 for row, n in zip(finder.cycles, finder.cycle_len, strict=True)}
+        mixed = {
+            tuple(sorted({finder.pools[finder.edge_pool[int(e)]].kind for e in row[:n]}))
+            for row, n in zip(finder.cycles, finder.cycle_len, strict=True)
+        }
         assert ("v2", "v3") in mixed
 
         # skew the uniswap V2 WETH/USDC pair with a real swap, then sync the state from the block's logs
         usdc = book.token("USDC").address
         trader = book.traders[0]
-        rcpt = dn.transact(trader, book.v2["uniswap"].router, "UniswapV2Router02", "swapExactTokensForTokens",
-                           150 * 10**18, 0, [book.weth, usdc], trader, DEADLINE)
+        rcpt = dn.transact(
+            trader,
+            book.v2["uniswap"].router,
+            "UniswapV2Router02",
+            "swapExactTokensForTokens",
+            150 * 10**18,
+            0,
+            [book.weth, usdc],
+            trader,
+            DEADLINE,
+        )
         status_ok(rcpt)
         block = await fetch_block(rpc, int(rcpt["blockNumber"], 16))
         state.apply_block_data(block)
         changed = {log["address"].lower() for log in block.logs}
-        skewed = next(p.address.lower() for p in book.pools
-                      if p.kind == "v2" and p.venue == "uniswap" and {p.token0, p.token1} == {book.weth, usdc})
+        skewed = next(
+            p.address.lower()
+            for p in book.pools
+            if p.kind == "v2" and p.venue == "uniswap" and {p.token0, p.token1} == {book.weth, usdc}
+        )
         assert skewed in changed
         opps = finder.update(changed)
 

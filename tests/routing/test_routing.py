@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from analytics.graph_bench_data import _v3_pool, load_balancer_v1_snapshot, perturb, synthetic_graph
 from analytics.routing import (
     BalancerWeightedRoutePool,
     CurveRoutePool,
@@ -23,8 +22,9 @@ from analytics.routing import (
     v2_closed_form,
 )
 from bench.bench_routing import BALANCER_SNAPSHOT, compare, finder_opportunities, naive_opportunities
+from bench.graph_bench_data import _v3_pool, load_balancer_v1_snapshot, perturb, synthetic_graph
 from chains.amm.balancer import v1 as balancer_v1
-from chains.state import V2PairState
+from chains.state.chain import V2PairState
 
 WETH = "0x" + "ee" * 20
 
@@ -33,8 +33,9 @@ def tok(i: int) -> str:
     return f"0x{i:040x}"
 
 
-def random_graph(seed: int, n_pools: int = 14, n_tokens: int = 6, kinds: tuple[str, ...] = ("v2",),
-                 jitter: float = 0.03) -> list[RoutePool]:
+def random_graph(
+    seed: int, n_pools: int = 14, n_tokens: int = 6, kinds: tuple[str, ...] = ("v2",), jitter: float = 0.03
+) -> list[RoutePool]:
     """Pools between WETH and a few tokens, priced at reference prices times a ±jitter (many cycles pay)."""
     rng = random.Random(seed)
     pools: list[RoutePool] = []
@@ -63,8 +64,16 @@ def random_graph(seed: int, n_pools: int = 14, n_tokens: int = 6, kinds: tuple[s
             bal = [r0 * 2 * w[0] // 10**18, r1 * 2 * w[1] // 10**18]
             pools.append(BalancerWeightedRoutePool(addr, [t0, t1], bal, list(w), [18, 18], 3 * 10**15))
         elif kind == "curve":
-            pools.append(CurveRoutePool(addr, [t0, t1], [r0, r0 * (1000 + rng.randint(-20, 20)) // 1000],
-                                        200 * 100, 4_000_000, [18, 18]))
+            pools.append(
+                CurveRoutePool(
+                    addr,
+                    [t0, t1],
+                    [r0, r0 * (1000 + rng.randint(-20, 20)) // 1000],
+                    200 * 100,
+                    4_000_000,
+                    [18, 18],
+                )
+            )
     return pools
 
 
@@ -79,7 +88,9 @@ def grid_best(profit, lo: int, hi: int, n: int = 400) -> tuple[int, int, int]:
     return best_x, best_v, step
 
 
-@pytest.mark.parametrize("kinds", [("v2",), ("v2", "v3"), ("v3", "balancer"), ("v2", "v3", "balancer", "curve")])
+@pytest.mark.parametrize(
+    "kinds", [("v2",), ("v2", "v3"), ("v3", "balancer"), ("v2", "v3", "balancer", "curve")]
+)
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_optimal_size_matches_brute_force_grid(kinds: tuple[str, ...], seed: int) -> None:
     pools = random_graph(seed, kinds=kinds)
@@ -215,7 +226,9 @@ def test_bad_input_is_counted_not_raised() -> None:
 
 def test_gas_is_netted_per_hop_and_protocol() -> None:
     pools, _, _ = mispriced_world()
-    gas = GasModel(overhead=50_000, per_hop={"v2": 70_000, "v3": 1, "curve": 1, "balancer": 1, "balancer_v1": 1})
+    gas = GasModel(
+        overhead=50_000, per_hop={"v2": 70_000, "v3": 1, "curve": 1, "balancer": 1, "balancer_v1": 1}
+    )
     free = RouteFinder(pools[:3], base_tokens=[WETH], gas=gas).best()[0]
     priced = RouteFinder(pools[:3], base_tokens=[WETH], gas=gas, gas_price_wei=30 * 10**9).best()[0]
     assert priced.gas_units == 50_000 + 70_000 * len(priced.hops)
@@ -266,7 +279,13 @@ def test_balancer_v1_snapshot_loads_and_quotes() -> None:
     # 80/20 pool: out = B_out * (1 - (B_in / (B_in + x*(1-fee)))**(w_in/w_out)), to ~1e-10 relative
     x = p.balances[0] // 1000
     exact = p.quote(0, 1, x)
-    b_in, b_out, w_in, w_out, fee = p.balances[0], p.balances[1], p.weights[0], p.weights[1], p.swap_fee / 1e18
+    b_in, b_out, w_in, w_out, fee = (
+        p.balances[0],
+        p.balances[1],
+        p.weights[0],
+        p.weights[1],
+        p.swap_fee / 1e18,
+    )
     approx = b_out * (1 - (b_in / (b_in + x * (1 - fee))) ** (w_in / w_out))
     assert abs(exact - approx) / approx < 1e-9
     with pytest.raises(balancer_v1.BalancerV1Error, match="ERR_MAX_IN_RATIO"):

@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
 
-from bots.runtime import Collector, Engine, Executor, Strategy, run_engine
+from bots.runtime.engine import Collector, Engine, Executor, Strategy, run_engine
 from chains.events import Event
 
 from .helpers import TICKS, Tick

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bots.bus import BoundedQueue, BusClosedError, EventBus, InProcessBus, QueueClosedError
+from bots.runtime.bus import BoundedQueue, BusClosedError, EventBus, InProcessBus, QueueClosedError
 from chains.events import Publisher
 
 from .helpers import TICKS, FakeClock, Tick, until

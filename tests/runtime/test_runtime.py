@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bots.bus import InProcessBus
-from bots.runtime import Backoff, Collector, Engine, EngineState, Executor, Strategy
+from bots.runtime.bus import InProcessBus
+from bots.runtime.engine import Backoff, Collector, Engine, EngineState, Executor, Strategy
 from chains.events import Event
 
 from .helpers import TICKS, Tick, until

@@ -1,4 +1,4 @@
-"""chains.discovery: every devnet pool found from factory logs, resumable from a checkpoint."""
+"""chains.state.discovery: every devnet pool found from factory logs, resumable from a checkpoint."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chains.discovery import DiscoveryError, Factory, discover_pools
-from chains.rpc import RpcClient
+from chains.node.rpc import RpcClient
+from chains.state.discovery import DiscoveryError, Factory, discover_pools
 from tests.fixtures.devnet import Devnet
 
 
@@ -25,8 +25,14 @@ def test_discovers_every_devnet_pool_and_resumes(devnet: Devnet, tmp_path: Path)
 
     async def scan(to_block: int | None, chunk: int) -> list:
         async with RpcClient(devnet.node.http_url) as rpc:
-            return await discover_pools(rpc, _factories(devnet), to_block=to_block, chunk=chunk,
-                                        checkpoint=ck, on_progress=progress.append)
+            return await discover_pools(
+                rpc,
+                _factories(devnet),
+                to_block=to_block,
+                chunk=chunk,
+                checkpoint=ck,
+                on_progress=progress.append,
+            )
 
     half = asyncio.run(scan(head // 2, 3))
     doc = json.loads(ck.read_text())

@@ -1,12 +1,12 @@
-"""chains.sim (pyrevm fork) and chains.tokens (token screen) on the real devnet."""
+"""chains.sim.fork (pyrevm fork) and chains.sim.tokens (token screen) on the real devnet."""
 
 from __future__ import annotations
 
 import pytest
 
 from chains.devnet.artifacts import load
-from chains.sim import ForkSim, SimError, decode_revert
-from chains.tokens import screen_tokens
+from chains.sim.fork import ForkSim, SimError, decode_revert
+from chains.sim.tokens import screen_tokens
 from tests.fixtures.devnet import Devnet
 
 

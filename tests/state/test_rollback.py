@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 
 from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState
-from chains.blocks import BlockData, fetch_block
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.traffic import TrafficConfig, TrafficGenerator
-from chains.rpc import RpcClient
-from chains.state import (
+from chains.node.rpc import RpcClient
+from chains.state.chain import (
     T_SYNC,
     T_V3_SWAP,
     BlockOrderError,
@@ -22,6 +21,7 @@ from chains.state import (
     V2PairState,
     load_initial,
 )
+from chains.watch.blocks import BlockData, fetch_block
 from tests.fixtures.devnet import Devnet
 from tests.state.helpers import DEADLINE, MAX_UINT, assert_pools_equal_chain, fingerprint, pool_of, send
 
@@ -31,10 +31,13 @@ async def test_rollback_equals_a_fresh_replay_and_the_journal_has_a_depth(devnet
     dev.node.set_automine(False)
     book = dev.book
     t1 = book.traders[-1]
-    async with RpcClient(dev.node.http_url) as rpc, \
-            BlockBuilder(dev.node, interval_s=0.1, block_time_s=12) as builder, \
-            TrafficGenerator(dev.node, book, TrafficConfig(swaps_per_block=6, oracle_moves_per_block=1),
-                             seed=4) as traffic:
+    async with (
+        RpcClient(dev.node.http_url) as rpc,
+        BlockBuilder(dev.node, interval_s=0.1, block_time_s=12) as builder,
+        TrafficGenerator(
+            dev.node, book, TrafficConfig(swaps_per_block=6, oracle_moves_per_block=1), seed=4
+        ) as traffic,
+    ):
         start = dev.node.block_number()
         state = await load_initial(rpc, book, start, users=[t1], journal_depth=4)
         base = copy.deepcopy(state)
@@ -45,13 +48,33 @@ async def test_rollback_equals_a_fresh_replay_and_the_journal_has_a_depth(devnet
                 p = pool_of(dev, "WETH", "USDC", 3000)
                 ours = state.v3[p.address.lower()]
                 lo = (ours.tick // 60 - 2) * 60
-                await send(rpc, book.deployer, book.v3.position_manager, "NonfungiblePositionManager", "mint",
-                           (p.token0, p.token1, 3000, lo, lo + 300, 10**18, 3_000 * 10**6, 0, 0, book.deployer,
-                            DEADLINE))
-                await send(rpc, t1, book.token("WETH").address, "MintableERC20", "approve", book.aave.pool,
-                           MAX_UINT)
+                await send(
+                    rpc,
+                    book.deployer,
+                    book.v3.position_manager,
+                    "NonfungiblePositionManager",
+                    "mint",
+                    (
+                        p.token0,
+                        p.token1,
+                        3000,
+                        lo,
+                        lo + 300,
+                        10**18,
+                        3_000 * 10**6,
+                        0,
+                        0,
+                        book.deployer,
+                        DEADLINE,
+                    ),
+                )
+                await send(
+                    rpc, t1, book.token("WETH").address, "MintableERC20", "approve", book.aave.pool, MAX_UINT
+                )
             elif i == 1:
-                await send(rpc, t1, book.aave.pool, "Pool", "supply", book.token("WETH").address, 10**19, t1, 0)
+                await send(
+                    rpc, t1, book.aave.pool, "Pool", "supply", book.token("WETH").address, 10**19, t1, 0
+                )
             elif i == 2:
                 await traffic.shock("WBTC", 0.05)
             await builder.build_block()
@@ -84,8 +107,15 @@ async def test_rollback_equals_a_fresh_replay_and_the_journal_has_a_depth(devnet
 def _pair_state() -> ChainState:
     st = ChainState(journal_depth=8)
     st.add_v2_pair(V2PairState("0x" + "11" * 20, "0x" + "aa" * 20, "0x" + "bb" * 20, 1000, 2000))
-    pool = V3PoolState(3000, 60, 2**96, 0, 10**18, {-60: TickInfo(10**18, 10**18), 60: TickInfo(10**18, -(10**18))},
-                       {-1: 1 << 255, 0: 1 << 1})
+    pool = V3PoolState(
+        3000,
+        60,
+        2**96,
+        0,
+        10**18,
+        {-60: TickInfo(10**18, 10**18), 60: TickInfo(10**18, -(10**18))},
+        {-1: 1 << 255, 0: 1 << 1},
+    )
     st.add_v3_pool("0x" + "22" * 20, pool)
     st.set_head(10, "0x" + "00" * 32, 1000)
     return st
@@ -98,14 +128,23 @@ def _sync(r0: int, r1: int) -> dict[str, Any]:
 def test_a_malformed_log_undoes_the_whole_block() -> None:
     st = _pair_state()
     before = fingerprint(st)
-    bad_swap = {"address": "0x" + "22" * 20, "topics": [T_V3_SWAP, "0x" + "00" * 32, "0x" + "00" * 32],
-                "data": "0x1234", "logIndex": "0x1", "transactionHash": "0x" + "ab" * 32}
+    bad_swap = {
+        "address": "0x" + "22" * 20,
+        "topics": [T_V3_SWAP, "0x" + "00" * 32, "0x" + "00" * 32],
+        "data": "0x1234",
+        "logIndex": "0x1",
+        "transactionHash": "0x" + "ab" * 32,
+    }
     with pytest.raises(StateSyncError, match="V3 Swap data"):
         st.apply_block(11, "0x" + "01" * 32, [_sync(5, 6), bad_swap], timestamp=1012)
     assert fingerprint(st) == before
     with pytest.raises(StateSyncError):
-        st.apply_block(11, "0x" + "01" * 32, [_sync(5, 6), {"address": "0x" + "11" * 20, "topics": [T_SYNC],
-                                                            "data": "0x" + "zz" * 64}], timestamp=1012)
+        st.apply_block(
+            11,
+            "0x" + "01" * 32,
+            [_sync(5, 6), {"address": "0x" + "11" * 20, "topics": [T_SYNC], "data": "0x" + "zz" * 64}],
+            timestamp=1012,
+        )
     assert fingerprint(st) == before
     st.apply_block(11, "0x" + "01" * 32, [_sync(5, 6), {**_sync(7, 8), "removed": True}], timestamp=1012)
     assert (st.v2["0x" + "11" * 20].reserve0, st.block_number) == (5, 11)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from chains.amm.uniswap_v3.tick_math import MAX_SQRT_RATIO, MIN_SQRT_RATIO
-from chains.node import RpcCallError
-from chains.snapshot import QuoteError, SnapshotError, quote_from_state, quote_main, snapshot_main
+from chains.node.anvil import RpcCallError
+from chains.state.snapshot import QuoteError, SnapshotError, quote_from_state, quote_main, snapshot_main
 from tests.fixtures.devnet import Devnet
 from tests.state.helpers import pool_of
 
@@ -37,15 +37,23 @@ def test_v3_snapshot_quotes_equal_quoter_v2(devnet: Devnet, tmp_path: Path, caps
     doc, path = snap(dev, p.address, tmp_path, capsys)
     block = int(doc["block"])
     assert (doc["format"], doc["version"], doc["kind"]) == ("mevsuite.pool-state", 1, "uniswap_v3")
-    assert all(isinstance(doc[k], str) for k in ("fee", "tick_spacing", "sqrt_price_x96", "tick", "liquidity"))
-    assert (doc["token0"], doc["token1"], doc["fee"], doc["tick_spacing"]) == (p.token0, p.token1, "3000", "60")
+    assert all(
+        isinstance(doc[k], str) for k in ("fee", "tick_spacing", "sqrt_price_x96", "tick", "liquidity")
+    )
+    assert (doc["token0"], doc["token1"], doc["fee"], doc["tick_spacing"]) == (
+        p.token0,
+        p.token1,
+        "3000",
+        "60",
+    )
     assert len(doc["ticks"]) >= 10
     slot0 = dev.call(p.address, "UniswapV3Pool", "slot0", block=block)
     assert (doc["sqrt_price_x96"], doc["tick"]) == (str(slot0[0]), str(slot0[1]))
     quoter = dev.book.v3.quoter_v2
     sqrt = int(doc["sqrt_price_x96"])
     cases = [
-        (p.token0, 10**18, None), (p.token1, 2_000 * 10**6, None),
+        (p.token0, 10**18, None),
+        (p.token1, 2_000 * 10**6, None),
         (p.token0, 3_000 * 10**18, None),  # crosses many ticks
         (p.token1, 5_000_000 * 10**6, None),
         (p.token0, 10**21, sqrt * 999 // 1000),  # stopped by the price limit
@@ -53,31 +61,59 @@ def test_v3_snapshot_quotes_equal_quoter_v2(devnet: Devnet, tmp_path: Path, caps
     crossed_some = False
     for token_in, amount, limit in cases:
         token_out = p.token1 if token_in == p.token0 else p.token0
-        onchain = dev.call(quoter, "QuoterV2", "quoteExactInputSingle",
-                           (token_in, token_out, amount, 3000, limit or 0), block=block)
+        onchain = dev.call(
+            quoter,
+            "QuoterV2",
+            "quoteExactInputSingle",
+            (token_in, token_out, amount, 3000, limit or 0),
+            block=block,
+        )
         ours = quote_from_state(doc, amount_in=amount, token_in=token_in, sqrt_price_limit=limit)
-        assert (int(ours["amount_out"]), int(ours["sqrt_price_after"])) == (onchain[0], onchain[1]), (token_in, amount)
+        assert (int(ours["amount_out"]), int(ours["sqrt_price_after"])) == (onchain[0], onchain[1]), (
+            token_in,
+            amount,
+        )
         crossed_some |= int(ours["ticks_crossed"]) > 0
         out = int(ours["amount_out"]) // 3
-        onchain_out = dev.call(quoter, "QuoterV2", "quoteExactOutputSingle",
-                               (token_in, token_out, out, 3000, 0), block=block)
+        onchain_out = dev.call(
+            quoter, "QuoterV2", "quoteExactOutputSingle", (token_in, token_out, out, 3000, 0), block=block
+        )
         ours_out = quote_from_state(doc, amount_out=out, token_in="0" if token_in == p.token0 else "1")
-        assert (int(ours_out["amount_in"]), int(ours_out["sqrt_price_after"])) == (onchain_out[0], onchain_out[1])
+        assert (int(ours_out["amount_in"]), int(ours_out["sqrt_price_after"])) == (
+            onchain_out[0],
+            onchain_out[1],
+        )
     assert crossed_some
     code, cli = quote_cli(capsys, path, amount_in="1000000000000000000", token_in=p.token0.lower())
-    assert code == 0 and cli["amount_out"] == quote_from_state(doc, amount_in=10**18, token_in=0)["amount_out"]
-    assert set(cli) >= {"amount_in", "amount_out", "sqrt_price_after", "tick_after", "ticks_crossed", "price_after"}
+    assert (
+        code == 0 and cli["amount_out"] == quote_from_state(doc, amount_in=10**18, token_in=0)["amount_out"]
+    )
+    assert set(cli) >= {
+        "amount_in",
+        "amount_out",
+        "sqrt_price_after",
+        "tick_after",
+        "ticks_crossed",
+        "price_after",
+    }
 
     # reverts on chain -> a JSON error here
     with pytest.raises(RpcCallError):
-        dev.call(quoter, "QuoterV2", "quoteExactInputSingle", (p.token0, p.token1, 10**18, 3000, sqrt + 1),
-                 block=block)
+        dev.call(
+            quoter,
+            "QuoterV2",
+            "quoteExactInputSingle",
+            (p.token0, p.token1, 10**18, 3000, sqrt + 1),
+            block=block,
+        )
     code, err = quote_cli(capsys, path, amount_in=10**18, token_in=0, sqrt_price_limit=sqrt + 1)
     assert code == 1 and err["error"]["type"] == "QuoteError" and "SPL" in err["error"]["message"]
     # an exact output deeper than the pool: QuoterV2 reverts, so do we
     huge = 10**40
     with pytest.raises(RpcCallError):
-        dev.call(quoter, "QuoterV2", "quoteExactOutputSingle", (p.token0, p.token1, huge, 3000, 0), block=block)
+        dev.call(
+            quoter, "QuoterV2", "quoteExactOutputSingle", (p.token0, p.token1, huge, 3000, 0), block=block
+        )
     code, err = quote_cli(capsys, path, amount_out=huge, token_in=0)
     assert code == 1 and err["error"]["type"] == "QuoteError"
 
@@ -85,8 +121,8 @@ def test_v3_snapshot_quotes_equal_quoter_v2(devnet: Devnet, tmp_path: Path, caps
 def test_v3_snapshot_of_a_spacing_1_pool(devnet: Devnet) -> None:
     import asyncio
 
-    from chains.rpc import RpcClient
-    from chains.snapshot import snapshot_pool
+    from chains.node.rpc import RpcClient
+    from chains.state.snapshot import snapshot_pool
 
     dev = devnet
     p = pool_of(dev, "USDC", "USDT", 100)
@@ -99,16 +135,20 @@ def test_v3_snapshot_of_a_spacing_1_pool(devnet: Devnet) -> None:
     assert doc["tick_spacing"] == "1" and len(doc["ticks"]) >= 8
     block = int(doc["block"])
     amount = 250_000 * 10**6
-    onchain = dev.call(dev.book.v3.quoter_v2, "QuoterV2", "quoteExactInputSingle",
-                       (p.token1, p.token0, amount, 100, 0), block=block)
+    onchain = dev.call(
+        dev.book.v3.quoter_v2,
+        "QuoterV2",
+        "quoteExactInputSingle",
+        (p.token1, p.token0, amount, 100, 0),
+        block=block,
+    )
     assert int(quote_from_state(doc, amount_in=amount, token_in=1)["amount_out"]) == onchain[0]
 
 
 def test_v2_snapshot_quotes_equal_router(devnet: Devnet, tmp_path: Path, capsys: Any) -> None:
     dev = devnet
     weth, usdc = dev.book.token("WETH").address, dev.book.token("USDC").address
-    pair = next(p for p in dev.book.pools if p.venue == "sushiswap"
-                and {p.token0, p.token1} == {weth, usdc})
+    pair = next(p for p in dev.book.pools if p.venue == "sushiswap" and {p.token0, p.token1} == {weth, usdc})
     doc, path = snap(dev, pair.address, tmp_path, capsys)
     block = int(doc["block"])
     assert doc["kind"] == "uniswap_v2" and doc["fee_bps"] == "30"
@@ -116,12 +156,15 @@ def test_v2_snapshot_quotes_equal_router(devnet: Devnet, tmp_path: Path, capsys:
     assert (doc["reserve0"], doc["reserve1"]) == (str(reserves[0]), str(reserves[1]))
     router = dev.book.v2["sushiswap"].router
     for token_in, token_out, amount in ((weth, usdc, 3 * 10**18), (usdc, weth, 12_345 * 10**6)):
-        (amounts,) = dev.call(router, "UniswapV2Router02", "getAmountsOut", amount, [token_in, token_out], block=block)
+        (amounts,) = dev.call(
+            router, "UniswapV2Router02", "getAmountsOut", amount, [token_in, token_out], block=block
+        )
         code, q = quote_cli(capsys, path, amount_in=amount, token_in=token_in)
         assert code == 0 and (int(q["amount_in"]), int(q["amount_out"])) == (amounts[0], amounts[1])
         want = amounts[1] // 2
-        (amounts_in,) = dev.call(router, "UniswapV2Router02", "getAmountsIn", want, [token_in, token_out],
-                                 block=block)
+        (amounts_in,) = dev.call(
+            router, "UniswapV2Router02", "getAmountsIn", want, [token_in, token_out], block=block
+        )
         q = quote_from_state(doc, amount_out=want, token_in=token_in)
         assert (int(q["amount_in"]), int(q["amount_out"])) == (amounts_in[0], want)
     # more than the reserve: the router reverts, the quote is a JSON error
@@ -135,8 +178,12 @@ def test_v2_snapshot_quotes_equal_router(devnet: Devnet, tmp_path: Path, capsys:
 def test_snapshot_errors_are_json(devnet: Devnet, tmp_path: Path, capsys: Any) -> None:
     dev = devnet
     url = dev.node.http_url
-    for address, match in (("0x" + "12" * 20, "no contract"), (dev.book.token("WETH").address, "neither"),
-                           ("0x1234", "not an address"), ("nonsense", "not an address")):
+    for address, match in (
+        ("0x" + "12" * 20, "no contract"),
+        (dev.book.token("WETH").address, "neither"),
+        ("0x1234", "not an address"),
+        ("nonsense", "not an address"),
+    ):
         assert snapshot_main(address, url, None, None) == 1
         err = json.loads(capsys.readouterr().out)["error"]
         assert err["type"] == "SnapshotError" and match in err["message"], (address, err)
@@ -149,14 +196,38 @@ def test_snapshot_errors_are_json(devnet: Devnet, tmp_path: Path, capsys: Any) -
     assert json.loads(capsys.readouterr().out)["format"] == "mevsuite.pool-state"
 
 
-V2_DOC = {"format": "mevsuite.pool-state", "version": 1, "kind": "uniswap_v2", "block": "1", "block_hash": "0x",
-          "address": "0x" + "11" * 20, "token0": "0x" + "aa" * 20, "token1": "0x" + "bb" * 20,
-          "reserve0": "1000000", "reserve1": "2000000", "fee_bps": "30"}
-V3_DOC = {"format": "mevsuite.pool-state", "version": 1, "kind": "uniswap_v3", "block": "1", "block_hash": "0x",
-          "address": "0x" + "22" * 20, "token0": "0x" + "aa" * 20, "token1": "0x" + "bb" * 20, "fee": "3000",
-          "tick_spacing": "60", "sqrt_price_x96": str(2**96), "tick": "0", "liquidity": "1000000000000",
-          "ticks": [{"tick": "-600", "liquidity_gross": "1000000000000", "liquidity_net": "1000000000000"},
-                    {"tick": "600", "liquidity_gross": "1000000000000", "liquidity_net": "-1000000000000"}]}
+V2_DOC = {
+    "format": "mevsuite.pool-state",
+    "version": 1,
+    "kind": "uniswap_v2",
+    "block": "1",
+    "block_hash": "0x",
+    "address": "0x" + "11" * 20,
+    "token0": "0x" + "aa" * 20,
+    "token1": "0x" + "bb" * 20,
+    "reserve0": "1000000",
+    "reserve1": "2000000",
+    "fee_bps": "30",
+}
+V3_DOC = {
+    "format": "mevsuite.pool-state",
+    "version": 1,
+    "kind": "uniswap_v3",
+    "block": "1",
+    "block_hash": "0x",
+    "address": "0x" + "22" * 20,
+    "token0": "0x" + "aa" * 20,
+    "token1": "0x" + "bb" * 20,
+    "fee": "3000",
+    "tick_spacing": "60",
+    "sqrt_price_x96": str(2**96),
+    "tick": "0",
+    "liquidity": "1000000000000",
+    "ticks": [
+        {"tick": "-600", "liquidity_gross": "1000000000000", "liquidity_net": "1000000000000"},
+        {"tick": "600", "liquidity_gross": "1000000000000", "liquidity_net": "-1000000000000"},
+    ],
+}
 
 
 def test_offline_quotes_without_a_node() -> None:
@@ -180,7 +251,10 @@ BAD_FILES: list[tuple[Any, str]] = [
     ({**V2_DOC, "reserve0": "-5"}, "outside"),
     ({**V2_DOC, "token0": "0x12"}, "not an address"),
     ({**V3_DOC, "ticks": {}}, "must be a list"),
-    ({**V3_DOC, "ticks": [{"tick": "61", "liquidity_gross": "1", "liquidity_net": "1"}]}, "multiple of the tick"),
+    (
+        {**V3_DOC, "ticks": [{"tick": "61", "liquidity_gross": "1", "liquidity_net": "1"}]},
+        "multiple of the tick",
+    ),
     ({**V3_DOC, "ticks": [V3_DOC["ticks"][0], V3_DOC["ticks"][0]]}, "twice"),  # type: ignore[index]
     ({**V3_DOC, "sqrt_price_x96": "0"}, "outside"),
     ({**V3_DOC, "tick_spacing": "0"}, "outside"),

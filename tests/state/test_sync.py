@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chains.blocks import fetch_block
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.traffic import TrafficConfig, TrafficGenerator
-from chains.rpc import RpcClient
-from chains.state import ChainState, load_initial
+from chains.node.rpc import RpcClient
+from chains.state.chain import ChainState, load_initial
+from chains.watch.blocks import fetch_block
 from tests.fixtures.devnet import Devnet
 from tests.state.helpers import (
     DEADLINE,
@@ -51,11 +51,25 @@ class Scenario:
         ours = self.state.v3[p.address.lower()]
         sp = ours.tick_spacing
         base = ours.tick // sp * sp
-        amounts = [int(50_000 / t.usd_price * 10**t.decimals) for t in map(self.dev.book.token_by_address,
-                                                                            (p.token0, p.token1))]
-        params = (p.token0, p.token1, fee, base + lo_steps * sp, base + hi_steps * sp, *amounts, 0, 0,
-                  self.dev.book.deployer, DEADLINE)
-        h = await send(self.rpc, self.dev.book.deployer, self.npm, "NonfungiblePositionManager", "mint", params)
+        amounts = [
+            int(50_000 / t.usd_price * 10**t.decimals)
+            for t in map(self.dev.book.token_by_address, (p.token0, p.token1))
+        ]
+        params = (
+            p.token0,
+            p.token1,
+            fee,
+            base + lo_steps * sp,
+            base + hi_steps * sp,
+            *amounts,
+            0,
+            0,
+            self.dev.book.deployer,
+            DEADLINE,
+        )
+        h = await send(
+            self.rpc, self.dev.book.deployer, self.npm, "NonfungiblePositionManager", "mint", params
+        )
         self.sent.append(h)
         self.mint_txs.append(h)
 
@@ -70,8 +84,13 @@ class Scenario:
         token_id, liq = self.positions[index]
         amount = liq * fraction_num // fraction_den
         self.positions[index] = (token_id, liq - amount)
-        await self.tx(self.dev.book.deployer, self.npm, "NonfungiblePositionManager", "decreaseLiquidity",
-                      (token_id, amount, 0, 0, DEADLINE))
+        await self.tx(
+            self.dev.book.deployer,
+            self.npm,
+            "NonfungiblePositionManager",
+            "decreaseLiquidity",
+            (token_id, amount, 0, 0, DEADLINE),
+        )
 
     async def before_block(self, i: int, traffic: TrafficGenerator) -> None:
         t1, t2, pool, d = self.t1, self.t2, self.pool, self.dev.book.deployer
@@ -104,24 +123,36 @@ class Scenario:
             await self.tx(t2, pool, "Pool", "setUserUseReserveAsCollateral", self.tok("WETH"), False)
         elif i == 40:
             conf = self.dev.book.aave.pool_configurator
-            await self.tx(d, conf, "PoolConfigurator", "setEModeCategory", 1, 9000, 9300, 10100, ZERO, "stables")
+            await self.tx(
+                d, conf, "PoolConfigurator", "setEModeCategory", 1, 9000, 9300, 10100, ZERO, "stables"
+            )
             for sym in ("USDC", "DAI", "USDT"):
                 await self.tx(d, conf, "PoolConfigurator", "setAssetEModeCategory", self.tok(sym), 1)
         elif i == 42:
             await self.tx(t2, pool, "Pool", "setUserEMode", 1)
         elif i == 44:
             await self.tx(t2, pool, "Pool", "borrow", self.tok("DAI"), 50_000 * 10**18, 2, 0, t2)
-            await self.tx(self.dev.book.deployer, self.dev.book.aave.pool_configurator, "PoolConfigurator",
-                          "configureReserveAsCollateral", self.tok("WBTC"), 7000, 7500, 10650)
+            await self.tx(
+                self.dev.book.deployer,
+                self.dev.book.aave.pool_configurator,
+                "PoolConfigurator",
+                "configureReserveAsCollateral",
+                self.tok("WBTC"),
+                7000,
+                7500,
+                10650,
+            )
         elif i == 60:
             await traffic.shock("WETH", -0.25)
         elif i == 61:
             b = self.dev.book.aave.borrowers
             # borrower 0: WETH collateral, USDC debt; borrower 1: WETH collateral, DAI debt (aTokens received)
-            await self.tx(t2, pool, "Pool", "liquidationCall", self.tok("WETH"), self.tok("USDC"), b[0], MAX_UINT,
-                          False)
-            await self.tx(t1, pool, "Pool", "liquidationCall", self.tok("WETH"), self.tok("DAI"), b[1], MAX_UINT,
-                          True)
+            await self.tx(
+                t2, pool, "Pool", "liquidationCall", self.tok("WETH"), self.tok("USDC"), b[0], MAX_UINT, False
+            )
+            await self.tx(
+                t1, pool, "Pool", "liquidationCall", self.tok("WETH"), self.tok("DAI"), b[1], MAX_UINT, True
+            )
             self.liquidated += [b[0], b[1]]
         elif i == 75:
             await traffic.shock("WETH", 0.3)
@@ -132,9 +163,11 @@ async def test_event_synced_state_equals_the_chain_after_100_blocks(devnet_state
     dev.node.set_automine(False)  # devnet_state restores it
     cfg = TrafficConfig(swaps_per_block=4.0, oracle_moves_per_block=0.5, multihop_fraction=0.2)
     t0 = time.monotonic()
-    async with RpcClient(dev.node.http_url) as rpc, \
-            BlockBuilder(dev.node, interval_s=0.1, block_time_s=12) as builder, \
-            TrafficGenerator(dev.node, dev.book, cfg, seed=17) as traffic:
+    async with (
+        RpcClient(dev.node.http_url) as rpc,
+        BlockBuilder(dev.node, interval_s=0.1, block_time_s=12) as builder,
+        TrafficGenerator(dev.node, dev.book, cfg, seed=17) as traffic,
+    ):
         start = dev.node.block_number()
         scenario = Scenario(rpc, dev, ChainState())
         users = [scenario.t1, scenario.t2]
@@ -169,7 +202,9 @@ async def test_event_synced_state_equals_the_chain_after_100_blocks(devnet_state
         # the scenario exercised what it meant to
         t1, t2 = scenario.t1.lower(), scenario.t2.lower()
         usdc, weth = dev.book.token("USDC").address.lower(), dev.book.token("WETH").address.lower()
-        assert not aave.borrowing.get((usdc, t1)) and aave.borrowing.get((dev.book.token("DAI").address.lower(), t1))
+        assert not aave.borrowing.get((usdc, t1)) and aave.borrowing.get(
+            (dev.book.token("DAI").address.lower(), t1)
+        )
         assert aave.user_emode.get(t2) == 1 and aave.collateral.get((weth, t2)) is False
         for b in scenario.liquidated:
             assert aave.a_scaled.get((weth, b.lower()), 0) < 10**30  # something was seized

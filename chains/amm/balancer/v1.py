@@ -142,8 +142,9 @@ def calc_spot_price(balance_in: int, weight_in: int, balance_out: int, weight_ou
     return bmul(ratio, scale)
 
 
-def calc_out_given_in(balance_in: int, weight_in: int, balance_out: int, weight_out: int, amount_in: int,
-                      swap_fee: int) -> int:
+def calc_out_given_in(
+    balance_in: int, weight_in: int, balance_out: int, weight_out: int, amount_in: int, swap_fee: int
+) -> int:
     """``calcOutGivenIn``: ``balanceOut * (1 - (balanceIn / (balanceIn + amountIn*(1-fee)))^(wIn/wOut))``."""
     weight_ratio = bdiv(weight_in, weight_out)
     adjusted_in = bmul(amount_in, bsub(BONE, swap_fee))
@@ -153,8 +154,9 @@ def calc_out_given_in(balance_in: int, weight_in: int, balance_out: int, weight_
     return bmul(balance_out, bar)
 
 
-def swap_exact_amount_in(balance_in: int, weight_in: int, balance_out: int, weight_out: int, amount_in: int,
-                         swap_fee: int) -> int:
+def swap_exact_amount_in(
+    balance_in: int, weight_in: int, balance_out: int, weight_out: int, amount_in: int, swap_fee: int
+) -> int:
     """What ``BPool.swapExactAmountIn`` pays out (``minAmountOut = 0``, no price limit)."""
     _require(amount_in > 0, "ERR_ZERO_IN")
     _require(balance_in > 0 and balance_out > 0, "ERR_ZERO_BALANCE")

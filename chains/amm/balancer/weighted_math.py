@@ -14,8 +14,15 @@ from chains.amm.balancer.errors import MAX_IN_RATIO, MAX_OUT_RATIO, ZERO_INVARIA
 from chains.amm.balancer.fixed_point import PowVersion
 
 __all__ = [
-    "MAX_IN_RATIO_FP", "MAX_OUT_RATIO_FP", "_addSwapFeeAmount", "_calcInGivenOut", "_calcOutGivenIn",
-    "_calculateInvariant", "_subtractSwapFeeAmount", "query_swap_given_in", "query_swap_given_out",
+    "MAX_IN_RATIO_FP",
+    "MAX_OUT_RATIO_FP",
+    "_addSwapFeeAmount",
+    "_calcInGivenOut",
+    "_calcOutGivenIn",
+    "_calculateInvariant",
+    "_subtractSwapFeeAmount",
+    "query_swap_given_in",
+    "query_swap_given_out",
     "scaling_factor",
 ]
 
@@ -23,8 +30,9 @@ MAX_IN_RATIO_FP = 3 * 10**17  # 0.3: at most 30 % of the balance in
 MAX_OUT_RATIO_FP = 3 * 10**17  # 0.3: at most 30 % of the balance out
 
 
-def _calculateInvariant(normalized_weights: Sequence[int], balances: Sequence[int],
-                        version: PowVersion = "v2") -> int:
+def _calculateInvariant(
+    normalized_weights: Sequence[int], balances: Sequence[int], version: PowVersion = "v2"
+) -> int:
     invariant = fp.ONE
     for w, b in zip(normalized_weights, balances, strict=True):
         invariant = fp.mulDown(invariant, fp.powDown(b, w, version))
@@ -32,8 +40,14 @@ def _calculateInvariant(normalized_weights: Sequence[int], balances: Sequence[in
     return invariant
 
 
-def _calcOutGivenIn(balance_in: int, weight_in: int, balance_out: int, weight_out: int,
-                    amount_in: int, version: PowVersion = "v2") -> int:
+def _calcOutGivenIn(
+    balance_in: int,
+    weight_in: int,
+    balance_out: int,
+    weight_out: int,
+    amount_in: int,
+    version: PowVersion = "v2",
+) -> int:
     """``balanceOut * (1 - (balanceIn / (balanceIn + amountIn))^(weightIn / weightOut))``, rounded down."""
     require(amount_in <= fp.mulDown(balance_in, MAX_IN_RATIO_FP), MAX_IN_RATIO)
     denominator = fp.add(balance_in, amount_in)
@@ -43,8 +57,14 @@ def _calcOutGivenIn(balance_in: int, weight_in: int, balance_out: int, weight_ou
     return fp.mulDown(balance_out, fp.complement(power))
 
 
-def _calcInGivenOut(balance_in: int, weight_in: int, balance_out: int, weight_out: int,
-                    amount_out: int, version: PowVersion = "v2") -> int:
+def _calcInGivenOut(
+    balance_in: int,
+    weight_in: int,
+    balance_out: int,
+    weight_out: int,
+    amount_out: int,
+    version: PowVersion = "v2",
+) -> int:
     """``balanceIn * ((balanceOut / (balanceOut - amountOut))^(weightOut / weightIn) - 1)``, rounded up."""
     require(amount_out <= fp.mulDown(balance_out, MAX_OUT_RATIO_FP), MAX_OUT_RATIO)
     base = fp.divUp(balance_out, fp.sub(balance_out, amount_out))
@@ -72,22 +92,45 @@ def scaling_factor(decimals: int) -> int:
     return fp.ONE * factor
 
 
-def query_swap_given_in(amount_in: int, balance_in: int, balance_out: int, weight_in: int, weight_out: int,
-                        decimals_in: int, decimals_out: int, swap_fee_percentage: int,
-                        version: PowVersion = "v2") -> int:
+def query_swap_given_in(
+    amount_in: int,
+    balance_in: int,
+    balance_out: int,
+    weight_in: int,
+    weight_out: int,
+    decimals_in: int,
+    decimals_out: int,
+    swap_fee_percentage: int,
+    version: PowVersion = "v2",
+) -> int:
     """Tokens out for an exact ``amount_in`` (raw token units), as the pool's ``onSwap(GIVEN_IN)``."""
     sf_in, sf_out = scaling_factor(decimals_in), scaling_factor(decimals_out)
     amount = fp.mulDown(_subtractSwapFeeAmount(amount_in, swap_fee_percentage), sf_in)
-    out = _calcOutGivenIn(fp.mulDown(balance_in, sf_in), weight_in, fp.mulDown(balance_out, sf_out), weight_out,
-                          amount, version)
+    out = _calcOutGivenIn(
+        fp.mulDown(balance_in, sf_in), weight_in, fp.mulDown(balance_out, sf_out), weight_out, amount, version
+    )
     return fp.divDown(out, sf_out)
 
 
-def query_swap_given_out(amount_out: int, balance_in: int, balance_out: int, weight_in: int, weight_out: int,
-                         decimals_in: int, decimals_out: int, swap_fee_percentage: int,
-                         version: PowVersion = "v2") -> int:
+def query_swap_given_out(
+    amount_out: int,
+    balance_in: int,
+    balance_out: int,
+    weight_in: int,
+    weight_out: int,
+    decimals_in: int,
+    decimals_out: int,
+    swap_fee_percentage: int,
+    version: PowVersion = "v2",
+) -> int:
     """Tokens in for an exact ``amount_out`` (raw token units), as the pool's ``onSwap(GIVEN_OUT)``."""
     sf_in, sf_out = scaling_factor(decimals_in), scaling_factor(decimals_out)
-    amount_in = _calcInGivenOut(fp.mulDown(balance_in, sf_in), weight_in, fp.mulDown(balance_out, sf_out),
-                                weight_out, fp.mulDown(amount_out, sf_out), version)
+    amount_in = _calcInGivenOut(
+        fp.mulDown(balance_in, sf_in),
+        weight_in,
+        fp.mulDown(balance_out, sf_out),
+        weight_out,
+        fp.mulDown(amount_out, sf_out),
+        version,
+    )
     return _addSwapFeeAmount(fp.divUp(amount_in, sf_in), swap_fee_percentage)

@@ -1,7 +1,7 @@
 """A Uniswap V3 pool as plain data, and the pool's swap loop as a pure function.
 
 :class:`V3PoolState` holds what a quote needs (slot0's price and tick, the active liquidity, every
-initialized tick's gross/net liquidity and the tick bitmap) and does no I/O: ``chains/state.py`` keeps it in
+initialized tick's gross/net liquidity and the tick bitmap) and does no I/O: ``chains/state/chain.py`` keeps it in
 sync from events with :func:`apply_swap` (Swap) and :func:`update_position` (Mint/Burn).
 
 :func:`swap` mirrors ``UniswapV3Pool.swap`` (v3-core 1.0.1) step for step: the same word-by-word bitmap
@@ -85,8 +85,15 @@ class V3PoolState:
 
     def copy(self) -> V3PoolState:
         """A deep enough copy to mutate independently (ticks are immutable values)."""
-        return V3PoolState(self.fee, self.tick_spacing, self.sqrt_price_x96, self.tick, self.liquidity,
-                           dict(self.ticks), dict(self.bitmap))
+        return V3PoolState(
+            self.fee,
+            self.tick_spacing,
+            self.sqrt_price_x96,
+            self.tick,
+            self.liquidity,
+            dict(self.ticks),
+            dict(self.bitmap),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +222,9 @@ def quote_exact_input(
 ) -> SwapResult:
     """``swap`` for an exact input (the output is ``-amount1`` or ``-amount0``); like QuoterV2, a price limit
     may stop the swap before all of ``amount_in`` is used."""
-    return swap(state, zero_for_one=zero_for_one, amount_specified=amount_in, sqrt_price_limit_x96=sqrt_price_limit)
+    return swap(
+        state, zero_for_one=zero_for_one, amount_specified=amount_in, sqrt_price_limit_x96=sqrt_price_limit
+    )
 
 
 def quote_exact_output(
@@ -223,8 +232,9 @@ def quote_exact_output(
 ) -> SwapResult:
     """``swap`` for an exact output. Without a price limit, a pool too shallow to deliver all of
     ``amount_out`` raises :class:`IncompleteOutputError`, as QuoterV2 and SwapRouter revert."""
-    result = swap(state, zero_for_one=zero_for_one, amount_specified=-amount_out,
-                  sqrt_price_limit_x96=sqrt_price_limit)
+    result = swap(
+        state, zero_for_one=zero_for_one, amount_specified=-amount_out, sqrt_price_limit_x96=sqrt_price_limit
+    )
     if sqrt_price_limit is None and -(result.amount1 if zero_for_one else result.amount0) != amount_out:
         raise IncompleteOutputError(f"the pool can deliver only part of {amount_out}")
     return result

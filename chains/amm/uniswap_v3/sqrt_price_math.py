@@ -25,7 +25,9 @@ _UINT160_LIMIT = 1 << 160
 _INT256_LIMIT = 1 << 255
 
 
-def get_next_sqrt_price_from_amount0_rounding_up(sqrt_px96: int, liquidity: int, amount: int, add: bool) -> int:
+def get_next_sqrt_price_from_amount0_rounding_up(
+    sqrt_px96: int, liquidity: int, amount: int, add: bool
+) -> int:
     """Price after adding (``add``) or removing ``amount`` of token0, rounded up."""
     if amount == 0:
         return sqrt_px96
@@ -49,7 +51,9 @@ def get_next_sqrt_price_from_amount0_rounding_up(sqrt_px96: int, liquidity: int,
     return result
 
 
-def get_next_sqrt_price_from_amount1_rounding_down(sqrt_px96: int, liquidity: int, amount: int, add: bool) -> int:
+def get_next_sqrt_price_from_amount1_rounding_down(
+    sqrt_px96: int, liquidity: int, amount: int, add: bool
+) -> int:
     """Price after adding (``add``) or removing ``amount`` of token1, rounded down."""
     if add:
         # both of the contract's branches are floor(amount * 2^96 / liquidity); mulDiv would revert above uint256
@@ -75,7 +79,9 @@ def get_next_sqrt_price_from_input(sqrt_px96: int, liquidity: int, amount_in: in
     return get_next_sqrt_price_from_amount1_rounding_down(sqrt_px96, liquidity, amount_in, True)
 
 
-def get_next_sqrt_price_from_output(sqrt_px96: int, liquidity: int, amount_out: int, zero_for_one: bool) -> int:
+def get_next_sqrt_price_from_output(
+    sqrt_px96: int, liquidity: int, amount_out: int, zero_for_one: bool
+) -> int:
     """Price after ``amount_out`` of token1 (``zero_for_one``) or token0 comes out."""
     if sqrt_px96 <= 0 or liquidity <= 0:
         raise SqrtPriceMathError("SqrtPriceMath: zero price or liquidity")

@@ -103,15 +103,21 @@ def _slow_step(
     amount_in = amount_out = 0
     if exact_in:
         remaining_less_fee = amount_remaining * (_FEE_DENOMINATOR - fee_pips) // _FEE_DENOMINATOR
-        amount_in = (get_amount0_delta(target, current, liquidity, True) if zero_for_one
-                     else get_amount1_delta(current, target, liquidity, True))
+        amount_in = (
+            get_amount0_delta(target, current, liquidity, True)
+            if zero_for_one
+            else get_amount1_delta(current, target, liquidity, True)
+        )
         if remaining_less_fee >= amount_in:
             sqrt_next = target
         else:
             sqrt_next = get_next_sqrt_price_from_input(current, liquidity, remaining_less_fee, zero_for_one)
     else:
-        amount_out = (get_amount1_delta(target, current, liquidity, False) if zero_for_one
-                      else get_amount0_delta(current, target, liquidity, False))
+        amount_out = (
+            get_amount1_delta(target, current, liquidity, False)
+            if zero_for_one
+            else get_amount0_delta(current, target, liquidity, False)
+        )
         if -amount_remaining >= amount_out:
             sqrt_next = target
         else:

@@ -1,0 +1,1 @@
+"""The DEX arbitrage bot."""

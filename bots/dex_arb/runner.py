@@ -1,0 +1,407 @@
+"""Assemble and run the DEX arbitrage bot against any node: the devnet, a fork of it, or a fork of any RPC.
+
+:class:`DexArbRunner` wires the parts: pool states loaded at the head (:func:`chains.state.chain.load_initial`), a
+token screen (:mod:`chains.sim.tokens`: fee-on-transfer and reverting tokens are excluded from the graph), the
+route finder over the remaining pools, the :class:`chains.watch.blocks.BlockWatcher` that applies each block and
+calls the bot, the reorg handler, and the relay client.  Pools come from an :class:`ArbChain` (built from an
+address book, a pool file, or factory-log discovery: :func:`chain_from_book`, :func:`chain_from_pools_file`,
+:func:`chain_from_discovery`).
+
+:func:`setup_devnet_executor` deploys the committed ``ArbExecutor`` on a dev node (devnet or fork) and funds it
+with WETH, for the own-balance funding mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from eth_utils.address import to_checksum_address
+
+from analytics.routing import GasModel, RouteFinder, pools_from_chain_state
+from bots.dex_arb.bot import DexArbBot, DexArbSettings
+from bots.metrics import Metrics
+from bots.runtime.reorg import ReorgHandler
+from bots.store import Store
+from chains.addressbook import AddressBook
+from chains.devnet.artifacts import load
+from chains.devnet.builder import BlockBuilder
+from chains.events import Event, PendingSwap
+from chains.node.anvil import AnvilNode
+from chains.node.rpc import RpcClient
+from chains.send.executor import deploy_executor, wait_receipt
+from chains.send.flashbots import FlashbotsClient
+from chains.send.signer import Signer
+from chains.sim.tokens import TokenVerdict, screen_tokens
+from chains.state.chain import ChainState, StateAddresses, load_initial
+from chains.state.discovery import Factory, discover_pools
+from chains.watch.blocks import BlockData, BlockWatcher, ChainReorg, fetch_block
+from chains.watch.mempool import MempoolWatcher, RouterKind, routers_for_book
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ArbChain",
+    "ArbPool",
+    "DexArbRunner",
+    "chain_from_book",
+    "chain_from_discovery",
+    "chain_from_pools_file",
+    "read_pools_file",
+    "setup_devnet_executor",
+]
+
+# Measured on the devnet (docs/executor.md, `make bench`): own-balance mode, before refunds.
+EXECUTOR_GAS = GasModel(overhead=21_000 + 35_000, per_hop={"v2": 77_000, "v3": 87_000})
+
+
+@dataclass(frozen=True, slots=True)
+class ArbPool:
+    address: str
+    kind: Literal["v2", "v3"]
+    token0: str
+    token1: str
+    fee: int  # v2: bps; v3: hundredths of a bip
+
+
+@dataclass
+class ArbChain:
+    rpc_url: str
+    chain_id: int
+    weth: str
+    pools: list[ArbPool]
+    ws_url: str | None = None
+    routers: dict[str, RouterKind] = field(default_factory=dict)  # router address -> kind (pending-swap feed)
+
+
+def chain_from_book(book: AddressBook, rpc_url: str | None = None) -> ArbChain:
+    pools = [ArbPool(p.address, p.kind, p.token0, p.token1, p.fee) for p in book.pools]
+    ws = book.ws_url if rpc_url is None or rpc_url == book.rpc_url else rpc_url.replace("http", "ws", 1)
+    return ArbChain(rpc_url or book.rpc_url, book.chain_id, book.weth, pools, ws, routers_for_book(book))
+
+
+POOLS_FILE_MAX_BYTES = 64 << 20
+_POOL_KINDS = {"v2": "v2", "v3": "v3", "uniswap_v2": "v2", "uniswap_v3": "v3"}
+
+
+def read_pools_file(path: str | Path) -> list[ArbPool]:
+    """The pools of a JSON pool file: a list (or ``{"pools": [...]}``) of pool-state documents (``mevsuite pool
+    snapshot``, docs/pool-state-format.md) or of ``{"address", "kind": "v2"|"v3", "token0", "token1", "fee"}``
+    objects (``fee``: bps for v2, default 30; hundredths of a bip for v3; ``fee_bps`` is accepted too).
+
+    Any problem is a ``ValueError`` whose ``str()`` is one line naming the file and the pool."""
+    from chains.wirejson import loads
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(POOLS_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"pools file {path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        doc = loads(raw, max_bytes=POOLS_FILE_MAX_BYTES)
+    except ValueError as exc:
+        raise ValueError(f"pools file {path}: not valid JSON: {exc}") from None
+    items = doc if isinstance(doc, list) else doc.get("pools") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(f'pools file {path}: expected a list of pools (or {{"pools": [...]}})')
+    pools: list[ArbPool] = []
+    for i, it in enumerate(items):
+        try:
+            pools.append(_pool_entry(it))
+        except ValueError as exc:
+            raise ValueError(f"pools file {path}: pool #{i} is not usable: {exc}") from None
+    return pools
+
+
+def _pool_entry(it: Any) -> ArbPool:
+    if not isinstance(it, dict):
+        raise ValueError("expected an object")
+    kind = _POOL_KINDS.get(it.get("kind")) if isinstance(it.get("kind"), str) else None
+    if kind is None:
+        raise ValueError(f"kind {str(it.get('kind'))[:40]!r} is not v2/v3 (or uniswap_v2/uniswap_v3)")
+    addrs = []
+    for key in ("address", "token0", "token1"):
+        value = it.get(key)
+        if not (isinstance(value, str) and len(value) == 42 and value[:2] in ("0x", "0X")):
+            raise ValueError(f"{key}: not an address: {str(value)[:60]!r}")
+        try:
+            addrs.append(to_checksum_address(value))
+        except ValueError:
+            raise ValueError(f"{key}: not an address: {value[:60]!r}") from None
+    raw_fee = it.get("fee_bps", it.get("fee", 30))
+    if isinstance(raw_fee, str) and raw_fee.isdecimal():
+        raw_fee = int(raw_fee)  # pool-state documents write integers as decimal strings
+    if type(raw_fee) is not int or not 0 <= raw_fee < 1_000_000:
+        raise ValueError(f"fee: not a fee: {str(raw_fee)[:40]!r}")
+    return ArbPool(addrs[0], kind, addrs[1], addrs[2], raw_fee)  # type: ignore[arg-type]
+
+
+def chain_from_pools_file(path: str | Path, rpc_url: str, chain_id: int, weth: str) -> ArbChain:
+    """:func:`read_pools_file` on a chain."""
+    return ArbChain(rpc_url, chain_id, to_checksum_address(weth), read_pools_file(path))
+
+
+async def chain_from_discovery(
+    rpc_url: str,
+    chain_id: int,
+    weth: str,
+    factories: Sequence[Factory],
+    *,
+    checkpoint: str | Path | None = None,
+    from_block: int = 0,
+) -> ArbChain:
+    async with RpcClient(rpc_url) as rpc:
+        found = await discover_pools(
+            rpc,
+            factories,
+            checkpoint=checkpoint,
+            from_block=from_block,
+            on_progress=lambda m: log.info("discovery: %s", m),
+        )
+    pools = [ArbPool(p.address, p.kind, p.token0, p.token1, p.fee) for p in found]
+    return ArbChain(rpc_url, chain_id, to_checksum_address(weth), pools)
+
+
+def setup_devnet_executor(
+    node: AnvilNode,
+    owner: str,
+    weth: str,
+    *,
+    fund_wei: int,
+    aave_pool: str | None = None,
+    sender: str | None = None,
+) -> str:
+    """Deploy ``ArbExecutor`` (owner ``owner``, an unlocked dev account) and give it ``fund_wei`` of WETH.
+
+    Mines its own blocks with automine switched on for the duration, then restores the node's mode."""
+    automine = node.automine()
+    node.set_automine(True)
+    try:
+        node.rpc("anvil_setBalance", [owner, hex(fund_wei + 1000 * 10**18)])
+        executor = deploy_executor(node, owner, weth=weth, aave_pool=aave_pool, sender=sender)
+        weth9 = load("WETH9")
+        for data, value in (
+            (weth9.encode_call("deposit"), fund_wei),
+            (weth9.encode_call("transfer", executor, fund_wei), 0),
+        ):
+            h = node.rpc(
+                "eth_sendTransaction",
+                [{"from": owner, "to": weth, "data": data, "value": hex(value), "gas": hex(100_000)}],
+            )
+            receipt = wait_receipt(node, str(h))
+            if receipt["status"] != "0x1":
+                raise RuntimeError(f"funding the executor failed: {receipt}")
+        return executor
+    finally:
+        node.set_automine(automine)
+
+
+async def builder_heads(builder: BlockBuilder) -> AsyncIterator[dict[str, Any]]:
+    """Heads of the blocks a devnet :class:`BlockBuilder` produces, as the watcher's head stream.
+
+    The builder trial-mines and reverts blocks while it builds one; a watcher polling ``latest`` could catch a
+    trial block and take it for a (soon reorged) head.  Following the builder's real blocks avoids that."""
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    builder.add_block_listener(lambda r: queue.put_nowait({"number": hex(r.number), "hash": r.hash}))
+    while True:
+        yield await queue.get()
+
+
+@dataclass
+class DexArbRunner:
+    """The bot on a node.  ``await start()``, then ``await run()`` (until :meth:`stop`), then ``await close()``."""
+
+    chain: ArbChain
+    signer: Signer
+    executor: str
+    relay_url: str | None = None
+    relay_auth: Signer | None = None  # the Flashbots reputation key (default: a fresh random one per run)
+    settings: DexArbSettings = field(default_factory=DexArbSettings)
+    store: Store | None = None
+    metrics: Metrics | None = None
+    coinbase: str | None = None
+    max_hops: int = 3
+    top_k: int = 40  # cycles re-checked with the exact math per block
+    poll_interval: float = 0.05
+    gas: GasModel = EXECUTOR_GAS
+    heads: AsyncIterable[dict[str, Any]] | None = None  # block headers to follow (default: poll the node)
+    pending_swaps: bool = False  # watch the mempool (chain.ws_url, chain.routers) and backrun pending swaps
+
+    rpc: RpcClient | None = None
+    watcher: BlockWatcher | None = None
+    bot: DexArbBot | None = None
+    relay: FlashbotsClient | None = None
+    verdicts: dict[str, TokenVerdict] = field(default_factory=dict)
+    excluded: set[str] = field(default_factory=set)
+    block_listeners: list[Any] = field(default_factory=list)
+    _reorg_handler: ReorgHandler | None = None
+    _finder_state: ChainState | None = None
+    mempool: MempoolWatcher | None = None
+    _pending_q: asyncio.Queue[PendingSwap] | None = None
+    _pending_task: asyncio.Task[None] | None = None
+    processed: int = 0  # the last block the bot has fully evaluated (and submitted for)
+    _processed_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        self.rpc = RpcClient([self.chain.rpc_url])
+        head = int(await self.rpc.request("eth_blockNumber", []), 16)
+        self.processed = head
+        addresses = StateAddresses(
+            v2_pairs={p.address: p.fee for p in self.chain.pools if p.kind == "v2"},
+            v3_pools=[p.address for p in self.chain.pools if p.kind == "v3"],
+        )
+        state = await load_initial(self.rpc, addresses, head)
+        holders: dict[str, str] = {}
+        for p in self.chain.pools:
+            holders.setdefault(p.token0, p.address)
+            holders.setdefault(p.token1, p.address)
+        self.verdicts = await asyncio.to_thread(screen_tokens, self.chain.rpc_url, head, holders)
+        self.excluded = {t for t, v in self.verdicts.items() if not v.ok}
+        for t in sorted(self.excluded):
+            log.info(
+                "dex_arb: token %s excluded: %s (%s)", t, self.verdicts[t].verdict, self.verdicts[t].detail
+            )
+        if self.relay_url:
+            # Without a configured reputation key (bots.app.keys.reputation_signer): a fresh random one for this run.
+            self.relay = FlashbotsClient(
+                self.relay_auth or Signer(secrets.token_bytes(32)),
+                {"relay": self.relay_url},
+                timeout=5.0,
+                retries=1,
+            )
+        finder = self._finder(state)
+        self.bot = DexArbBot(
+            rpc=self.rpc,
+            rpc_url=self.chain.rpc_url,
+            finder=finder,
+            executor=self.executor,
+            signer=self.signer,
+            weth=self.chain.weth,
+            chain_id=self.chain.chain_id,
+            settings=self.settings,
+            relay=self.relay,
+            store=self.store,
+            metrics=self.metrics,
+            coinbase=self.coinbase,
+        )
+        self.watcher = BlockWatcher(
+            self.rpc,
+            state,
+            resync=self._resync,
+            chain_id=self.chain.chain_id,
+            registry=self.metrics.registry if self.metrics else None,
+            poll_interval=self.poll_interval,
+            heads=self.heads,
+        )
+        self.watcher.add_block_listener(self._on_block)
+        self.watcher.add_reorg_listener(self._on_reorg)
+        if self.store is not None:
+            self._reorg_handler = ReorgHandler(self.store, self.chain.chain_id, metrics=self.metrics)
+            self.watcher.add_reorg_listener(self._reorg_handler.on_reorg)
+        # The watcher reports new blocks only: evaluate the state we start on now, so an opportunity that is
+        # already open is bundled for the next block too.
+        await self._on_block(await fetch_block(self.rpc, head))
+        if self.pending_swaps:
+            if not self.chain.ws_url or not self.chain.routers:
+                raise ValueError("pending swaps need the chain's websocket URL and its router addresses")
+            self._pending_q = asyncio.Queue(maxsize=1_000)
+            self.mempool = MempoolWatcher(
+                self,
+                self.chain.routers,
+                ws_url=self.chain.ws_url,
+                mode="auto",
+                registry=self.metrics.registry if self.metrics else None,
+            )
+            await self.mempool.start()
+            self._pending_task = asyncio.create_task(self._pending_worker(), name="dex_arb-pending")
+
+    async def publish(self, topic: str, event: Event) -> None:
+        """The mempool watcher's publisher: queue pending swaps for the bot (dropping the oldest when behind)."""
+        if isinstance(event, PendingSwap) and self._pending_q is not None:
+            if self._pending_q.full():
+                self._pending_q.get_nowait()
+            self._pending_q.put_nowait(event)
+
+    async def _pending_worker(self) -> None:
+        assert self._pending_q is not None and self.bot is not None
+        while True:
+            swap = await self._pending_q.get()
+            await self.bot.on_pending_swap(swap)
+
+    def _finder(self, state: ChainState) -> RouteFinder:
+        v3_tokens = {p.address: (p.token0, p.token1) for p in self.chain.pools if p.kind == "v3"}
+        self._finder_state = state
+        return RouteFinder(
+            pools_from_chain_state(state, v3_tokens),
+            base_tokens=[self.chain.weth],
+            max_hops=self.max_hops,
+            excluded_tokens=self.excluded,
+            gas=self.gas,
+            top_k=self.top_k,
+            registry=self.metrics.registry if self.metrics else None,
+        )
+
+    async def _resync(self, block: int) -> ChainState:
+        assert self.rpc is not None
+        addresses = StateAddresses(
+            v2_pairs={p.address: p.fee for p in self.chain.pools if p.kind == "v2"},
+            v3_pools=[p.address for p in self.chain.pools if p.kind == "v3"],
+        )
+        return await load_initial(self.rpc, addresses, block)
+
+    async def _on_block(self, data: BlockData) -> None:
+        assert self.bot is not None and self.watcher is not None
+        if self._stale_finder():
+            self.bot.finder = self._finder(self.watcher.state)
+        await self.bot.on_block(data)
+        for listener in self.block_listeners:
+            await listener(data)
+        self.processed = data.block.number
+        self._processed_event.set()
+
+    async def wait_processed(self, number: int, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Wait until the bot has evaluated block ``number`` (``TimeoutError`` after ``timeout`` seconds)."""
+        async with asyncio.timeout(timeout):
+            while self.processed < number:
+                self._processed_event.clear()
+                await self._processed_event.wait()
+
+    def _stale_finder(self) -> bool:
+        assert self.watcher is not None
+        return self._finder_state is not self.watcher.state
+
+    async def _on_reorg(self, reorg: ChainReorg) -> None:
+        assert self.bot is not None and self.watcher is not None
+        await self.bot.on_reorg(reorg)
+        # Rolled-back pools are restored objects: rebuild the graph's adapters on the state as it is now.
+        self.bot.finder = self._finder(self.watcher.state)
+
+    async def run(self) -> None:
+        assert self.watcher is not None, "call start() first"
+        await self.watcher.run()
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    async def close(self) -> None:
+        self.stop()
+        if self._pending_task is not None:
+            self._pending_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._pending_task
+        if self.mempool is not None:
+            with contextlib.suppress(Exception):
+                await self.mempool.stop()
+        if self.relay is not None:
+            with contextlib.suppress(Exception):
+                await self.relay.close()
+        if self.rpc is not None:
+            with contextlib.suppress(Exception):
+                await self.rpc.close()

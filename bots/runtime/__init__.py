@@ -1,0 +1,1 @@
+"""The bot runtime: Collector -> Strategy -> Executor engine, the bus, reorg handling."""

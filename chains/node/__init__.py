@@ -1,0 +1,1 @@
+"""Talking to nodes: anvil as a subprocess, the JSON-RPC client (failover, batching), subscriptions."""

@@ -1,0 +1,1 @@
+"""Sending: signer, nonces, gas, the relay client, executor calldata."""

@@ -1,0 +1,1 @@
+"""Simulation: the pyrevm fork simulator, the token screen."""

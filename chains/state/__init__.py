@@ -1,0 +1,1 @@
+"""Chain state from events (pools, Aave accounts) with its journal; snapshots; pool discovery."""

@@ -1,0 +1,1 @@
+"""Watching the chain: whole blocks with reorgs, the mempool."""
