@@ -21,7 +21,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from chains.node.anvil import AnvilNode
 from chains.node.rpc import RpcClient
 
-# value() returns 42, anything else reverts (same contract as tests/chains/test_rpc.py).
+# value() returns 42, anything else reverts (same contract as tests/chains/node/test_rpc.py).
 CODE = (
     "0x" + "600035" + "60e01c" + "633fa4f245" + "14" + "601457" + "60006000fd" + "5b" + "602a60005260206000f3"
 )

@@ -8,7 +8,7 @@ Liquidation rules changed between releases, so they are versioned :class:`Liquid
 
 * :data:`V3_0` — ``@aave/core-v3`` 1.19.x (pool revision 1, the devnet market).  Close factor 50 % of the user's
   debt in the debt reserve, 100 % when the health factor is at or below 0.95.  Checked to the wei against
-  the real bytecode by ``tests/lending/test_aave_differential.py``.
+  the real bytecode by ``tests/chains/lending/test_aave_differential.py``.
 * :data:`V3_3` — aave-v3-origin 3.3 (pool revision 7, Ethereum mainnet since 2025).  All of the reserve's
   debt may be liquidated when the reserve's collateral or debt is worth less than
   ``MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD`` (2000 USD) or HF <= 0.95; otherwise at most 50 % of the user's
