@@ -16,7 +16,7 @@ help:
 	@echo "make demo    - devnet with real Uniswap/Aave bytecode, block builder, traffic, a recording bot"
 	@echo "make test    - the test suite (pytest, with timeouts)"
 	@echo "make bench   - benchmarks, printed as tables"
-	@echo "make lint    - ruff, mypy on chains/, import-linter floors"
+	@echo "make lint    - ruff check + format --check, mypy --strict (chains, analytics, bots), import-linter layers"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; mevsuite needs Python 3.11" >&2; exit 1; }
@@ -47,7 +47,7 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy chains/
+	$(VENV)/bin/mypy chains/ analytics/ bots/
 	$(VENV)/bin/lint-imports
 
 format: setup

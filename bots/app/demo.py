@@ -36,14 +36,12 @@ from analytics.cycle_oracle import (
     tradable_pools,
 )
 from bots.app.config import Config
-from bots.app.devnet import Devnet
+from bots.app.devnet import Devnet, builder_heads, setup_devnet_executor
 from bots.dex_arb.bot import DexArbSettings
 from bots.dex_arb.runner import (
     EXECUTOR_GAS,
     DexArbRunner,
-    builder_heads,
     chain_from_book,
-    setup_devnet_executor,
 )
 from bots.metrics import Metrics
 from bots.recorder.bot import BlockCollector, RecorderStrategy, StoreExecutor

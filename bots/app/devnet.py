@@ -17,18 +17,20 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bots.app.config import Config
 from chains.addressbook import AddressBook
+from chains.devnet.artifacts import load
 from chains.devnet.builder import BlockBuilder, BlockReport
 from chains.devnet.deploy import deploy_world
 from chains.devnet.relay import LocalRelay
 from chains.devnet.traffic import TrafficConfig, TrafficGenerator
 from chains.node.anvil import AnvilNode
+from chains.send.executor import deploy_executor, wait_receipt
 
 log = logging.getLogger(__name__)
 
@@ -228,3 +230,49 @@ async def _serve(
         await asyncio.gather(*tasks, waiter, return_exceptions=True)
     stats: dict[str, Any] = {"blocks": len(devnet.reports), "swaps_sent": devnet.traffic.stats.total_sent}
     say(f"stopped: {json.dumps(stats)}")
+
+
+# ------------------------------------------------------------------ the arbitrage executor on a dev node
+def setup_devnet_executor(
+    node: AnvilNode,
+    owner: str,
+    weth: str,
+    *,
+    fund_wei: int,
+    aave_pool: str | None = None,
+    sender: str | None = None,
+) -> str:
+    """Deploy ``ArbExecutor`` (owner ``owner``, an unlocked dev account) and give it ``fund_wei`` of WETH.
+
+    Mines its own blocks with automine switched on for the duration, then restores the node's mode."""
+    automine = node.automine()
+    node.set_automine(True)
+    try:
+        node.rpc("anvil_setBalance", [owner, hex(fund_wei + 1000 * 10**18)])
+        executor = deploy_executor(node, owner, weth=weth, aave_pool=aave_pool, sender=sender)
+        weth9 = load("WETH9")
+        for data, value in (
+            (weth9.encode_call("deposit"), fund_wei),
+            (weth9.encode_call("transfer", executor, fund_wei), 0),
+        ):
+            h = node.rpc(
+                "eth_sendTransaction",
+                [{"from": owner, "to": weth, "data": data, "value": hex(value), "gas": hex(100_000)}],
+            )
+            receipt = wait_receipt(node, str(h))
+            if receipt["status"] != "0x1":
+                raise RuntimeError(f"funding the executor failed: {receipt}")
+        return executor
+    finally:
+        node.set_automine(automine)
+
+
+async def builder_heads(builder: BlockBuilder) -> AsyncIterator[dict[str, Any]]:
+    """Heads of the blocks a devnet :class:`BlockBuilder` produces, as the watcher's head stream.
+
+    The builder trial-mines and reverts blocks while it builds one; a watcher polling ``latest`` could catch a
+    trial block and take it for a (soon reorged) head.  Following the builder's real blocks avoids that."""
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    builder.add_block_listener(lambda r: queue.put_nowait({"number": hex(r.number), "hash": r.hash}))
+    while True:
+        yield await queue.get()

@@ -31,17 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from bots.app.config import Config
+from bots.app.devnet import builder_heads, setup_devnet_executor
 from bots.app.keys import KeyChoice, fork_chain_id, reputation_signer, signer_from_config
 from bots.dex_arb.bot import DexArbSettings
 from bots.dex_arb.runner import (
     ArbChain,
     DexArbRunner,
-    builder_heads,
     chain_from_book,
     chain_from_discovery,
     chain_from_pools_file,
     read_pools_file,
-    setup_devnet_executor,
 )
 from bots.metrics import Metrics, MetricsServer
 from bots.store import Store

@@ -53,6 +53,7 @@ from eth_utils.crypto import keccak
 from analytics.routing import Opportunity, RouteFinder, V2RoutePool, V3RoutePool
 from bots.metrics import Metrics
 from bots.store import Store
+from chains.abi.blocks import BlockData
 from chains.abi.decode import V3_SWAP_TOPIC
 from chains.amm.uniswap_v3.pool import apply_swap
 from chains.events import PendingSwap
@@ -63,7 +64,7 @@ from chains.send.gas import next_base_fee
 from chains.send.signer import Signer
 from chains.sim.fork import ForkSim, SimLog, SimResult
 from chains.state.chain import T_SYNC
-from chains.watch.blocks import BlockData, ChainReorg
+from chains.watch.blocks import ChainReorg
 
 log = logging.getLogger(__name__)
 
@@ -329,9 +330,9 @@ class DexArbBot:
         hops = tuple(
             Hop(
                 pool=h.pool,
-                kind=h.kind,
+                kind=h.kind,  # type: ignore[arg-type]  # the bot routes only through v2/v3 pools
                 token_in=h.token_in,
-                token_out=h.token_out,  # type: ignore[arg-type]
+                token_out=h.token_out,
                 fee=h.fee,
                 zero_for_one=h.zero_for_one,
             )

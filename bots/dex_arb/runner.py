@@ -5,10 +5,8 @@ token screen (:mod:`chains.sim.tokens`: fee-on-transfer and reverting tokens are
 route finder over the remaining pools, the :class:`chains.watch.blocks.BlockWatcher` that applies each block and
 calls the bot, the reorg handler, and the relay client.  Pools come from an :class:`ArbChain` (built from an
 address book, a pool file, or factory-log discovery: :func:`chain_from_book`, :func:`chain_from_pools_file`,
-:func:`chain_from_discovery`).
-
-:func:`setup_devnet_executor` deploys the committed ``ArbExecutor`` on a dev node (devnet or fork) and funds it
-with WETH, for the own-balance funding mode.
+:func:`chain_from_discovery`).  Deploying and funding the executor on a dev node is
+:func:`bots.app.devnet.setup_devnet_executor`.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,19 +27,16 @@ from bots.dex_arb.bot import DexArbBot, DexArbSettings
 from bots.metrics import Metrics
 from bots.runtime.reorg import ReorgHandler
 from bots.store import Store
+from chains.abi.blocks import BlockData, fetch_block
 from chains.addressbook import AddressBook
-from chains.devnet.artifacts import load
-from chains.devnet.builder import BlockBuilder
 from chains.events import Event, PendingSwap
-from chains.node.anvil import AnvilNode
 from chains.node.rpc import RpcClient
-from chains.send.executor import deploy_executor, wait_receipt
 from chains.send.flashbots import FlashbotsClient
 from chains.send.signer import Signer
 from chains.sim.tokens import TokenVerdict, screen_tokens
 from chains.state.chain import ChainState, StateAddresses, load_initial
 from chains.state.discovery import Factory, discover_pools
-from chains.watch.blocks import BlockData, BlockWatcher, ChainReorg, fetch_block
+from chains.watch.blocks import BlockWatcher, ChainReorg
 from chains.watch.mempool import MempoolWatcher, RouterKind, routers_for_book
 
 log = logging.getLogger(__name__)
@@ -54,7 +49,6 @@ __all__ = [
     "chain_from_discovery",
     "chain_from_pools_file",
     "read_pools_file",
-    "setup_devnet_executor",
 ]
 
 # Measured on the devnet (docs/executor.md, `make bench`): own-balance mode, before refunds.
@@ -122,7 +116,8 @@ def read_pools_file(path: str | Path) -> list[ArbPool]:
 def _pool_entry(it: Any) -> ArbPool:
     if not isinstance(it, dict):
         raise ValueError("expected an object")
-    kind = _POOL_KINDS.get(it.get("kind")) if isinstance(it.get("kind"), str) else None
+    raw_kind = it.get("kind")
+    kind = _POOL_KINDS.get(raw_kind) if isinstance(raw_kind, str) else None
     if kind is None:
         raise ValueError(f"kind {str(it.get('kind'))[:40]!r} is not v2/v3 (or uniswap_v2/uniswap_v3)")
     addrs = []
@@ -166,51 +161,6 @@ async def chain_from_discovery(
         )
     pools = [ArbPool(p.address, p.kind, p.token0, p.token1, p.fee) for p in found]
     return ArbChain(rpc_url, chain_id, to_checksum_address(weth), pools)
-
-
-def setup_devnet_executor(
-    node: AnvilNode,
-    owner: str,
-    weth: str,
-    *,
-    fund_wei: int,
-    aave_pool: str | None = None,
-    sender: str | None = None,
-) -> str:
-    """Deploy ``ArbExecutor`` (owner ``owner``, an unlocked dev account) and give it ``fund_wei`` of WETH.
-
-    Mines its own blocks with automine switched on for the duration, then restores the node's mode."""
-    automine = node.automine()
-    node.set_automine(True)
-    try:
-        node.rpc("anvil_setBalance", [owner, hex(fund_wei + 1000 * 10**18)])
-        executor = deploy_executor(node, owner, weth=weth, aave_pool=aave_pool, sender=sender)
-        weth9 = load("WETH9")
-        for data, value in (
-            (weth9.encode_call("deposit"), fund_wei),
-            (weth9.encode_call("transfer", executor, fund_wei), 0),
-        ):
-            h = node.rpc(
-                "eth_sendTransaction",
-                [{"from": owner, "to": weth, "data": data, "value": hex(value), "gas": hex(100_000)}],
-            )
-            receipt = wait_receipt(node, str(h))
-            if receipt["status"] != "0x1":
-                raise RuntimeError(f"funding the executor failed: {receipt}")
-        return executor
-    finally:
-        node.set_automine(automine)
-
-
-async def builder_heads(builder: BlockBuilder) -> AsyncIterator[dict[str, Any]]:
-    """Heads of the blocks a devnet :class:`BlockBuilder` produces, as the watcher's head stream.
-
-    The builder trial-mines and reverts blocks while it builds one; a watcher polling ``latest`` could catch a
-    trial block and take it for a (soon reorged) head.  Following the builder's real blocks avoids that."""
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    builder.add_block_listener(lambda r: queue.put_nowait({"number": hex(r.number), "hash": r.hash}))
-    while True:
-        yield await queue.get()
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 
 from bots.runtime.engine import Collector, Executor, Strategy
 from bots.store import Store
+from chains.abi.blocks import BlockRpc, fetch_block
 from chains.addressbook import AddressBook, PoolInfo
 from chains.amm.uniswap_v2 import get_amount_out
 from chains.events import (
@@ -26,7 +27,6 @@ from chains.events import (
     NewBlock,
     PoolSwap,
 )
-from chains.watch.blocks import BlockRpc, fetch_block
 
 log = logging.getLogger(__name__)
 

@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bots.store import OrphanedBundle, ReorgRollback, Store
+from chains.abi.blocks import BlockData
 from chains.send.flashbots import BlockInclusion, InclusionTracker
 from chains.send.nonces import NonceManager
-from chains.watch.blocks import BlockData, ChainReorg
+from chains.watch.blocks import ChainReorg
 
 __all__ = ["ReorgHandler", "ReorgOutcome"]
 

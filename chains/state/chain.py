@@ -51,6 +51,7 @@ from typing import Any, Protocol
 
 from eth_utils.crypto import keccak
 
+from chains.abi.blocks import BlockData
 from chains.abi.decode import LogDecodeError
 from chains.addressbook import AddressBook
 from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState, update_position
@@ -63,7 +64,6 @@ from chains.lending.aave_v3 import percentMul as _percent_mul
 from chains.lending.aave_v3 import rayDiv as _ray_div
 from chains.lending.aave_v3 import rayMul as _ray_mul
 from chains.lending.aave_v3 import wadDiv as _wad_div
-from chains.watch.blocks import BlockData
 
 __all__ = [
     "AaveState",
@@ -468,7 +468,7 @@ class ChainState:
             self._journal.popleft()
 
     def apply_block_data(self, block: BlockData) -> None:
-        """:meth:`apply_block` for a :class:`chains.watch.blocks.BlockData` (from :func:`chains.watch.blocks.fetch_block`)."""
+        """:meth:`apply_block` for a :class:`chains.abi.blocks.BlockData` (from :func:`chains.abi.blocks.fetch_block`)."""
         self.apply_block(block.block.number, block.block.hash, block.logs, timestamp=block.block.timestamp)
 
     def rollback_to(self, block_number: int) -> None:

@@ -1,6 +1,6 @@
 """Reading whole blocks, and following the chain block by block with reorg handling.
 
-:func:`fetch_block` is the unit every block consumer works in: one batched round trip
+:func:`chains.abi.blocks.fetch_block` is the unit every block consumer works in: one batched round trip
 (``eth_getBlockByNumber`` + ``eth_getBlockReceipts``) gives a :class:`BlockData` with typed events, so bots
 evaluate after a whole block, never after a single log.
 
@@ -16,7 +16,7 @@ evaluate after a whole block, never after a single log.
   ``chains.node.subscribe.WsSubscription(url, "newHeads")``) or, by default, from polling
   ``eth_getBlockByNumber("latest")``.  A head is only a wake-up call: the watcher catches up by number, so a
   missed or duplicated head loses nothing.  If the head stream ends or fails, the watcher falls back to polling.
-* **Blocks** are fetched whole (:func:`fetch_block`), applied with ``ChainState.apply_block_data`` one block at a
+* **Blocks** are fetched whole (as :func:`chains.abi.blocks.fetch_block` does), applied with ``ChainState.apply_block_data`` one block at a
   time, then announced: block listeners are awaited with the :class:`BlockData` and the block's
   :class:`~chains.events.NewBlock` -- the "block applied" event -- is published (optionally preceded by the
   block's mined transactions and swaps, see ``publish_contents``).  Bots evaluate after the whole block.
@@ -48,19 +48,15 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from eth_utils.address import to_checksum_address
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from chains.abi.decode import LogDecodeError, decode_swap_log
+from chains.abi.blocks import BlockData, MalformedBlockError, hex_quantity, parse_block
 from chains.events import (
     Event,
     Hash32,
-    MinedTransaction,
-    NewBlock,
-    PoolSwap,
     Publisher,
     Uint64,
     register_event,
@@ -72,29 +68,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TOPIC_CHAIN_REORGS",
-    "BlockData",
     "BlockListener",
-    "BlockRpc",
     "BlockWatcher",
     "BlockWatcherMetrics",
     "ChainReorg",
-    "MalformedBlockError",
     "ReorgListener",
     "ResyncError",
     "WatcherRpc",
-    "fetch_block",
-    "parse_block",
 ]
 
 log = logging.getLogger(__name__)
 
 TOPIC_CHAIN_REORGS = "chain.reorgs"
-
-
-class BlockRpc(Protocol):
-    """What :func:`fetch_block` needs of an RPC client (``chains.node.rpc.RpcClient`` has it)."""
-
-    async def batch(self, calls: Any) -> list[Any]: ...
 
 
 class WatcherRpc(Protocol):
@@ -103,117 +88,6 @@ class WatcherRpc(Protocol):
     async def request(self, method: str, params: Any = None) -> Any: ...
 
     async def batch(self, calls: Any) -> list[Any]: ...
-
-
-class MalformedBlockError(ValueError):
-    """The node's answer for a block does not have the expected shape."""
-
-
-@dataclass(frozen=True, slots=True)
-class BlockData:
-    """A mined block as typed events: its header, every transaction's outcome, and the swaps in its logs."""
-
-    block: NewBlock
-    transactions: tuple[MinedTransaction, ...]
-    swaps: tuple[PoolSwap, ...]
-    logs: tuple[dict[str, Any], ...] = field(repr=False, default=())
-
-
-def _q(obj: dict[str, Any], key: str) -> int:
-    try:
-        return int(obj[key], 16)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedBlockError(
-            f"field {key!r} missing or not a hex quantity: {obj.get(key)!r:.80}"
-        ) from exc
-
-
-def parse_block(block: dict[str, Any] | None, receipts: list[dict[str, Any]] | None) -> BlockData:
-    """Turn the JSON of a block (with full transactions) and its receipts into :class:`BlockData`.
-
-    Anything malformed (missing fields, bad hex, bad hashes or addresses) raises :class:`MalformedBlockError`.
-    """
-    if not isinstance(block, dict):
-        raise MalformedBlockError(f"block is {block!r:.80}, not an object (unknown block number?)")
-    if not isinstance(receipts, list):
-        raise MalformedBlockError(f"receipts are {receipts!r:.80}, not a list")
-    txs = block.get("transactions") or []
-    if not isinstance(txs, list) or len(txs) != len(receipts):
-        raise MalformedBlockError(
-            f"block {block.get('number')} has {len(txs)} txs but {len(receipts)} receipts"
-        )
-    try:
-        head = NewBlock(
-            number=_q(block, "number"),
-            hash=block.get("hash"),  # type: ignore[arg-type]  # validated by NewBlock
-            parent_hash=block.get("parentHash"),  # type: ignore[arg-type]
-            timestamp=_q(block, "timestamp"),
-            base_fee_per_gas=_q(block, "baseFeePerGas") if block.get("baseFeePerGas") else 0,
-            gas_used=_q(block, "gasUsed"),
-            gas_limit=_q(block, "gasLimit"),
-        )
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, MalformedBlockError):
-            raise
-        raise MalformedBlockError(f"block header: {exc}") from exc
-    mined: list[MinedTransaction] = []
-    swaps: list[PoolSwap] = []
-    logs: list[dict[str, Any]] = []
-    for tx, rc in zip(txs, receipts, strict=True):
-        if not isinstance(tx, dict) or not isinstance(rc, dict):
-            raise MalformedBlockError(
-                "block was fetched without full transactions (or a receipt is not an object)"
-            )
-        if rc.get("transactionHash") != tx.get("hash"):
-            raise MalformedBlockError(
-                f"receipt {rc.get('transactionHash')} does not match tx {tx.get('hash')}"
-            )
-        to = tx.get("to")
-        try:
-            mined.append(
-                MinedTransaction(
-                    block_number=head.number,
-                    block_hash=head.hash,
-                    tx_index=_q(tx, "transactionIndex"),
-                    hash=tx["hash"],
-                    sender=to_checksum_address(tx["from"]),
-                    to=to_checksum_address(to) if to else None,
-                    nonce=_q(tx, "nonce"),
-                    value=_q(tx, "value"),
-                    gas_used=_q(rc, "gasUsed"),
-                    effective_gas_price=_q(rc, "effectiveGasPrice"),
-                    success=_q(rc, "status") == 1,
-                )
-            )
-        except MalformedBlockError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MalformedBlockError(f"block {head.number}: tx {tx.get('hash')!r:.80}: {exc}") from exc
-        rc_logs = rc.get("logs") or []
-        if not isinstance(rc_logs, list):
-            raise MalformedBlockError(f"block {head.number}: logs of tx {tx.get('hash')} are not a list")
-        for lg in rc_logs:
-            if not isinstance(lg, dict):
-                raise MalformedBlockError(
-                    f"block {head.number}: a log of tx {tx.get('hash')} is not an object"
-                )
-            logs.append(lg)
-            try:
-                swap = decode_swap_log(lg)
-            except (LogDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise MalformedBlockError(f"block {head.number}: {exc}") from exc
-            if swap is not None:
-                swaps.append(swap)
-    return BlockData(block=head, transactions=tuple(mined), swaps=tuple(swaps), logs=tuple(logs))
-
-
-async def fetch_block(rpc: BlockRpc, number: int) -> BlockData:
-    """Fetch block ``number`` with its receipts in one batched request and decode it."""
-    tag = hex(number)
-    block, receipts = await rpc.batch(
-        [("eth_getBlockByNumber", [tag, True]), ("eth_getBlockReceipts", [tag])]
-    )
-    return parse_block(block, receipts)
 
 
 # ------------------------------------------------------------------------------------------------ reorg event
@@ -329,7 +203,7 @@ class _Head:
 def _parse_head(head: Any) -> _Head:
     if not isinstance(head, dict):
         raise MalformedBlockError(f"head is {head!r:.80}, not an object")
-    number = _q(head, "number")
+    number = hex_quantity(head, "number")
     h = head.get("hash")
     if not isinstance(h, str) or len(h) != 66 or not h.startswith("0x"):
         raise MalformedBlockError(f"head hash {h!r:.80} is not 0x + 64 hex digits")
@@ -569,7 +443,7 @@ class BlockWatcher:
                 hashes.append(None)
             else:
                 hashes.append(_parse_head(blk).hash)
-                if _q(blk, "number") != n:
+                if hex_quantity(blk, "number") != n:
                     raise MalformedBlockError(f"asked for block {n}, got {blk.get('number')}")
         return hashes
 

@@ -23,16 +23,11 @@ from ml.models.base import (
     read_model_json,
 )
 from ml.models.gbdt import LGBMModel, XGBModel
+from ml.models.kinds import BASE_KINDS
 from ml.models.nets import LSTMModel, TransformerModel
 from ml.models.stack import StackedEnsemble
 
-MODEL_KINDS: dict[str, type[DirectionModel]] = {
-    "lstm": LSTMModel,
-    "transformer": TransformerModel,
-    "xgboost": XGBModel,
-    "lightgbm": LGBMModel,
-    "stack": StackedEnsemble,
-}
+MODEL_KINDS: dict[str, type[DirectionModel]] = {**BASE_KINDS, "stack": StackedEnsemble}
 
 
 def make_model(kind: str, **config: Any) -> DirectionModel:

@@ -272,9 +272,7 @@ class DirectionModel(ABC):
     def load(cls, directory: Path | str) -> Self:
         directory = Path(directory)
         if cls is DirectionModel:  # DirectionModel.load(dir): whatever kind is saved there
-            from ml.models import load_model
-
-            return load_model(directory)  # type: ignore[return-value]
+            return _kind_class(directory, read_model_json(directory)["kind"]).load(directory)  # type: ignore[return-value]
         meta = read_model_json(directory)
         if meta["kind"] != cls.name:
             raise ValueError(f"{directory} holds a {meta['kind']!r} model, not {cls.name!r}")
@@ -316,6 +314,20 @@ def child_path(directory: Path | str, name: Any, *, what: str) -> Path:
     ):
         raise ModelFileError(f"{directory}: {what} {name!r} is not a plain file name")
     return check_inside(directory, Path(directory) / name, what=what)
+
+
+def _kind_class(directory: Path, kind: Any) -> type[DirectionModel]:
+    """The class of ``kind`` among this package's models (``ml.models.*``; imported with the package), found
+    without importing the package's table (which imports this module)."""
+    todo, seen = list(DirectionModel.__subclasses__()), []
+    while todo:
+        sub = todo.pop()
+        seen.append(sub)
+        todo.extend(sub.__subclasses__())
+    for sub in seen:
+        if sub.__module__.startswith("ml.models.") and getattr(sub, "name", None) == kind:
+            return sub
+    raise ModelFileError(f"{directory}: unknown model kind {str(kind)[:40]!r}")
 
 
 def read_json_object(path: Path | str) -> dict[str, Any]:

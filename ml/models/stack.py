@@ -35,6 +35,7 @@ from ml.models.base import (
     child_path,
     read_model_json,
 )
+from ml.models.kinds import BASE_KINDS
 
 EPS = 1e-6
 
@@ -45,9 +46,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def _registry() -> Mapping[str, type[DirectionModel]]:
-    from ml.models import MODEL_KINDS  # late import: the registry module imports this one
-
-    return MODEL_KINDS
+    return BASE_KINDS  # a stack's bases are never stacks
 
 
 class StackedEnsemble(DirectionModel):

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from analytics.routing import Opportunity, RouteFinder, pools_from_chain_state
+from chains.abi.blocks import fetch_block
 from chains.node.rpc import RpcClient
 from chains.state.chain import load_initial
-from chains.watch.blocks import fetch_block
 from tests.fixtures.devnet import Devnet
 
 DEADLINE = 2**64

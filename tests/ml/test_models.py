@@ -35,6 +35,7 @@ from ml.models import (
     make_model,
 )
 from ml.models.base import check_X
+from ml.models.kinds import BASE_KINDS
 
 N_ROWS, N_FEATURES = 2400, 6
 TRAIN, VAL = 1600, 300  # rows [0, 1600) train, [1600, 1900) early stopping, [1900, 2400) test
@@ -345,8 +346,8 @@ def test_stack_meta_sees_only_out_of_fold_predictions(
     X, y = data
     X = X.copy()
     X[:, 0] = np.arange(N_ROWS)  # row ids (exact in float32)
-    monkeypatch.setitem(MODEL_KINDS, "spy", SpyModel)
-    monkeypatch.setitem(MODEL_KINDS, "seqspy", SeqSpyModel)
+    monkeypatch.setitem(BASE_KINDS, "spy", SpyModel)  # the kinds a stack may combine
+    monkeypatch.setitem(BASE_KINDS, "seqspy", SeqSpyModel)
     meta_inputs: list[np.ndarray] = []
 
     class RecordingLR(stack_mod.LogisticRegression):  # type: ignore[misc]

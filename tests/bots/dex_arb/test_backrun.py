@@ -7,9 +7,9 @@ import asyncio
 from eth_account import Account
 
 from bots.app.config import Config
-from bots.app.devnet import Devnet
+from bots.app.devnet import Devnet, builder_heads, setup_devnet_executor
 from bots.dex_arb.bot import DexArbSettings
-from bots.dex_arb.runner import DexArbRunner, builder_heads, chain_from_book, setup_devnet_executor
+from bots.dex_arb.runner import DexArbRunner, chain_from_book
 from chains.devnet.relay import DEVNET_BUILDER_COINBASE
 from chains.node.anvil import DEV_MNEMONIC
 from chains.send.signer import Signer

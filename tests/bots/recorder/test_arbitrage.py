@@ -6,9 +6,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bots.recorder.bot import CrossVenueArbitrage, RecorderStrategy, best_cross_venue_arbitrage
+from chains.abi.blocks import fetch_block
 from chains.amm.uniswap_v2 import get_amount_out
 from chains.node.rpc import RpcClient
-from chains.watch.blocks import fetch_block
 from tests.bots.recorder.helpers import DEADLINE, receipt, reserves_at, v2_pool
 from tests.fixtures.devnet import Devnet
 

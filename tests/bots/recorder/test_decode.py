@@ -12,9 +12,9 @@ from eth_utils.crypto import keccak
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chains.abi.blocks import MalformedBlockError, fetch_block, parse_block
 from chains.abi.decode import LogDecodeError, decode_swap_log
 from chains.node.rpc import RpcClient
-from chains.watch.blocks import MalformedBlockError, fetch_block, parse_block
 from tests.bots.recorder.helpers import DEADLINE, balance_at, receipt, send, v2_pool, v3_pool
 from tests.fixtures.devnet import Devnet
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from chains.abi.blocks import BlockData, fetch_block
 from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.traffic import TrafficConfig, TrafficGenerator
@@ -21,7 +22,6 @@ from chains.state.chain import (
     V2PairState,
     load_initial,
 )
-from chains.watch.blocks import BlockData, fetch_block
 from tests.chains.state.helpers import (
     DEADLINE,
     MAX_UINT,

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chains.abi.blocks import fetch_block
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.traffic import TrafficConfig, TrafficGenerator
 from chains.node.rpc import RpcClient
 from chains.state.chain import ChainState, load_initial
-from chains.watch.blocks import fetch_block
 from tests.chains.state.helpers import (
     DEADLINE,
     MAX_UINT,

@@ -11,11 +11,12 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from bots.store import Block, Store, Trade, Transaction
+from chains.abi.blocks import BlockData
 from chains.addressbook import AddressBook
 from chains.devnet.artifacts import load
 from chains.node.anvil import AnvilNode
 from chains.state.chain import ChainState, StateAddresses
-from chains.watch.blocks import BlockData, BlockWatcher
+from chains.watch.blocks import BlockWatcher
 from tests.chains.state.helpers import v3_tuple
 
 DEADLINE = 2**40

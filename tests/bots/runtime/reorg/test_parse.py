@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from chains.watch.blocks import ChainReorg, MalformedBlockError, parse_block
+from chains.abi.blocks import MalformedBlockError, parse_block
+from chains.watch.blocks import ChainReorg
 
 H = "0x" + "ab" * 32
 

@@ -12,12 +12,13 @@ import pytest
 from bots.metrics import Metrics
 from bots.runtime.reorg import ReorgHandler
 from bots.store import PnlSnapshot, Store
+from chains.abi.blocks import BlockData, fetch_block
 from chains.events import Event
 from chains.node.rpc import RpcClient
 from chains.send.flashbots import InclusionStatus, InclusionTracker
 from chains.send.nonces import NonceManager
 from chains.state.chain import ChainState, load_initial
-from chains.watch.blocks import BlockData, BlockWatcher, ChainReorg, fetch_block
+from chains.watch.blocks import BlockWatcher, ChainReorg
 from tests.bots.runtime.reorg.helpers import (
     Recorder,
     bundle_hash_of,
