@@ -6,9 +6,10 @@ import asyncio
 import time
 from typing import Any
 
+from chains.devnet.actors import TrafficConfig
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.deploy import deploy_world
-from chains.devnet.traffic import TrafficConfig, TrafficGenerator
+from chains.devnet.traffic import TrafficGenerator
 from chains.node.anvil import AnvilNode
 
 

@@ -55,9 +55,11 @@ __all__ = [
     "ALL_TOPICS",
     "TOPIC_NEW_BLOCKS",
     "TOPIC_ORACLE_PRICES",
+    "TOPIC_ORACLE_UPDATES",
     "TOPIC_PENDING_SWAPS",
     "TOPIC_PENDING_TXS",
     "TOPIC_POOL_SWAPS",
+    "TOPIC_WHALE_TRANSFERS",
     "Address",
     "Event",
     "EventSubscription",
@@ -67,6 +69,7 @@ __all__ = [
     "MinedTransaction",
     "NewBlock",
     "OraclePriceUpdate",
+    "OracleUpdate",
     "PendingSwap",
     "PendingTransaction",
     "PoolSwap",
@@ -79,6 +82,7 @@ __all__ = [
     "Uint128",
     "Uint160",
     "Uint256",
+    "WhaleTransfer",
     "event_class",
     "is_valid_topic",
     "register_event",
@@ -93,6 +97,8 @@ TOPIC_PENDING_SWAPS = "mempool.swaps"
 TOPIC_POOL_SWAPS = "dex.swaps"
 TOPIC_ORACLE_PRICES = "oracle.prices"
 TOPIC_MINED_TXS = "chain.txs"
+TOPIC_ORACLE_UPDATES = "oracle.updates"
+TOPIC_WHALE_TRANSFERS = "chain.whales"
 ALL_TOPICS: tuple[str, ...] = (
     TOPIC_NEW_BLOCKS,
     TOPIC_PENDING_TXS,
@@ -100,6 +106,8 @@ ALL_TOPICS: tuple[str, ...] = (
     TOPIC_POOL_SWAPS,
     TOPIC_ORACLE_PRICES,
     TOPIC_MINED_TXS,
+    TOPIC_ORACLE_UPDATES,
+    TOPIC_WHALE_TRANSFERS,
 )
 
 # Dotted lowercase segments: safe as a Redis key suffix, a Prometheus label value and a file name alike.
@@ -156,6 +164,8 @@ Int24 = Annotated[int, _IntRange("int24", -(2**23), 2**23 - 1)]
 Int256 = Annotated[int, _IntRange("int256", -(2**255), 2**255 - 1)]
 
 SwapProtocol = Literal["uniswap_v2", "uniswap_v3"]
+TxStatus = Literal["pending", "mined"]
+WhaleKind = Literal["eth_transfer", "erc20_transfer", "swap"]
 
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 _HASH_RE = re.compile(r"0x[0-9a-fA-F]{64}")
@@ -795,6 +805,85 @@ class PendingSwap(Event):
     def token_out(self) -> str:
         """The token the sender receives."""
         return self.path[-1]
+
+
+def _check_status(where: str, status: str, block_number: int | None, block_hash: str | None) -> None:
+    if status == "mined" and (block_number is None or block_hash is None):
+        raise ValueError(f"{where}: a mined event needs block_number and block_hash")
+    if status == "pending" and (block_number is not None or block_hash is not None):
+        raise ValueError(f"{where}: a pending event has no block (block_number/block_hash must be None)")
+
+
+@register_event
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OracleUpdate(Event):
+    """A transaction that updates a price source: ``status`` "pending" (seen in the mempool, e.g. the devnet's
+    oracle mover or a Chainlink aggregator's ``transmit``) or "mined" (in ``block_number``).
+
+    ``source`` is the contract the transaction calls (the oracle, or an aggregator behind a proxy); ``assets``
+    the assets whose price it moves, when known.  ``price`` / ``decimals`` are set only when the update states
+    its price plainly (``setAssetPrice``); otherwise — adapters, capped feeds, ``transmit`` reports — the new
+    price is learned by simulating the transaction and reading the oracle, never by decoding the report.
+    """
+
+    KIND: ClassVar[str] = "oracle_update"
+    TOPIC: ClassVar[str] = TOPIC_ORACLE_UPDATES
+
+    status: TxStatus
+    tx_hash: Hash32
+    sender: Address
+    source: Address
+    assets: tuple[Address, ...] = ()
+    price: Uint256 | None = None
+    decimals: Uint8 | None = None
+    block_number: Uint64 | None = None
+    block_hash: Hash32 | None = None
+    seen_at: float = 0.0
+
+    def _validate(self) -> None:
+        where = f"OracleUpdate {self.tx_hash}"
+        _check_status(where, self.status, self.block_number, self.block_hash)
+        if (self.price is None) != (self.decimals is None):
+            raise ValueError(f"{where}: price and decimals come together")
+        if self.price is not None and len(self.assets) != 1:
+            raise ValueError(f"{where}: a stated price belongs to exactly one asset, got {len(self.assets)}")
+
+
+@register_event
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhaleTransfer(Event):
+    """A transfer or swap at least as large as the producer's size threshold for its token: an ETH transfer
+    (``token`` None, ``amount`` in wei), an ERC-20 ``Transfer`` (``amount`` in the token's raw units) or a swap
+    (``token`` the input token, ``amount`` its input amount), pending or mined.
+
+    ``threshold`` is the threshold that was crossed (same units as ``amount``), so consumers can tell how big
+    "big" was; ``log_index`` is set for mined ERC-20 transfers and swaps.
+    """
+
+    KIND: ClassVar[str] = "whale_transfer"
+    TOPIC: ClassVar[str] = TOPIC_WHALE_TRANSFERS
+
+    whale_kind: WhaleKind
+    status: TxStatus
+    tx_hash: Hash32
+    sender: Address
+    recipient: Address | None = None
+    token: Address | None = None
+    amount: Uint256
+    threshold: Uint256
+    block_number: Uint64 | None = None
+    block_hash: Hash32 | None = None
+    log_index: Uint64 | None = None
+
+    def _validate(self) -> None:
+        where = f"WhaleTransfer {self.tx_hash}"
+        _check_status(where, self.status, self.block_number, self.block_hash)
+        if (self.whale_kind == "eth_transfer") != (self.token is None):
+            raise ValueError(f"{where}: only an ETH transfer has no token")
+        if self.amount < self.threshold:
+            raise ValueError(f"{where}: amount {self.amount} is below the threshold {self.threshold}")
+        if self.log_index is not None and self.status != "mined":
+            raise ValueError(f"{where}: a log index belongs to a mined event")
 
 
 # --------------------------------------------------------------------------------------- bus protocols

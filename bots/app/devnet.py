@@ -24,11 +24,12 @@ from typing import Any
 
 from bots.app.config import Config
 from chains.addressbook import AddressBook
+from chains.devnet.actors import TrafficConfig
 from chains.devnet.artifacts import load
 from chains.devnet.builder import BlockBuilder, BlockReport
 from chains.devnet.deploy import deploy_world
 from chains.devnet.relay import LocalRelay
-from chains.devnet.traffic import TrafficConfig, TrafficGenerator
+from chains.devnet.traffic import TrafficGenerator
 from chains.node.anvil import AnvilNode
 from chains.send.executor import deploy_executor, wait_receipt
 

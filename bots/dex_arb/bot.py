@@ -24,8 +24,11 @@ for the summary's p50/p99):
    ``gasUsed × effectiveGasPrice``; missing txs mean ``not_landed``.
 
 Every opportunity is recorded (``found`` → ``simulated``/``rejected`` → ``submitted`` → ``landed`` /
-``not_landed`` / ``failed``; reorgs make them ``orphaned`` through :class:`bots.runtime.reorg.ReorgHandler`), with the
-bundle and a PnL row per landed block.  Nothing is sent that was not simulated profitable at its target state.
+``not_landed`` / ``failed``; reorgs make them ``orphaned`` through :class:`bots.runtime.reorg.ReorgHandler`), with
+a ``reason`` code for each one not sent or not landed (:class:`bots.store.Reason`, docs/store.md), the bundle, a
+PnL row per landed block, and one ``evaluations`` row per block (``evaluated``: its duration and the number of
+opportunities found; ``skipped`` with ``evaluation_error`` when the evaluation raised).  Nothing is sent that was
+not simulated profitable at its target state.
 
 **Pending swaps** (:meth:`DexArbBot.on_pending_swap`, fed by :class:`chains.watch.mempool.MempoolWatcher`): a
 pending router swap is simulated on top of the last block (``eth_simulateV1`` on the node, with the next block's
@@ -52,14 +55,14 @@ from eth_utils.crypto import keccak
 
 from analytics.routing import Opportunity, RouteFinder, V2RoutePool, V3RoutePool
 from bots.metrics import Metrics
-from bots.store import Store
+from bots.store import Reason, Store
 from chains.abi.blocks import BlockData
 from chains.abi.decode import V3_SWAP_TOPIC
 from chains.amm.uniswap_v3.pool import apply_swap
 from chains.events import PendingSwap
 from chains.node.rpc import RpcClient
 from chains.send.executor import ArbPlan, Funding, FundingMode, Hop, encode_execute
-from chains.send.flashbots import FlashbotsClient, bundle_hash
+from chains.send.flashbots import FlashbotsClient, bundle_hash, bundle_replacement_uuid
 from chains.send.gas import next_base_fee
 from chains.send.signer import Signer
 from chains.sim.fork import ForkSim, SimLog, SimResult
@@ -253,34 +256,64 @@ class DexArbBot:
         t_block = time.perf_counter()
         self.stats.blocks += 1
         head = block.block
-        await self._settle(block)
-        changed = {str(lg.get("address", "")).lower() for lg in block.logs} & self.finder.pool_index.keys()
-        base_fee = next_base_fee(head.base_fee_per_gas or 0, head.gas_used, head.gas_limit)
-        self._head, self._head_base_fee = head, base_fee
-        self._seen_pending.clear()
-        with self._stage("find"):
-            self.finder.set_gas_price(base_fee)
-            opps = self.finder.update(changed)
-            chosen = self._select(opps)
-        self.stats.found += len(chosen)
-        if self.metrics:
-            self.metrics.opportunities_total.labels(bot=self.settings.bot, kind="cycle").inc(len(chosen))
-        if chosen:
-            with self._stage("simulate"):
-                planned = await asyncio.to_thread(
-                    self._simulate, head.number, head.timestamp, base_fee, chosen
-                )
-            self.stats.simulated += len(planned)
-            bundle = await self._submit(head.number, head.hash, base_fee, planned) if planned else None
-            by_key = {p.key: p for p in planned}
-            # The database is written after the bundle is out: it never delays a submission.
-            await self._record(
-                head,
-                "cycle",
-                [(opportunity_key(o), o, by_key.get(opportunity_key(o))) for o in chosen],
-                bundle,
-            )
+        reasons: dict[str, str] = {}  # opportunity key -> why the simulation dropped it
+        planned: list[PlannedTx] = []
+        bundle: SentBundle | None = None
+        try:
+            await self._settle(block)
+            changed = {
+                str(lg.get("address", "")).lower() for lg in block.logs
+            } & self.finder.pool_index.keys()
+            base_fee = next_base_fee(head.base_fee_per_gas or 0, head.gas_used, head.gas_limit)
+            self._head, self._head_base_fee = head, base_fee
+            self._seen_pending.clear()
+            with self._stage("find"):
+                self.finder.set_gas_price(base_fee)
+                opps = self.finder.update(changed)
+                chosen = self._select(opps)
+            self.stats.found += len(chosen)
+            if self.metrics:
+                self.metrics.opportunities_total.labels(bot=self.settings.bot, kind="cycle").inc(len(chosen))
+            if chosen:
+                with self._stage("simulate"):
+                    planned = await asyncio.to_thread(
+                        self._simulate, head.number, head.timestamp, base_fee, chosen, reasons
+                    )
+                self.stats.simulated += len(planned)
+                bundle = await self._submit(head.number, head.hash, base_fee, planned) if planned else None
+        except Exception:
+            await self._record_skipped(head, time.perf_counter() - t_block, Reason.EVALUATION_ERROR)
+            raise
+        duration = time.perf_counter() - t_block
+        by_key = {p.key: p for p in planned}
+        # The database is written after the bundle is out: it never delays a submission.
+        await self._record(
+            head,
+            "cycle",
+            [(opportunity_key(o), o, by_key.get(opportunity_key(o))) for o in chosen],
+            bundle,
+            reasons=reasons,
+            evaluation=(duration, len(chosen)),
+        )
         self._observe("block", time.perf_counter() - t_block)
+
+    async def _record_skipped(self, head: Any, seconds: float, reason: str) -> None:
+        """Best effort: an evaluation that raised is recorded as ``skipped`` (the error itself is re-raised)."""
+        if not self.store:
+            return
+        try:
+            await self.store.record_evaluation(
+                bot=self.settings.bot,
+                chain_id=self.chain_id,
+                block_number=head.number,
+                block_hash=head.hash,
+                status="skipped",
+                duration_ms=seconds * 1e3,
+                opportunities=0,
+                reason=reason,
+            )
+        except Exception as exc:
+            log.warning("dex_arb: recording the skipped evaluation of block %d failed: %s", head.number, exc)
 
     async def on_reorg(self, reorg: ChainReorg) -> None:
         """Bundles targeting replaced blocks are forgotten (their rows are orphaned by the ReorgHandler)."""
@@ -347,9 +380,16 @@ class DexArbBot:
         )
 
     def _simulate(
-        self, number: int, timestamp: int, base_fee: int, chosen: Sequence[Opportunity]
+        self,
+        number: int,
+        timestamp: int,
+        base_fee: int,
+        chosen: Sequence[Opportunity],
+        reasons: dict[str, str] | None = None,
     ) -> list[PlannedTx]:
+        """The txs worth sending; each cycle dropped gets its :class:`Reason` code in ``reasons`` (by key)."""
         s = self.settings
+        why = reasons if reasons is not None else {}
         sim = ForkSim(self.rpc_url, number)
         coinbase = self.coinbase or "0x" + "00" * 20
         sim.set_block(number=number + 1, timestamp=timestamp + 1, basefee=base_fee, coinbase=coinbase)
@@ -364,18 +404,21 @@ class DexArbBot:
             amount = opp.amount_in if cap is None else min(opp.amount_in, cap)
             if amount <= 0:
                 self.stats.rejected += 1
+                why[key] = Reason.NO_FUNDS
                 continue
             first = self._sim_plan(
                 sim, self._plan(opp, tip=0, min_profit=0, amount_in=amount), base_fee, commit=False
             )
             if not first.success:
                 self.stats.sim_failed += 1
+                why[key] = Reason.SIMULATION_REVERTED
                 log.info("dex_arb: %s reverts in simulation: %s", key, first.reason)
                 continue
             d1 = token_delta(first.logs, self.weth, self.executor)
             budget = d1 - first.gas_used * base_fee
             if budget <= s.min_net_profit_wei:
                 self.stats.rejected += 1
+                why[key] = Reason.BELOW_MIN_PROFIT
                 log.info(
                     "dex_arb: %s not worth it: simulated profit %d - gas %d x %d = %d (finder said %d)",
                     key,
@@ -392,6 +435,7 @@ class DexArbBot:
             second = self._sim_plan(sim, plan, base_fee, commit=False)
             if not second.success:
                 self.stats.rejected += 1
+                why[key] = Reason.TIP_REVERTED
                 log.info("dex_arb: %s fails with its tip: %s", key, second.reason)
                 continue
             d2 = token_delta(second.logs, self.weth, self.executor)
@@ -402,6 +446,7 @@ class DexArbBot:
                 net -= prio * second.gas_used
             if net < s.min_net_profit_wei:
                 self.stats.rejected += 1
+                why[key] = Reason.BELOW_MIN_PROFIT
                 continue
             out.append(self._signed(opp, key, plan, second.gas_used, d2, tip, net, nonce, base_fee, prio))
             nonce += 1
@@ -437,7 +482,11 @@ class DexArbBot:
             try:
                 if s.send_mode == "bundle":
                     assert self.relay is not None
-                    results = await self.relay.send_bundle(raws, target)
+                    # One identity per (bot, chain, target block) -- per victim for backruns, which share the
+                    # block with the bot's own bundle -- so a re-sent bundle replaces the earlier one.
+                    who = s.bot if victim is None else f"{s.bot}/backrun/{victim[0]}"
+                    uid = bundle_replacement_uuid(who, self.chain_id, target)
+                    results = await self.relay.send_bundle(raws, target, replacement_uuid=uid)
                     sent = any(r.ok for r in results.values())
                     for name, r in results.items():
                         if not r.ok:
@@ -479,12 +528,29 @@ class DexArbBot:
         kind: str,
         items: Sequence[tuple[str, Opportunity, PlannedTx | None]],
         bundle: SentBundle | None,
+        *,
+        reasons: dict[str, str] | None = None,
+        evaluation: tuple[float, int] | None = None,
     ) -> None:
-        """One transaction per evaluation: each opportunity at the status it reached, and the bundle."""
+        """One transaction per evaluation: each opportunity at the status it reached (with the reason when it is
+        not sent), the bundle, and -- for a block evaluation -- its ``evaluations`` row (``evaluation`` =
+        ``(seconds, opportunities found)``)."""
         if not self.store:
             return
         s = self.settings
         async with self.store.session() as session:
+            if evaluation is not None:
+                seconds, found = evaluation
+                await self.store.record_evaluation(
+                    bot=s.bot,
+                    chain_id=self.chain_id,
+                    block_number=head.number,
+                    block_hash=head.hash,
+                    status="evaluated",
+                    duration_ms=seconds * 1e3,
+                    opportunities=found,
+                    session=session,
+                )
             if bundle is not None:
                 await self.store.record_bundle(
                     chain_id=self.chain_id,
@@ -517,6 +583,15 @@ class DexArbBot:
                     if bundle is not None and bundle.sent
                     else "simulated"
                 )
+                reason = (
+                    (reasons or {}).get(key)
+                    if status == "rejected"
+                    else None
+                    if status == "submitted"
+                    else Reason.SEND_FAILED
+                    if s.live
+                    else Reason.DRY_RUN
+                )
                 await self.store.record_opportunity(
                     chain_id=self.chain_id,
                     block_number=head.number,
@@ -534,6 +609,7 @@ class DexArbBot:
                     if p is not None and bundle is not None and bundle.sent
                     else None,
                     target_block=head.number + 1 if p is not None else None,
+                    reason=reason,
                     session=session,
                 )
 
@@ -828,15 +904,23 @@ class DexArbBot:
         )
         landed_hashes = {p.tx_hash for p in landed}
         for p in b.txs:
+            status = (
+                ("landed" if b.status == "landed" else b.status)
+                if p.tx_hash in landed_hashes
+                else "not_landed"
+            )
             await self.store.update_opportunity(
                 chain_id=self.chain_id,
                 block_hash=b.state_block_hash,
                 bot=self.settings.bot,
                 key=p.key,
-                status=("landed" if b.status == "landed" else b.status)
-                if p.tx_hash in landed_hashes
-                else "not_landed",
+                status=status,
                 realized_profit=b.realized.get(p.tx_hash),
+                reason=Reason.REVERTED_ON_CHAIN
+                if status == "failed"
+                else Reason.NOT_LANDED
+                if status == "not_landed"
+                else None,
             )
         if landed:
             await self.store.record_pnl(

@@ -12,8 +12,8 @@ replayed) it
 
 1. in one database transaction (:meth:`bots.store.Store.rollback_reorg`): marks every bundle that had landed in a
    replaced block ``orphaned`` (inclusion cleared), deletes every chain-derived row of the replaced blocks
-   (blocks, transactions, trades, opportunities, bundles built there, PnL snapshots -- so the orphaned bundles'
-   PnL goes); the handled reorgs are kept in :attr:`ReorgHandler.outcomes` and logged;
+   (blocks, evaluations, transactions, trades, opportunities, bundles built there, PnL snapshots -- so the
+   orphaned bundles' PnL goes); the handled reorgs are kept in :attr:`ReorgHandler.outcomes` and logged;
 2. polls the :class:`chains.send.flashbots.InclusionTracker` registered for each orphaned bundle (:meth:`track`), so
    the tracker sees the canonical block and reports the replaced one as ``ORPHANED``; the answers are kept in
    :attr:`inclusions`;

@@ -5,6 +5,8 @@ SQLite (``mevsuite.db`` in the current directory, WAL) by default, PostgreSQL vi
 
     store = await Store.open(config.db.url, upgrade=True, metrics=metrics)
     await store.record_block(chain_id=1, number=n, hash=h, parent_hash=p, timestamp=ts)
+    await store.record_evaluation(bot="dex_arb", chain_id=1, block_number=n, block_hash=h,
+                                  status="evaluated", duration_ms=3.2, opportunities=2)
     ...
     await store.rollback_reorg(chain_id=1, first_orphaned=first_replaced)   # on a reorg
     # (bots.runtime.reorg.ReorgHandler does this when wired to chains.watch.blocks.BlockWatcher)
@@ -24,22 +26,37 @@ from bots.store.models import (
     Base,
     Block,
     Bundle,
+    Evaluation,
     Fill,
     ModelRun,
     Opportunity,
     PnlSnapshot,
+    Signal,
     Trade,
     Transaction,
 )
-from bots.store.repository import OrphanedBundle, ReorgRollback, Store
+from bots.store.repository import (
+    EVALUATION_STATUSES,
+    SIGNAL_VALUES,
+    EvaluationRecord,
+    OrphanedBundle,
+    Reason,
+    ReorgRollback,
+    SignalRecord,
+    Store,
+)
 from bots.store.types import ExactDecimal, Int256, Uint256, UTCDateTime
 
 __all__ = [
     "DEFAULT_URL",
+    "EVALUATION_STATUSES",
+    "SIGNAL_VALUES",
     "Base",
     "Block",
     "Bundle",
     "DatabaseUnavailableError",
+    "Evaluation",
+    "EvaluationRecord",
     "ExactDecimal",
     "Fill",
     "Int256",
@@ -47,7 +64,10 @@ __all__ = [
     "Opportunity",
     "OrphanedBundle",
     "PnlSnapshot",
+    "Reason",
     "ReorgRollback",
+    "Signal",
+    "SignalRecord",
     "Store",
     "Trade",
     "Transaction",

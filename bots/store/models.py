@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 typed models: blocks, opportunities, bundles, transactions, trades, fills, PnL, model runs.
+"""SQLAlchemy 2 typed models: blocks, evaluations, opportunities, bundles, transactions, trades, fills, PnL,
+model runs, ML signals.
 
 Every chain-derived row carries its position on the chain — ``chain_id``, ``block_number``, ``block_hash``
 and, where the chain defines one, ``tx_index`` / ``log_index`` — so that
@@ -20,7 +21,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Double, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bots.store.types import ExactDecimal, Int256, Uint256, UTCDateTime
@@ -30,10 +31,12 @@ __all__ = [
     "Base",
     "Block",
     "Bundle",
+    "Evaluation",
     "Fill",
     "ModelRun",
     "Opportunity",
     "PnlSnapshot",
+    "Signal",
     "Trade",
     "Transaction",
 ]
@@ -110,6 +113,8 @@ class Opportunity(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # found | simulated | rejected | submitted | landed | not_landed | failed | orphaned  (migration 0003)
     status: Mapped[str] = mapped_column(String(16), default="found", server_default="found")
+    # why it was not sent / did not land: a short code, NULL otherwise (migration 0004; docs/store.md)
+    reason: Mapped[str | None] = mapped_column(Text)
     simulated_profit: Mapped[int | None] = mapped_column(
         Int256
     )  # net, after gas and tip, at the target state
@@ -117,6 +122,31 @@ class Opportunity(Base):
     bundle_hash: Mapped[str | None] = mapped_column(String(_HASH))
     target_block: Mapped[int | None] = mapped_column(BigInteger)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Evaluation(Base):
+    """One block a bot considered: evaluated (how long it took, how many opportunities), or stale / skipped and why.
+
+    Keyed by ``(chain_id, block_hash, bot)``: a re-evaluation of the same block updates the row
+    (:meth:`bots.store.Store.record_evaluation`); deleted with the block's other rows on a reorg.
+    """
+
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "block_hash", "bot"),
+        Index(None, "chain_id", "block_number"),
+    )
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    bot: Mapped[str] = mapped_column(String(64))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(_HASH))
+    status: Mapped[str] = mapped_column(String(16))  # evaluated | stale | skipped
+    duration_ms: Mapped[float] = mapped_column(Double)  # wall time of the evaluation, milliseconds
+    opportunities: Mapped[int] = mapped_column(Integer)  # opportunities found (0 when stale / skipped)
+    reason: Mapped[str | None] = mapped_column(Text)  # why stale / skipped (NULL when evaluated)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Bundle(Base):
@@ -264,8 +294,33 @@ class ModelRun(Base):
     artifact_uri: Mapped[str | None] = mapped_column(String(500))
 
 
+class Signal(Base):
+    """An ML signal for one bar: ``source`` (model/version) said ``p_up`` and ``signal`` (long | short | flat).
+
+    Not chain-derived: keyed by ``(source, symbol, timeframe, bar_time)``; ``horizon`` is in bars.
+    """
+
+    __tablename__ = "signals"
+    __table_args__ = (
+        UniqueConstraint("source", "symbol", "timeframe", "bar_time"),
+        Index(None, "symbol", "bar_time"),
+    )
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(128))  # model / version, e.g. "ensemble/2026-11-25T10-00-00"
+    symbol: Mapped[str] = mapped_column(String(64))
+    venue: Mapped[str] = mapped_column(String(64))
+    timeframe: Mapped[str] = mapped_column(String(16))
+    bar_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # the last bar the signal was computed on
+    p_up: Mapped[float] = mapped_column(Double)
+    signal: Mapped[str] = mapped_column(String(8))  # long | short | flat
+    horizon: Mapped[int] = mapped_column(Integer)  # bars ahead the model predicts
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # Tables whose rows sit at a block: (model, column holding the block number).
 CHAIN_TABLES: tuple[tuple[type[Base], str], ...] = (
+    (Evaluation, "block_number"),
     (Opportunity, "block_number"),
     (Bundle, "block_number"),
     (Transaction, "block_number"),

@@ -1,7 +1,8 @@
-"""The repository the bots use: :class:`Store` records blocks, opportunities, bundles, txs, trades, fills, PnL.
+"""The repository the bots use: :class:`Store` records blocks, evaluations, opportunities, bundles, txs, trades,
+fills, PnL, ML runs and ML signals.
 
 Every ``record_*`` is an idempotent insert keyed by the row's natural key (see :mod:`bots.store.models`) and
-returns ``True`` when the row is new.  Each call commits its own transaction, or joins the caller's when
+returns ``True`` when the row is new (``record_evaluation`` and ``record_model_run`` insert or update).  Each call commits its own transaction, or joins the caller's when
 ``session=`` is given (write one block's rows atomically with ``async with store.session() as s: …``).
 Hashes are stored lower-case; amounts are Python ints (exact, see :mod:`bots.store.types`).
 """
@@ -9,11 +10,12 @@ Hashes are stored lower-case; amounts are Python ints (exact, see :mod:`bots.sto
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, Final, Self
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.engine import URL
@@ -27,18 +29,96 @@ from bots.store.models import (
     Base,
     Block,
     Bundle,
+    Evaluation,
     Fill,
     ModelRun,
     Opportunity,
     PnlSnapshot,
+    Signal,
     Trade,
     Transaction,
 )
 
-__all__ = ["OrphanedBundle", "ReorgRollback", "Store"]
+__all__ = [
+    "EVALUATION_STATUSES",
+    "SIGNAL_VALUES",
+    "EvaluationRecord",
+    "OrphanedBundle",
+    "Reason",
+    "ReorgRollback",
+    "SignalRecord",
+    "Store",
+]
+
+EVALUATION_STATUSES: Final = frozenset({"evaluated", "stale", "skipped"})
+SIGNAL_VALUES: Final = {1: "long", 0: "flat", -1: "short"}  # the signal service's -1/0/1 as stored
+
+
+class Reason:
+    """The ``opportunities.reason`` / ``evaluations.reason`` codes (a contract: docs/store.md)."""
+
+    # opportunities: not sent
+    NO_FUNDS: Final = "no_funds"  # the executor holds nothing to trade with (own-balance funding)
+    SIMULATION_REVERTED: Final = "simulation_reverted"  # the first simulation (no tip) reverts
+    BELOW_MIN_PROFIT: Final = "below_min_profit"  # simulated net after gas (and tip) < the minimum
+    TIP_REVERTED: Final = "tip_reverted"  # the second simulation, with the tip and minProfit, reverts
+    DRY_RUN: Final = "dry_run"  # simulated profitable, not sent: the bot is in dry-run
+    SEND_FAILED: Final = "send_failed"  # live, but no relay/builder/node accepted it
+    # opportunities: sent, did not land
+    NOT_LANDED: Final = "not_landed"  # its tx is not in the target block
+    REVERTED_ON_CHAIN: Final = "reverted_on_chain"  # its bundle landed with a reverted tx
+    ORPHANED: Final = "orphaned"  # landed in a block a reorg replaced
+    # evaluations (status skipped)
+    EVALUATION_ERROR: Final = "evaluation_error"  # the evaluation raised before it finished
+
+    OPPORTUNITY: Final = frozenset(
+        {
+            NO_FUNDS,
+            SIMULATION_REVERTED,
+            BELOW_MIN_PROFIT,
+            TIP_REVERTED,
+            DRY_RUN,
+            SEND_FAILED,
+            NOT_LANDED,
+            REVERTED_ON_CHAIN,
+            ORPHANED,
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationRecord:
+    """One ``evaluations`` row as read back."""
+
+    bot: str
+    chain_id: int
+    block_number: int
+    block_hash: str
+    status: str
+    duration_ms: float
+    opportunities: int
+    reason: str | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRecord:
+    """One ``signals`` row as read back."""
+
+    source: str
+    symbol: str
+    venue: str
+    timeframe: str
+    bar_time: dt.datetime
+    p_up: float
+    signal: str
+    horizon: int
+    created_at: dt.datetime
+
 
 _MODELS: tuple[type[Base], ...] = (
     Block,
+    Evaluation,
     Opportunity,
     Bundle,
     Transaction,
@@ -46,6 +126,7 @@ _MODELS: tuple[type[Base], ...] = (
     Fill,
     PnlSnapshot,
     ModelRun,
+    Signal,
 )
 
 
@@ -162,6 +243,52 @@ class Store:
         }
         return await self._insert(Block, row, ("chain_id", "hash"), session)
 
+    async def record_evaluation(
+        self,
+        *,
+        bot: str,
+        chain_id: int,
+        block_number: int,
+        block_hash: str,
+        status: str,
+        duration_ms: float,
+        opportunities: int = 0,
+        reason: str | None = None,
+        session: AsyncSession | None = None,
+    ) -> None:
+        """Record that ``bot`` considered a block (key: chain_id, block_hash, bot); a re-evaluation updates the row.
+
+        ``status``: ``evaluated`` (``opportunities`` found, in ``duration_ms``), or ``stale`` / ``skipped`` with
+        a ``reason``.  ``created_at`` stays the first write's.
+        """
+        if status not in EVALUATION_STATUSES:
+            raise ValueError(
+                f"evaluation status must be one of {sorted(EVALUATION_STATUSES)}, got {status!r}"
+            )
+        if isinstance(duration_ms, bool) or not math.isfinite(duration_ms) or duration_ms < 0:
+            raise ValueError(f"duration_ms must be a finite number >= 0, got {duration_ms!r}")
+        if isinstance(opportunities, bool) or not isinstance(opportunities, int) or opportunities < 0:
+            raise ValueError(f"opportunities must be an int >= 0, got {opportunities!r}")
+        row = {
+            "bot": bot,
+            "chain_id": chain_id,
+            "block_number": block_number,
+            "block_hash": _hash(block_hash, "block_hash"),
+            "status": status,
+            "duration_ms": float(duration_ms),
+            "opportunities": opportunities,
+            "reason": reason,
+        }
+        key = ("chain_id", "block_hash", "bot")
+        changing = ("block_number", "status", "duration_ms", "opportunities", "reason")
+        if session is not None:
+            await crud.upsert(session, Evaluation, row, key, changing)
+        else:
+            async with self.session() as own:
+                await crud.upsert(own, Evaluation, row, key, changing)
+        if self.metrics is not None:
+            self.metrics.rows_written(Evaluation.__tablename__, 1)
+
     async def record_opportunity(
         self,
         *,
@@ -180,9 +307,12 @@ class Store:
         simulated_profit: int | None = None,
         bundle_hash: str | None = None,
         target_block: int | None = None,
+        reason: str | None = None,
         session: AsyncSession | None = None,
     ) -> bool:
-        """Record an opportunity (key: chain_id, block_hash, bot, key), already at ``status`` if it is known."""
+        """Record an opportunity (key: chain_id, block_hash, bot, key), already at ``status`` if it is known.
+
+        ``reason``: why it was not sent or did not land (a :class:`Reason` code), None otherwise."""
         row = {
             "chain_id": chain_id,
             "block_number": block_number,
@@ -199,6 +329,7 @@ class Store:
             "simulated_profit": simulated_profit,
             "bundle_hash": None if bundle_hash is None else _hash(bundle_hash, "bundle_hash"),
             "target_block": target_block,
+            "reason": reason,
         }
         return await self._insert(Opportunity, row, ("chain_id", "block_hash", "bot", "key"), session)
 
@@ -214,6 +345,7 @@ class Store:
         realized_profit: int | None = None,
         bundle_hash: str | None = None,
         target_block: int | None = None,
+        reason: str | None = None,
         session: AsyncSession | None = None,
     ) -> int:
         """Move an opportunity along its lifecycle; ``None`` fields are left as they are.  Returns rows updated."""
@@ -223,6 +355,7 @@ class Store:
             ("simulated_profit", simulated_profit),
             ("realized_profit", realized_profit),
             ("target_block", target_block),
+            ("reason", reason),
         ):
             if value is not None:
                 values[name] = value
@@ -471,6 +604,84 @@ class Store:
         async with self.session() as session:
             await crud.upsert(session, ModelRun, row, ("run_id",), changing)
 
+    async def record_signal(
+        self,
+        *,
+        source: str,
+        symbol: str,
+        venue: str,
+        timeframe: str,
+        bar_time: dt.datetime,
+        p_up: float,
+        signal: str | int,
+        horizon: int,
+        session: AsyncSession | None = None,
+    ) -> bool:
+        """Record an ML signal (key: source, symbol, timeframe, bar_time); ``True`` when new.
+
+        ``signal`` is ``long`` / ``short`` / ``flat``, or the signal service's ``1`` / ``-1`` / ``0``;
+        ``p_up`` a probability in [0, 1]; ``bar_time`` timezone-aware (the service's ``as_of``); ``horizon`` in bars.
+        """
+        if isinstance(signal, bool):
+            raise ValueError(f"signal must be long/short/flat or 1/-1/0, got {signal!r}")
+        name = SIGNAL_VALUES.get(signal) if isinstance(signal, int) else signal
+        if name not in SIGNAL_VALUES.values():
+            raise ValueError(f"signal must be long/short/flat or 1/-1/0, got {signal!r}")
+        if isinstance(p_up, bool) or not isinstance(p_up, int | float) or not 0.0 <= p_up <= 1.0:
+            raise ValueError(f"p_up must be a probability in [0, 1], got {p_up!r}")
+        if not isinstance(bar_time, dt.datetime) or bar_time.tzinfo is None:
+            raise ValueError(f"bar_time must be a timezone-aware datetime, got {bar_time!r}")
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"horizon must be an int >= 1 (bars), got {horizon!r}")
+        row = {
+            "source": source,
+            "symbol": symbol,
+            "venue": venue,
+            "timeframe": timeframe,
+            "bar_time": bar_time,
+            "p_up": float(p_up),
+            "signal": name,
+            "horizon": horizon,
+        }
+        return await self._insert(Signal, row, ("source", "symbol", "timeframe", "bar_time"), session)
+
+    async def recent_signals(
+        self,
+        *,
+        symbol: str | None = None,
+        source: str | None = None,
+        timeframe: str | None = None,
+        venue: str | None = None,
+        limit: int = 100,
+    ) -> list[SignalRecord]:
+        """The latest signals (newest bar first), optionally of one symbol / source / timeframe / venue."""
+        filters = [
+            column == value
+            for column, value in (
+                (Signal.symbol, symbol),
+                (Signal.source, source),
+                (Signal.timeframe, timeframe),
+                (Signal.venue, venue),
+            )
+            if value is not None
+        ]
+        stmt = select(Signal).where(*filters).order_by(Signal.bar_time.desc(), Signal.id.desc()).limit(limit)
+        async with self.sessionmaker() as session:
+            return [
+                SignalRecord(
+                    r.source,
+                    r.symbol,
+                    r.venue,
+                    r.timeframe,
+                    r.bar_time,
+                    r.p_up,
+                    r.signal,
+                    r.horizon,
+                    r.created_at,
+                )
+                for r in (await session.execute(stmt)).scalars()
+            ]
+
     # -- reorgs and reads ----------------------------------------------------------------------------------
 
     async def delete_from_block(self, chain_id: int, block_number: int) -> dict[str, int]:
@@ -540,8 +751,9 @@ class Store:
         Bundles that had landed at or after ``first_orphaned`` become ``orphaned`` (see
         :meth:`orphan_bundles_from`), and so do the opportunities they carried (their realized profit is cleared);
         then every chain-derived row at or after it is deleted
-        (:meth:`delete_from_block`: blocks, opportunities, bundles built there, transactions, trades, and the PnL
-        snapshots -- so the orphaned bundles' PnL goes too).  Idempotent: a second call changes nothing.
+        (:meth:`delete_from_block`: blocks, evaluations, opportunities, bundles built there, transactions, trades,
+        and the PnL snapshots -- so the orphaned bundles' PnL goes too).  Orphaned opportunities get the reason
+        ``orphaned``.  Idempotent: a second call changes nothing.
         """
         async with self.session() as session:
             orphaned_bundles = await self.orphan_bundles_from(chain_id, first_orphaned, session=session)
@@ -549,11 +761,37 @@ class Store:
                 await self._execute_update(
                     update(crud.table_of(Opportunity))
                     .where(Opportunity.chain_id == chain_id, Opportunity.bundle_hash == b.bundle_hash)
-                    .values(status="orphaned", realized_profit=None),
+                    .values(status="orphaned", realized_profit=None, reason=Reason.ORPHANED),
                     session,
                 )
             deleted = await crud.delete_from_block(session, chain_id, first_orphaned)
         return ReorgRollback(tuple(orphaned_bundles), deleted)
+
+    async def evaluations(
+        self, chain_id: int, *, bot: str | None = None, from_block: int | None = None
+    ) -> list[EvaluationRecord]:
+        """The evaluations of ``chain_id`` (of one ``bot``, at or after ``from_block``), by block number."""
+        filters = [Evaluation.chain_id == chain_id]
+        if bot is not None:
+            filters.append(Evaluation.bot == bot)
+        if from_block is not None:
+            filters.append(Evaluation.block_number >= from_block)
+        stmt = select(Evaluation).where(*filters).order_by(Evaluation.block_number, Evaluation.id)
+        async with self.sessionmaker() as session:
+            return [
+                EvaluationRecord(
+                    r.bot,
+                    r.chain_id,
+                    r.block_number,
+                    r.block_hash,
+                    r.status,
+                    r.duration_ms,
+                    r.opportunities,
+                    r.reason,
+                    r.created_at,
+                )
+                for r in (await session.execute(stmt)).scalars()
+            ]
 
     async def bundle_status(
         self, chain_id: int, bundle_hash: str

@@ -65,6 +65,7 @@ __all__ = [
     "RelayTimeoutError",
     "RelayTransportError",
     "bundle_hash",
+    "bundle_replacement_uuid",
     "flashbots_signature",
     "personal_sign_text_hash",
     "recover_signature_header",
@@ -184,6 +185,19 @@ def recover_signature_header(body: bytes, header: str | None) -> str | None:
 def bundle_hash(txs: Iterable[bytes | str]) -> str:
     """Flashbots' bundle hash: keccak256 of the concatenated tx hashes."""
     return "0x" + keccak(b"".join(keccak(_raw_bytes(t)) for t in txs)).hex()
+
+
+# A fixed namespace: the same (bot, chain, target block) gives the same UUID on every machine and every run.
+BUNDLE_UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/mevsuite/mevsuite#replacementUuid")
+
+
+def bundle_replacement_uuid(bot: str, chain_id: int, target_block: int) -> str:
+    """The ``replacementUuid`` of ``bot``'s bundle for ``target_block`` on ``chain_id``: ``uuid5`` of the three, so a
+    bundle re-sent for the same block (a better plan, a retry, a restarted process) replaces the earlier one at the
+    relay instead of competing with it.  Relays key replacements by (signing key, UUID)."""
+    if not bot or chain_id <= 0 or target_block < 0:
+        raise ValueError("bundle_replacement_uuid needs a bot name, a chain id and a block number")
+    return str(uuid.uuid5(BUNDLE_UUID_NAMESPACE, f"{bot}/{chain_id}/{target_block}"))
 
 
 # ---------------------------------------------------------------------------------------------------- helpers

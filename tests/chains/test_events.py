@@ -355,3 +355,30 @@ def test_topic_convention() -> None:
     for bad in ("blocks", "Chain.Blocks", "chain..blocks", "chain.blocks.", "chain blocks", ""):
         with pytest.raises(ValueError, match="invalid topic"):
             validate_topic(bad)
+
+
+def test_oracle_updates_pending_and_mined() -> None:
+    from chains.events import OracleUpdate
+
+    tx, who, src, asset = "0x" + "ab" * 32, "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20
+    pending = OracleUpdate(status="pending", tx_hash=tx, sender=who, source=src, assets=(asset,), seen_at=1.5)
+    mined = OracleUpdate(
+        status="mined",
+        tx_hash=tx,
+        sender=who,
+        source=src,
+        assets=(asset,),
+        price=2 * 10**11,
+        decimals=8,
+        block_number=9,
+        block_hash="0x" + "cd" * 32,
+    )
+    for event in (pending, mined):
+        assert Event.from_json(event.to_json()) == event
+    assert pending.TOPIC == "oracle.updates" and pending.price is None
+    with pytest.raises(ValueError, match="has no block"):
+        OracleUpdate(status="pending", tx_hash=tx, sender=who, source=src, block_number=1, block_hash=tx)
+    with pytest.raises(ValueError, match="come together"):
+        OracleUpdate(status="pending", tx_hash=tx, sender=who, source=src, assets=(asset,), price=1)
+    with pytest.raises(ValueError, match="exactly one asset"):
+        OracleUpdate(status="pending", tx_hash=tx, sender=who, source=src, price=1, decimals=8)

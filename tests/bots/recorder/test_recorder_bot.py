@@ -18,8 +18,9 @@ from sqlalchemy import select
 from bots.recorder.bot import BlockCollector, RecorderStrategy, StoreExecutor
 from bots.runtime.engine import Backoff, Engine
 from bots.store import Block, Opportunity, Store, Trade, Transaction
+from chains.devnet.actors import TrafficConfig
 from chains.devnet.builder import BlockBuilder
-from chains.devnet.traffic import TrafficConfig, TrafficGenerator
+from chains.devnet.traffic import TrafficGenerator
 from chains.node.rpc import RpcClient
 from tests.fixtures.devnet import Devnet
 

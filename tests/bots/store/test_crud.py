@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from bots.metrics import Metrics
-from bots.store import Bundle, Fill, ModelRun, Opportunity, PnlSnapshot, Store, Trade, Transaction
+from bots.store import Bundle, Evaluation, Fill, ModelRun, Opportunity, PnlSnapshot, Store, Trade, Transaction
 
 CHAIN, OTHER_CHAIN = 1, 2
 TOKEN = "0x" + "cc" * 20
@@ -35,6 +35,10 @@ async def _fill_block(store: Store, chain: int, number: int, branch: str = "a") 
         parent_hash=bhash(chain, number - 1, branch),
         timestamp=1_700_000_000 + number,
     )
+    await store.record_evaluation(
+        bot="arb", chain_id=chain, block_number=number, block_hash=h, status="evaluated", duration_ms=1.5,
+        opportunities=1,
+    )  # fmt: skip
     await store.record_opportunity(
         chain_id=chain, block_number=number, block_hash=h, bot="arb", kind="cycle", key=f"cycle-{number}",
         expected_profit=10**18 + number, token=TOKEN, details={"hops": 3, "amount_in": 2**200},
@@ -59,7 +63,15 @@ async def _fill_block(store: Store, chain: int, number: int, branch: str = "a") 
     )  # fmt: skip
 
 
-CHAIN_TABLE_NAMES = ("blocks", "opportunities", "bundles", "transactions", "trades", "pnl_snapshots")
+CHAIN_TABLE_NAMES = (
+    "blocks",
+    "evaluations",
+    "opportunities",
+    "bundles",
+    "transactions",
+    "trades",
+    "pnl_snapshots",
+)
 
 
 async def test_delete_from_block_removes_exactly_rows_at_and_after(db_url: str) -> None:
@@ -91,7 +103,7 @@ async def test_delete_from_block_removes_exactly_rows_at_and_after(db_url: str) 
         assert after["fills"] == 1  # not chain-derived: untouched
 
         async with store.sessionmaker() as session:
-            for model in (Opportunity, Bundle, Transaction, Trade, PnlSnapshot):
+            for model in (Evaluation, Opportunity, Bundle, Transaction, Trade, PnlSnapshot):
                 numbers = (await session.execute(select(model.chain_id, model.block_number))).all()
                 assert sorted(n for c, n in numbers if c == CHAIN) == [10, 11], model.__tablename__
                 assert sorted(n for c, n in numbers if c == OTHER_CHAIN) == [10, 11, 12, 13, 14], (

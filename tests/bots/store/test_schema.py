@@ -32,6 +32,8 @@ TABLES = {
     "fills",
     "pnl_snapshots",
     "model_runs",
+    "evaluations",
+    "signals",
 }
 
 

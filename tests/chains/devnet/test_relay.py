@@ -19,9 +19,10 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from prometheus_client import CollectorRegistry
 
+from chains.devnet.actors import V3_VENUE, TrafficConfig
 from chains.devnet.builder import BlockBuilder, BundleStatus, DropReason
 from chains.devnet.relay import DEFAULT_HINTS, LocalRelay, hint_hash
-from chains.devnet.traffic import V3_VENUE, TrafficConfig, TrafficGenerator
+from chains.devnet.traffic import TrafficGenerator
 from chains.node.anvil import DEV_MNEMONIC
 from chains.node.rpc import RpcClient
 from chains.send.flashbots import FlashbotsClient, InclusionStatus, InclusionTracker, RelayError

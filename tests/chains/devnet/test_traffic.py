@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from chains.addressbook import PoolInfo
+from chains.devnet.actors import V3_VENUE, SwapRecord, TrafficConfig
 from chains.devnet.artifacts import load
 from chains.devnet.builder import BlockBuilder
-from chains.devnet.traffic import V3_VENUE, SwapRecord, TrafficConfig, TrafficGenerator
+from chains.devnet.traffic import TrafficGenerator
 
 ERC20 = load("MintableERC20")
 

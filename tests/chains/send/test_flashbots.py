@@ -693,3 +693,23 @@ async def test_reply_over_the_limits_is_refused_at_once_and_counted() -> None:
             )
             == 1
         )
+
+
+def test_bundle_replacement_uuid_is_deterministic_per_bot_chain_and_block() -> None:
+    import uuid
+
+    from chains.send.flashbots import bundle_replacement_uuid
+
+    a = bundle_replacement_uuid("dex_arb", 1, 19_000_000)
+    assert a == bundle_replacement_uuid("dex_arb", 1, 19_000_000)  # same inputs: same UUID, every run
+    assert uuid.UUID(a).version == 5
+    others = {
+        bundle_replacement_uuid(*k)
+        for k in [("dex_arb", 1, 19_000_001), ("dex_arb", 10, 19_000_000), ("liquidations", 1, 19_000_000)]
+    }
+    assert a not in others and len(others) == 3
+    assert (
+        a == "39fdcd29-aed6-51de-8f12-425154ea28b9"
+    )  # pinned: a new namespace would stop replacements across versions
+    with pytest.raises(ValueError):
+        bundle_replacement_uuid("", 1, 1)

@@ -9,8 +9,9 @@ import pytest
 
 from chains.abi.blocks import BlockData, fetch_block
 from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState
+from chains.devnet.actors import TrafficConfig
 from chains.devnet.builder import BlockBuilder
-from chains.devnet.traffic import TrafficConfig, TrafficGenerator
+from chains.devnet.traffic import TrafficGenerator
 from chains.node.rpc import RpcClient
 from chains.state.chain import (
     T_SYNC,

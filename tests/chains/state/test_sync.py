@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 from chains.abi.blocks import fetch_block
+from chains.devnet.actors import TrafficConfig
 from chains.devnet.builder import BlockBuilder
-from chains.devnet.traffic import TrafficConfig, TrafficGenerator
+from chains.devnet.traffic import TrafficGenerator
 from chains.node.rpc import RpcClient
 from chains.state.chain import ChainState, load_initial
 from tests.chains.state.helpers import (

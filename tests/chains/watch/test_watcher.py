@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from bots.runtime.bus import InProcessBus, Subscription
 from chains.addressbook import PoolInfo
-from chains.devnet.traffic import SwapRecord, TrafficConfig, TrafficGenerator
+from chains.devnet.actors import SwapRecord, TrafficConfig
+from chains.devnet.traffic import TrafficGenerator
 from chains.events import TOPIC_PENDING_SWAPS, PendingSwap
 from chains.node.rpc import RpcClient
 from chains.watch.mempool import MempoolWatcher, routers_for_book

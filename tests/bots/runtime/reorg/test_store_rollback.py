@@ -81,6 +81,7 @@ async def test_rollback_orphans_landed_bundles_deletes_rows_and_is_idempotent(st
             for b in result.orphaned_bundles
         ] == [(h(101), 12, h(12), (h(212),)), (h(102), 13, h(13), (h(213),))]
         assert result.deleted == {
+            "evaluations": 0,
             "opportunities": 0,
             "bundles": 1,
             "transactions": 2,
@@ -158,3 +159,58 @@ async def test_rollback_orphans_the_opportunities_a_bundle_carried(store_url: st
                 for r in (await session.execute(select(Opportunity))).scalars()
             }
         assert rows == {"kept": ("landed", 8, 8), "gone": ("orphaned", 8, None)}
+
+
+async def test_rollback_deletes_the_evaluations_of_replaced_blocks(store_url: str) -> None:
+    """Evaluations at or after the first replaced block go with the block (every bot), those before it and those
+    of another chain stay; the new branch's evaluations are written at the same heights; orphaned opportunities
+    get the reason ``orphaned``."""
+    async with await Store.open(store_url, upgrade=True) as s:
+        for n in range(10, 14):
+            await s.record_block(chain_id=1, number=n, hash=h(n), parent_hash=h(n - 1), timestamp=1000 + n)
+            for bot, chain in (("dex_arb", 1), ("other", 1), ("dex_arb", 2)):
+                await s.record_evaluation(
+                    bot=bot, chain_id=chain, block_number=n, block_hash=h(n), status="evaluated",
+                    duration_ms=n / 8, opportunities=n % 3,
+                )  # fmt: skip
+        await s.record_opportunity(
+            chain_id=1, block_number=11, block_hash=h(11), bot="dex_arb", kind="cycle", key="c",
+            expected_profit=9, status="submitted", bundle_hash=h(400), target_block=12,
+        )  # fmt: skip
+        await s.record_bundle(
+            chain_id=1, block_number=11, block_hash=h(11), bundle_hash=h(400), target_block=12, bot="dex_arb",
+            status="submitted", tx_count=1, expected_profit=8, tip=1,
+        )  # fmt: skip
+        await s.set_bundle_status(
+            chain_id=1,
+            bundle_hash=h(400),
+            status="included",
+            included_block_number=12,
+            included_block_hash=h(12),
+        )
+        await s.update_opportunity(
+            chain_id=1, block_hash=h(11), bot="dex_arb", key="c", status="landed", realized_profit=8
+        )
+
+        result = await s.rollback_reorg(1, 12)
+        assert result.deleted["evaluations"] == 4 and result.deleted["blocks"] == 2
+        assert [(e.bot, e.block_number) for e in await s.evaluations(1)] == [
+            ("dex_arb", 10), ("other", 10), ("dex_arb", 11), ("other", 11),
+        ]  # fmt: skip
+        assert [e.block_number for e in await s.evaluations(2)] == [10, 11, 12, 13]
+        async with s.session() as session:
+            opp = (await session.execute(select(Opportunity))).scalar_one()
+        assert (opp.status, opp.realized_profit, opp.reason) == ("orphaned", None, "orphaned")
+
+        # The new branch: the same heights, other hashes.
+        await s.record_evaluation(
+            bot="dex_arb",
+            chain_id=1,
+            block_number=12,
+            block_hash=h(1012),
+            status="evaluated",
+            duration_ms=0.5,
+        )
+        (e12,) = await s.evaluations(1, from_block=12)
+        assert (e12.block_number, e12.block_hash, e12.duration_ms) == (12, h(1012), 0.5)
+        assert (await s.rollback_reorg(1, 12)).deleted["evaluations"] == 1
