@@ -41,11 +41,10 @@ comes first: we backrun, never front-run.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import statistics
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -53,12 +52,10 @@ from typing import Any, Literal
 
 from eth_utils.crypto import keccak
 
-from analytics.routing import Opportunity, RouteFinder, V2RoutePool, V3RoutePool
+from analytics.routing import Opportunity, RouteFinder
 from bots.metrics import Metrics
 from bots.store import Reason, Store
 from chains.abi.blocks import BlockData
-from chains.abi.decode import V3_SWAP_TOPIC
-from chains.amm.uniswap_v3.pool import apply_swap
 from chains.events import PendingSwap
 from chains.node.rpc import RpcClient
 from chains.send.executor import ArbPlan, Funding, FundingMode, Hop, encode_execute
@@ -66,7 +63,7 @@ from chains.send.flashbots import FlashbotsClient, bundle_hash, bundle_replaceme
 from chains.send.gas import next_base_fee
 from chains.send.signer import Signer
 from chains.sim.fork import ForkSim, SimLog, SimResult
-from chains.state.chain import T_SYNC
+from chains.state.chain import ChainState
 from chains.watch.blocks import ChainReorg
 
 log = logging.getLogger(__name__)
@@ -215,6 +212,7 @@ class DexArbBot:
         rpc: RpcClient,
         rpc_url: str,
         finder: RouteFinder,
+        state: ChainState,
         executor: str,
         signer: Signer,
         weth: str,
@@ -228,6 +226,7 @@ class DexArbBot:
         self.rpc = rpc
         self.rpc_url = rpc_url
         self.finder = finder
+        self.state = state  # the chain state the finder's pools follow (previews of pending txs' effects)
         self.executor = executor
         self.signer = signer
         self.weth = weth
@@ -248,11 +247,13 @@ class DexArbBot:
             raise ValueError("bundle mode needs a relay client (FlashbotsClient)")
 
     # ------------------------------------------------------------------ block pipeline
-    async def on_block(self, block: BlockData) -> None:
+    async def on_block(self, block: BlockData, changed: Collection[str]) -> None:
+        """Evaluate block ``block``, applied to the state; ``changed``: the pools it changed (lower-case,
+        ``ChainState.apply_block``'s answer)."""
         async with self._lock:
-            await self._on_block(block)
+            await self._on_block(block, changed)
 
-    async def _on_block(self, block: BlockData) -> None:
+    async def _on_block(self, block: BlockData, changed_pools: Collection[str]) -> None:
         t_block = time.perf_counter()
         self.stats.blocks += 1
         head = block.block
@@ -261,9 +262,7 @@ class DexArbBot:
         bundle: SentBundle | None = None
         try:
             await self._settle(block)
-            changed = {
-                str(lg.get("address", "")).lower() for lg in block.logs
-            } & self.finder.pool_index.keys()
+            changed = set(changed_pools) & self.finder.pool_index.keys()
             base_fee = next_base_fee(head.base_fee_per_gas or 0, head.gas_used, head.gas_limit)
             self._head, self._head_base_fee = head, base_fee
             self._seen_pending.clear()
@@ -652,7 +651,10 @@ class DexArbBot:
         first = await self._simulate_calls(head, base_fee, [victim])
         if first is None or first[0]["status"] != "0x1":
             return  # the user's tx would revert: nothing to backrun
-        moved = self._states_after(first[0]["logs"])
+        # the finder's pools' states after the user's tx: the chain state's own handlers on its logs
+        moved = {
+            a: st for a, st in self.state.preview(first[0]["logs"]).items() if a in self.finder.pool_index
+        }
         if not moved:
             return
         finder = self.finder
@@ -672,37 +674,6 @@ class DexArbBot:
             self.stats.simulated += len(planned)
             bundle = await self._submit(head.number, head.hash, base_fee, planned, victim=(tx_hash, str(raw)))
             await self._record(head, "backrun", [(p.key, p.opportunity, p) for p in planned], bundle)
-
-    def _states_after(self, logs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """Hypothetical states of the finder's pools after these logs (copies; the finder's own are untouched)."""
-        finder = self.finder
-        out: dict[str, Any] = {}
-        for lg in logs:
-            addr = str(lg.get("address", "")).lower()
-            idx = finder.pool_index.get(addr)
-            topics = lg.get("topics") or []
-            if idx is None or not topics:
-                continue
-            pool = finder.pools[idx]
-            data = bytes.fromhex(str(lg.get("data", "0x"))[2:])
-            t0 = str(topics[0]).lower()
-            if isinstance(pool, V2RoutePool) and t0 == T_SYNC and len(data) >= 64:
-                base = out.get(addr, pool.state)
-                out[addr] = dataclasses.replace(
-                    base,
-                    reserve0=int.from_bytes(data[:32], "big"),
-                    reserve1=int.from_bytes(data[32:64], "big"),
-                )
-            elif isinstance(pool, V3RoutePool) and t0 == V3_SWAP_TOPIC and len(data) >= 160:
-                st = (out.get(addr) or pool.state).copy()
-                apply_swap(
-                    st,
-                    int.from_bytes(data[64:96], "big"),
-                    int.from_bytes(data[128:160], "big", signed=True),
-                    int.from_bytes(data[96:128], "big"),
-                )
-                out[addr] = st
-        return out
 
     async def _simulate_calls(
         self, head: Any, base_fee: int, calls: list[dict[str, Any]]

@@ -230,6 +230,7 @@ class DexArbRunner:
             rpc=self.rpc,
             rpc_url=self.chain.rpc_url,
             finder=finder,
+            state=state,
             executor=self.executor,
             signer=self.signer,
             weth=self.chain.weth,
@@ -256,7 +257,8 @@ class DexArbRunner:
             self.watcher.add_reorg_listener(self._reorg_handler.on_reorg)
         # The watcher reports new blocks only: evaluate the state we start on now, so an opportunity that is
         # already open is bundled for the next block too.
-        await self._on_block(await fetch_block(self.rpc, head))
+        head_block = await fetch_block(self.rpc, head)
+        await self._on_block(head_block, state.pools_in(head_block.logs))
         if self.pending_swaps:
             if not self.chain.ws_url or not self.chain.routers:
                 raise ValueError("pending swaps need the chain's websocket URL and its router addresses")
@@ -305,11 +307,15 @@ class DexArbRunner:
         )
         return await load_initial(self.rpc, addresses, block)
 
-    async def _on_block(self, data: BlockData) -> None:
+    async def _on_block(self, data: BlockData, changed: frozenset[str] | None = None) -> None:
+        """The watcher's block listener (``changed``: the pools block ``data`` changed; default: what the
+        watcher's state reports for the block it just applied)."""
         assert self.bot is not None and self.watcher is not None
+        state = self.watcher.state
         if self._stale_finder():
-            self.bot.finder = self._finder(self.watcher.state)
-        await self.bot.on_block(data)
+            self.bot.finder = self._finder(state)
+        self.bot.state = state
+        await self.bot.on_block(data, state.last_changed if changed is None else changed)
         for listener in self.block_listeners:
             await listener(data)
         self.processed = data.block.number

@@ -313,6 +313,7 @@ class AaveState:
 # ---------------------------------------------------------------------------------------------- the journal
 _MISSING: Any = object()
 _UNDO_DICT, _UNDO_V2, _UNDO_V3 = 0, 1, 2
+_POOL_TOPICS = frozenset({T_SYNC, T_V3_SWAP, T_V3_MINT, T_V3_BURN, T_V3_INITIALIZE})
 
 
 @dataclass(slots=True)
@@ -367,6 +368,8 @@ class ChainState:
         self.timestamp: int | None = None
         self._journal: deque[_BlockJournal] = deque()
         self._cur: _BlockJournal = _BlockJournal(-1, "", (None, None, None))
+        # pools the last apply_block (or rollback_to: the undone blocks') changed, lower-case
+        self.last_changed: frozenset[str] = frozenset()
         self._aave_tokens: dict[str, tuple[str, str]] = {}  # token -> (asset, "a" | "v" | "s")
         self._debt_before: dict[
             tuple[str, str], int
@@ -428,11 +431,13 @@ class ChainState:
         logs: Iterable[dict[str, Any]],
         *,
         timestamp: int | None = None,
-    ) -> None:
+    ) -> frozenset[str]:
         """Apply every log of block ``block_number`` (in log order), journaled so it can be rolled back.
 
-        ``timestamp`` (the block's) is needed when an Aave market is tracked (``ReserveDataUpdated`` sets the
-        reserve's ``lastUpdateTimestamp`` to it).  Logs with ``removed: true`` are skipped.
+        Returns the pools whose state the block changed (lower-case addresses; also kept as
+        :attr:`last_changed`), so no consumer decodes the block's logs a second time.  ``timestamp`` (the
+        block's) is needed when an Aave market is tracked (``ReserveDataUpdated`` sets the reserve's
+        ``lastUpdateTimestamp`` to it).  Logs with ``removed: true`` are skipped.
         """
         if self.block_number is not None and block_number != self.block_number + 1:
             raise BlockOrderError(
@@ -466,10 +471,52 @@ class ChainState:
         self._journal.append(cur)
         while len(self._journal) > self.journal_depth:
             self._journal.popleft()
+        self.last_changed = frozenset(cur.saved_pools)
+        return self.last_changed
 
-    def apply_block_data(self, block: BlockData) -> None:
+    def apply_block_data(self, block: BlockData) -> frozenset[str]:
         """:meth:`apply_block` for a :class:`chains.abi.blocks.BlockData` (from :func:`chains.abi.blocks.fetch_block`)."""
-        self.apply_block(block.block.number, block.block.hash, block.logs, timestamp=block.block.timestamp)
+        return self.apply_block(
+            block.block.number, block.block.hash, block.logs, timestamp=block.block.timestamp
+        )
+
+    def pools_in(self, logs: Iterable[dict[str, Any]]) -> frozenset[str]:
+        """The tracked pools that ``logs`` carry a pool event of (lower-case addresses): what applying them
+        changes, without applying them (e.g. the block a state was loaded at)."""
+        out: set[str] = set()
+        for log in logs:
+            topics = log.get("topics") or ()
+            if topics and str(topics[0]).lower() in _POOL_TOPICS and not log.get("removed"):
+                address = str(log.get("address", "")).lower()
+                if address in self.v2 or address in self.v3:
+                    out.add(address)
+        return frozenset(out)
+
+    def preview(self, logs: Iterable[dict[str, Any]]) -> dict[str, V2PairState | V3PoolState]:
+        """The states of the pools ``logs`` would change, as they would be after them (copies, by lower-case
+        address), e.g. for the logs of a simulated pending transaction.  The same handlers as
+        :meth:`apply_block` run, then everything is undone: the state itself is unchanged.  A malformed log is a
+        :class:`StateSyncError`."""
+        before = self._cur
+        cur = self._cur = _BlockJournal(-1, "", (self.block_number, self.block_hash, self.timestamp))
+        handlers = self._handlers
+        try:
+            for log in logs:
+                topics = [str(t).lower() for t in log.get("topics") or ()]
+                h = handlers.get(topics[0]) if topics else None
+                if h is not None and not log.get("removed"):
+                    h({**log, "address": str(log.get("address", "")).lower(), "topics": topics}, topics)
+            out: dict[str, V2PairState | V3PoolState] = {}
+            for address in cur.saved_pools:
+                pair = self.v2.get(address)
+                out[address] = replace(pair) if pair is not None else self.v3[address].copy()
+            return out
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateSyncError(f"preview: {type(exc).__name__}: {exc}") from exc
+        finally:
+            _undo(cur.undo)
+            self._debt_before.clear()
+            self._cur = before
 
     def rollback_to(self, block_number: int) -> None:
         """Undo every applied block after ``block_number``; deeper than the journal -> :class:`JournalDepthError`."""
@@ -485,10 +532,13 @@ class ChainState:
                 f"cannot roll back to block {block_number}: the journal reaches back to "
                 f"{oldest} (depth {self.journal_depth}); resync from the chain"
             )
+        undone: set[str] = set()
         while self._journal and self._journal[-1].number > block_number:
             j = self._journal.pop()
             _undo(j.undo)
+            undone |= j.saved_pools
             self.block_number, self.block_hash, self.timestamp = j.before
+        self.last_changed = frozenset(undone)
 
     def journal_blocks(self) -> list[tuple[int, str]]:
         """(number, hash) of the blocks that can be rolled back, oldest first (reorg detection)."""

@@ -171,3 +171,46 @@ def test_block_order_and_rollback_bounds() -> None:
     assert (st.v2["0x" + "11" * 20].reserve0, st.block_number, st.timestamp) == (1000, 10, 1000)
     with pytest.raises(JournalDepthError):
         st.rollback_to(9)
+
+
+def _v3_swap(sqrt: int, liquidity: int, tick: int) -> dict[str, Any]:
+    words = [0, 0, sqrt, liquidity, tick % 2**256]
+    return {
+        "address": "0x" + "22" * 20,
+        "topics": [T_V3_SWAP, "0x" + "00" * 32, "0x" + "00" * 32],
+        "data": "0x" + "".join(f"{w:064x}" for w in words),
+    }
+
+
+def test_apply_block_names_the_pools_it_changed_and_rollback_the_ones_it_undid() -> None:
+    st = _pair_state()
+    pair, pool = "0x" + "11" * 20, "0x" + "22" * 20
+    other = {"address": "0x" + "33" * 20, "topics": [T_SYNC], "data": "0x" + "00" * 64}  # not a tracked pool
+    assert st.apply_block(11, "0x" + "01" * 32, [_sync(5, 6), other], timestamp=1011) == {pair}
+    assert st.last_changed == {pair}
+    assert st.apply_block(12, "0x" + "02" * 32, [_v3_swap(2**96 + 1, 10**18, 0)], timestamp=1012) == {pool}
+    assert st.apply_block(13, "0x" + "03" * 32, [], timestamp=1013) == frozenset()
+    st.rollback_to(10)
+    assert st.last_changed == {pair, pool}  # the undone blocks' pools: re-evaluate them
+    assert st.pools_in([_sync(1, 2), _v3_swap(2**96, 1, 0), other]) == {pair, pool}
+
+
+def test_preview_gives_the_states_after_the_logs_and_changes_nothing() -> None:
+    st = _pair_state()
+    before = fingerprint(st)
+    logs = [
+        {**_sync(7, 8), "address": ("0x" + "11" * 20).upper().replace("0X", "0x")},  # any address case
+        _v3_swap(2**96 + 12345, 10**18, 0),
+    ]
+    seen = st.preview(logs)
+    assert fingerprint(st) == before  # nothing applied, nothing journaled
+    assert (seen["0x" + "11" * 20].reserve0, seen["0x" + "11" * 20].reserve1) == (7, 8)
+    assert seen["0x" + "22" * 20].sqrt_price_x96 == 2**96 + 12345
+    assert seen["0x" + "22" * 20] is not st.v3["0x" + "22" * 20]  # copies
+    # the same answer as applying the logs to a copy of the state
+    twin = copy.deepcopy(st)
+    twin.apply_block(11, "0x" + "01" * 32, [*logs[1:], _sync(7, 8)], timestamp=1011)
+    assert seen["0x" + "22" * 20].sqrt_price_x96 == twin.v3["0x" + "22" * 20].sqrt_price_x96
+    with pytest.raises(StateSyncError):
+        st.preview([{**_sync(1, 2), "data": "0x12"}])
+    assert fingerprint(st) == before
