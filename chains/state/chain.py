@@ -58,12 +58,18 @@ from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState, update_position
 
 # Aave's fixed-point and interest math, shared with the liquidation math (one implementation, checked against
 # the real Pool there).
+from chains.lending.aave_v3 import EModeCategory as LendingEMode
+from chains.lending.aave_v3 import ReserveState as LendingReserve
+from chains.lending.aave_v3 import (
+    UserReserve,
+    calculate_user_account_data,
+    getNormalizedDebt,
+    getNormalizedIncome,
+)
 from chains.lending.aave_v3 import calculateCompoundedInterest as _compounded_interest
-from chains.lending.aave_v3 import calculateLinearInterest as _linear_interest
 from chains.lending.aave_v3 import percentMul as _percent_mul
 from chains.lending.aave_v3 import rayDiv as _ray_div
 from chains.lending.aave_v3 import rayMul as _ray_mul
-from chains.lending.aave_v3 import wadDiv as _wad_div
 
 __all__ = [
     "AaveState",
@@ -231,16 +237,11 @@ class AaveState:
     stale: dict[str, str] = field(default_factory=dict)  # user -> why
 
     def normalized_income(self, r: ReserveState, now: int) -> int:
-        if r.last_update_timestamp == now:
-            return r.liquidity_index
-        return _ray_mul(_linear_interest(r.liquidity_rate, r.last_update_timestamp, now), r.liquidity_index)
+        return getNormalizedIncome(r.liquidity_index, r.liquidity_rate, r.last_update_timestamp, now)
 
     def normalized_debt(self, r: ReserveState, now: int) -> int:
-        if r.last_update_timestamp == now:
-            return r.variable_borrow_index
-        return _ray_mul(
-            _compounded_interest(r.variable_borrow_rate, r.last_update_timestamp, now),
-            r.variable_borrow_index,
+        return getNormalizedDebt(
+            r.variable_borrow_index, r.variable_borrow_rate, r.last_update_timestamp, now
         )
 
     def stable_balance(self, asset: str, user: str, now: int) -> int:
@@ -256,58 +257,65 @@ class AaveState:
         return sorted(keys)
 
     def account_data(self, user: str, timestamp: int) -> AccountData:
-        """``Pool.getUserAccountData(user)`` at a block with this ``timestamp`` (GenericLogic, to the wei)."""
+        """``Pool.getUserAccountData(user)`` at a block with this ``timestamp``: the tracked balances and flags
+        handed to the one account model, :func:`chains.lending.aave_v3.calculate_user_account_data`."""
         user = user.lower()
         if user in self.stale:
             raise StaleStateError(f"Aave state of {user} is stale: {self.stale[user]}")
         category = self.user_emode.get(user, 0)
-        e_ltv = e_lt = e_price = 0
+        emode: LendingEMode | None = None
         if category:
             cat = self.emode_categories.get(category)
             if cat is None:
                 raise StaleStateError(f"e-mode category {category} of {user} is unknown")
-            e_ltv, e_lt = cat.ltv, cat.liquidation_threshold
-            if cat.price_source != ZERO_ADDRESS:
-                e_price = self.prices.get(cat.price_source, 0)
-        total_collateral = total_debt = avg_ltv = avg_lt = 0
+            e_price = self.prices.get(cat.price_source, 0) if cat.price_source != ZERO_ADDRESS else 0
+            emode = LendingEMode(cat.ltv, cat.liquidation_threshold, cat.liquidation_bonus, e_price)
+        reserves: list[LendingReserve] = []
+        positions: dict[str, UserReserve] = {}
         for asset, r in self.reserves.items():
             key = (asset, user)
             coll = self.collateral.get(key, False)
             borr = self.borrowing.get(key, False)
             if not coll and not borr:
                 continue
-            if e_price != 0 and category == r.emode_category:
-                price = e_price
-            else:
-                try:
-                    price = self.prices[asset]
-                except KeyError:
-                    raise StaleStateError(f"no oracle price for {asset}") from None
-            unit = 10**r.decimals
-            if r.liquidation_threshold != 0 and coll:
-                balance = (
-                    _ray_mul(self.a_scaled.get(key, 0), self.normalized_income(r, timestamp)) * price // unit
+            emode_priced = emode is not None and emode.price != 0 and category == r.emode_category
+            price = self.prices.get(asset)
+            if price is None and not emode_priced:
+                raise StaleStateError(f"no oracle price for {asset}")
+            reserves.append(
+                LendingReserve(
+                    asset=asset,
+                    decimals=r.decimals,
+                    ltv=r.ltv,
+                    liquidation_threshold=r.liquidation_threshold,
+                    liquidation_bonus=r.liquidation_bonus,
+                    liquidation_protocol_fee=0,  # not part of the account data
+                    liquidity_index=r.liquidity_index,
+                    variable_borrow_index=r.variable_borrow_index,
+                    current_liquidity_rate=r.liquidity_rate,
+                    current_variable_borrow_rate=r.variable_borrow_rate,
+                    last_update_timestamp=r.last_update_timestamp,
+                    price=price or 0,
+                    emode_category=r.emode_category,
                 )
-                total_collateral += balance
-                in_emode = category != 0 and category == r.emode_category
-                if r.ltv != 0:
-                    avg_ltv += balance * (e_ltv if in_emode else r.ltv)
-                avg_lt += balance * (e_lt if in_emode else r.liquidation_threshold)
-            if borr:
-                debt = self.v_scaled.get(key, 0)
-                if debt:
-                    debt = _ray_mul(debt, self.normalized_debt(r, timestamp))
-                debt += self.stable_balance(asset, user, timestamp)
-                total_debt += price * debt // unit
-        if total_collateral:
-            avg_ltv //= total_collateral
-            avg_lt //= total_collateral
-        else:
-            avg_ltv = avg_lt = 0
-        hf = UINT256_MAX if total_debt == 0 else _wad_div(_percent_mul(total_collateral, avg_lt), total_debt)
-        available = _percent_mul(total_collateral, avg_ltv)
-        available = available - total_debt if available >= total_debt else 0
-        return AccountData(total_collateral, total_debt, available, avg_lt, avg_ltv, hf)
+            )
+            positions[asset] = UserReserve(
+                scaled_a_token_balance=self.a_scaled.get(key, 0),
+                scaled_variable_debt=self.v_scaled.get(key, 0) if borr else 0,
+                stable_debt=self.stable_balance(asset, user, timestamp) if borr else 0,
+                using_as_collateral=coll,
+            )
+        d = calculate_user_account_data(reserves, positions, timestamp, category, emode)
+        available = _percent_mul(d.total_collateral_base, d.avg_ltv)
+        available = available - d.total_debt_base if available >= d.total_debt_base else 0
+        return AccountData(
+            d.total_collateral_base,
+            d.total_debt_base,
+            available,
+            d.avg_liquidation_threshold,
+            d.avg_ltv,
+            d.health_factor,
+        )
 
 
 # ---------------------------------------------------------------------------------------------- the journal

@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bots.app.cli import main
+from tests.chains.state.test_snapshot import V2_DOC
 from tests.fixtures.devnet import Devnet
 
 SEED = 20261207
@@ -236,19 +237,7 @@ def test_bad_discovery_checkpoints(book_doc: dict[str, Any], tmp_path: Path) -> 
         assert_one_line_error(r, case, mentions="checkpoint")
 
 
-V2_STATE = {
-    "format": "mevsuite.pool-state",
-    "version": 1,
-    "kind": "uniswap_v2",
-    "block": "1",
-    "block_hash": "0x",
-    "address": "0x" + "11" * 20,
-    "token0": "0x" + "aa" * 20,
-    "token1": "0x" + "bb" * 20,
-    "reserve0": "1000000",
-    "reserve1": "2000000",
-    "fee_bps": "30",
-}
+V2_STATE = V2_DOC  # a valid V2 pool-state document (the snapshot tests' own)
 
 
 def test_bad_state_files(tmp_path: Path) -> None:
