@@ -179,15 +179,12 @@ class AddressBook:
     def read(cls, path: str | Path) -> AddressBook:
         """Read ``path``; any problem (unreadable, not JSON, a missing or mistyped key) is one
         :class:`AddressBookError` line that names the file."""
-        from chains.wirejson import loads
+        from chains.wirejson import load_file
 
         try:
-            with open(path, "rb") as fh:
-                raw = fh.read(MAX_FILE_BYTES + 1)
+            doc = load_file(path, max_bytes=MAX_FILE_BYTES)
         except OSError as exc:
             raise AddressBookError(f"address book {path}: cannot read it: {exc.strerror or exc}") from None
-        try:
-            doc = loads(raw, max_bytes=MAX_FILE_BYTES)
         except ValueError as exc:
             raise AddressBookError(f"address book {path}: not valid JSON: {exc}") from None
         try:

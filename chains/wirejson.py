@@ -42,12 +42,13 @@ from __future__ import annotations
 import itertools
 import json
 import operator
+import os
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # stdlib only at run time: any module may use this one
     import aiohttp
 
-__all__ = ["DEFAULT_MAX_DEPTH", "WireJsonError", "loads", "read_capped"]
+__all__ = ["DEFAULT_MAX_DEPTH", "WireJsonError", "load_file", "loads", "read_capped"]
 
 DEFAULT_MAX_DEPTH = 128
 
@@ -129,6 +130,14 @@ def loads(data: bytes | bytearray | str, *, max_bytes: int, max_depth: int = DEF
         ) from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN, over-long integers
         raise WireJsonError("malformed", f"not valid JSON: {_one_line(str(exc))}") from None
+
+
+def load_file(path: str | os.PathLike[str], *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """:func:`loads` of the file at ``path``, reading no more than ``max_bytes + 1`` bytes of it (a larger file is
+    ``too_large`` without being read whole).  ``OSError`` if it cannot be read."""
+    with open(path, "rb") as fh:
+        raw = fh.read(max_bytes + 1)
+    return loads(raw, max_bytes=max_bytes, max_depth=max_depth)
 
 
 async def read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:

@@ -137,14 +137,11 @@ def _inside(base: Path, path: Path, where: str, label: str) -> Path:
 
 def _read_json_object(path: Path, where: str, label: str) -> dict[str, Any]:
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_JSON_BYTES + 1)
+        data = wirejson.load_file(path, max_bytes=MAX_JSON_BYTES)
     except FileNotFoundError:
         raise RegistryError(f"{where}: {label} is missing") from None
     except OSError as exc:
         raise RegistryError(f"{where}: cannot read {label}: {_describe(exc)}") from None
-    try:
-        data = wirejson.loads(raw, max_bytes=MAX_JSON_BYTES)
     except ValueError as exc:
         raise RegistryError(f"{where}: {label} is not valid JSON ({_describe(exc)})") from None
     if not isinstance(data, dict):

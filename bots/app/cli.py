@@ -66,13 +66,13 @@ async def _interruptible(coro: Coroutine[Any, Any, T]) -> T:
             loop.remove_signal_handler(sig)
 
 
-# Secret parts of the URLs this command was given (chains.node.anvil.url_secret_parts), masked in all we print.
+# Secret parts of the URLs this command was given (chains.node.urls.url_secret_parts), masked in all we print.
 _SECRET_PARTS: list[str] = []
 
 
 def _hide_url_secrets(*urls: str) -> None:
     """Mask the secret parts of ``urls`` (user info, keys in the path or query) in every later line we print."""
-    from chains.node.anvil import url_secret_parts
+    from chains.node.urls import url_secret_parts
 
     for url in urls:
         _SECRET_PARTS.extend(p for p in url_secret_parts(url) if p not in _SECRET_PARTS)
@@ -198,7 +198,8 @@ def chain_status(ctx: click.Context, rpc_urls: tuple[str, ...]) -> None:
     _hide_url_secrets(*urls)
 
     async def go() -> dict[str, Any]:
-        from chains.node.rpc import RpcClient, redact_url
+        from chains.node.rpc import RpcClient
+        from chains.node.urls import redact_url
 
         async with RpcClient(urls, timeout=cfg.chain.request_timeout_s, retries=cfg.chain.retries) as rpc:
             chain_id, head = await rpc.batch(
@@ -471,7 +472,7 @@ def run_dex_arb(
     from bots.app.keys import resolve_mode
 
     mode = _guard(lambda: resolve_mode(cfg, live))  # exit 2 if --live contradicts bot.dry_run = true
-    from bots.app.dex_arb_fork import ForkOptions, ForkRunError, check_sources, run_fork
+    from bots.app.dex_arb_fork import ForkOptions, ForkRunError, read_sources, run_fork
     from bots.app.keys import reputation_signer, signer_from_config
 
     owner = _guard(
@@ -494,7 +495,9 @@ def run_dex_arb(
         backrun=backrun,
     )
     try:
-        check_sources(opts)  # so does a bad input file: nothing is printed, created or started before this
+        source = read_sources(
+            opts
+        )  # so does a bad input file: nothing is printed, created or started before this
     except ForkRunError as exc:
         _fail(EXIT_FAILED, str(exc))
     reputation = _guard(lambda: reputation_signer(cfg.signer))
@@ -509,6 +512,7 @@ def run_dex_arb(
                 _interruptible(
                     run_fork(
                         opts,
+                        source=source,
                         cfg=cfg,
                         owner=owner,
                         reputation=reputation,

@@ -16,7 +16,7 @@ environment (``MEVSUITE__DB__URL``); it is the complete, usable URL but is print
 Any problem — malformed TOML, a wrong type, an unknown key (typos are errors), a secret in the file — raises
 :class:`ConfigError` whose ``str()`` is one line naming the key (or file and line) and where the value came
 from; the CLI prints it and exits with status 2.  The value itself is echoed only when it cannot hold a secret:
-never for a secret or ``db.url``, and RPC URLs only redacted (:func:`chains.node.rpc.redact_url`).  Every key is
+never for a secret or ``db.url``, and RPC URLs only redacted (:func:`chains.node.urls.redact_url`).  Every key is
 documented in ``mevsuite.example.toml``.  :meth:`Config.source_of` says where a key's value came from.
 
 We validate with plain pydantic rather than pydantic-settings because the error line must say where a value
@@ -111,7 +111,7 @@ class ChainConfig(_Section):
 
 
 def _redacted(url: str) -> str:
-    from chains.node.rpc import redact_url  # only on this error path: chains.node.rpc imports web3
+    from chains.node.urls import redact_url
 
     return redact_url(url)
 

@@ -15,7 +15,7 @@ starts, so a broken keystore stops the run at once.  The fork runs with its own 
 Dry-run is the default: opportunities are simulated and recorded, nothing is sent unless ``live`` (which the CLI
 sets only when ``bot.dry_run = false`` and ``--live``); ``mevsuite_bot_live{bot="dex_arb"}`` says which.
 
-The fork URL may carry an API key: it is shown only redacted (:func:`chains.node.rpc.redact_url`) and is never in
+The fork URL may carry an API key: it is shown only redacted (:func:`chains.node.urls.redact_url`) and is never in
 anvil's command line (:class:`chains.node.anvil.AnvilNode`).
 """
 
@@ -30,16 +30,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_utils.address import to_checksum_address
+
 from bots.app.config import Config
 from bots.app.devnet import builder_heads, setup_devnet_executor
 from bots.app.keys import KeyChoice, fork_chain_id, reputation_signer, signer_from_config
 from bots.dex_arb.bot import DexArbSettings
 from bots.dex_arb.runner import (
     ArbChain,
+    ArbPool,
     DexArbRunner,
     chain_from_book,
     chain_from_discovery,
-    chain_from_pools_file,
     read_pools_file,
 )
 from bots.metrics import Metrics, MetricsServer
@@ -48,7 +50,7 @@ from chains.addressbook import AddressBook
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.relay import DEVNET_BUILDER_COINBASE, LocalRelay
 from chains.node.anvil import AnvilNode
-from chains.node.rpc import redact_url
+from chains.node.urls import redact_url
 from chains.state.discovery import DiscoveryError, Factory, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -78,21 +80,29 @@ class ForkOptions:
     backrun: bool = False  # also watch the fork's mempool and backrun pending swaps (needs --book: routers)
 
 
-def check_sources(opts: ForkOptions) -> None:
-    """Read and check every input file (``--book``, ``--pools``, ``--checkpoint``) and the pool source before
-    anything is started: a bad file is one :class:`ForkRunError` line naming it, never a traceback."""
+@dataclass(frozen=True)
+class PoolSource:
+    """What the pools come from, read and checked: an address book, a pool file's pools, or neither (discovery
+    from factory logs, whose checkpoint was checked)."""
+
+    book: AddressBook | None = None
+    pools: list[ArbPool] | None = None
+
+
+def read_sources(opts: ForkOptions) -> PoolSource:
+    """Read and check every input file (``--book``, ``--pools``, ``--checkpoint``) and the pool source, once and
+    before anything is started: a bad file is one :class:`ForkRunError` line naming it, never a traceback."""
     try:
         if opts.book is not None:
-            AddressBook.read(opts.book)
-            return
+            return PoolSource(book=AddressBook.read(opts.book))
         if opts.weth is None:
             raise ForkRunError("--weth is needed with --pools or factory discovery (or give --book)")
         if opts.pools is not None:
-            read_pools_file(opts.pools)
-            return
+            return PoolSource(pools=read_pools_file(opts.pools))
         if not (opts.v2_factories or opts.v3_factories):
             raise ForkRunError("no pools: give --book, --pools, or --v2-factory/--v3-factory for discovery")
         read_checkpoint(opts.checkpoint)
+        return PoolSource()
     except (
         ValueError,
         DiscoveryError,
@@ -100,13 +110,12 @@ def check_sources(opts: ForkOptions) -> None:
         raise ForkRunError(str(exc)) from None
 
 
-async def _chain(opts: ForkOptions, node: AnvilNode, chain_id: int) -> ArbChain:
-    check_sources(opts)
-    if opts.book is not None:
-        return chain_from_book(AddressBook.read(opts.book), node.http_url)
-    assert opts.weth is not None  # check_sources
-    if opts.pools is not None:
-        return chain_from_pools_file(opts.pools, node.http_url, chain_id, opts.weth)
+async def _chain(opts: ForkOptions, source: PoolSource, node: AnvilNode, chain_id: int) -> ArbChain:
+    if source.book is not None:
+        return chain_from_book(source.book, node.http_url)
+    assert opts.weth is not None  # read_sources
+    if source.pools is not None:
+        return ArbChain(node.http_url, chain_id, to_checksum_address(opts.weth), source.pools)
     factories = [Factory(name, addr, "v2", fee) for name, addr, fee in opts.v2_factories]
     factories += [Factory(f"v3_{i}", addr, "v3") for i, addr in enumerate(opts.v3_factories)]
     return await chain_from_discovery(
@@ -117,6 +126,7 @@ async def _chain(opts: ForkOptions, node: AnvilNode, chain_id: int) -> ArbChain:
 async def run_fork(
     opts: ForkOptions,
     *,
+    source: PoolSource | None = None,
     cfg: Config | None = None,
     owner: KeyChoice | None = None,
     reputation: KeyChoice | None = None,
@@ -127,8 +137,10 @@ async def run_fork(
 
     ``cfg``: keys (``[signer]``) and ``/metrics`` (``[metrics]``); default: :class:`Config` defaults.  ``owner`` /
     ``reputation``: keys already loaded from it (default: loaded here, before anything starts).  ``metrics``: the
-    registry to report to (default: a new one)."""
+    registry to report to (default: a new one).  ``source``: the pools' source from :func:`read_sources` (default:
+    read here, before anything starts)."""
     say = progress or (lambda _m: None)
+    source = source if source is not None else read_sources(opts)
     cfg = cfg if cfg is not None else Config()
     key = owner if owner is not None else signer_from_config(cfg.signer, "fork")
     reputation = reputation if reputation is not None else reputation_signer(cfg.signer)
@@ -161,7 +173,7 @@ async def run_fork(
         if node.chain_id() != chain_id:
             raise ForkRunError(f"the fork did not take chain id {chain_id} (anvil_setChainId)")
         say(f"fork chain id {chain_id} (upstream {upstream_chain_id}): nothing signed here is valid upstream")
-        chain = dataclasses.replace(await _chain(opts, node, chain_id), chain_id=chain_id)
+        chain = dataclasses.replace(await _chain(opts, source, node, chain_id), chain_id=chain_id)
         say(f"{len(chain.pools)} pools, WETH {chain.weth}")
         if key.dev_key:
             say(

@@ -20,7 +20,6 @@ See docs/keys-and-modes.md.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import stat
@@ -100,7 +99,11 @@ def signer_from_config(
     if keystore is not None:
         if password is None:
             raise ConfigError(f"signer.keystore: {keystore} is configured but {_PASSWORD_VAR} is not set")
-        return KeyChoice(_decrypt_keystore(keystore, password.get_secret_value()), f"keystore {keystore}")
+        try:
+            signer = Signer.from_keystore(keystore, password.get_secret_value())
+        except KeyLoadError as exc:  # never shows the password or the key
+            raise ConfigError(f"signer.keystore: {exc} (password from {_PASSWORD_VAR})") from None
+        return KeyChoice(signer, f"keystore {keystore}")
     if password is not None:
         raise ConfigError(f"signer: {_PASSWORD_VAR} is set but signer.keystore is not (which keystore?)")
     if chain_kind in ("devnet", "fork"):
@@ -112,33 +115,6 @@ def signer_from_config(
     raise ConfigError(
         f"signer: no key configured: set {_PRIVATE_KEY_VAR}, or signer.keystore and {_PASSWORD_VAR}"
     )
-
-
-def _decrypt_keystore(path: Path, password: str) -> Signer:
-    from eth_account import Account
-
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"signer.keystore: cannot read {path}: {exc.strerror or type(exc).__name__}"
-        ) from None
-    try:
-        keyfile = json.loads(raw)
-        if not isinstance(keyfile, dict) or "crypto" not in {k.lower() for k in keyfile}:
-            raise ValueError("no 'crypto' section")
-    except ValueError:
-        raise ConfigError(f"signer.keystore: {path} is not an encrypted JSON keystore") from None
-    try:
-        key = bytes(Account.decrypt(keyfile, password))
-    except Exception:  # wrong password (MAC mismatch), unsupported KDF, damaged file: never show the password
-        raise ConfigError(
-            f"signer.keystore: cannot decrypt {path}: wrong password ({_PASSWORD_VAR}) or a damaged keystore"
-        ) from None
-    try:
-        return Signer(key)
-    except KeyLoadError as exc:
-        raise ConfigError(f"signer.keystore: {path}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------- reputation key

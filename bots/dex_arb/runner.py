@@ -4,7 +4,7 @@
 token screen (:mod:`chains.sim.tokens`: fee-on-transfer and reverting tokens are excluded from the graph), the
 route finder over the remaining pools, the :class:`chains.watch.blocks.BlockWatcher` that applies each block and
 calls the bot, the reorg handler, and the relay client.  Pools come from an :class:`ArbChain` (built from an
-address book, a pool file, or factory-log discovery: :func:`chain_from_book`, :func:`chain_from_pools_file`,
+address book, a pool file, or factory-log discovery: :func:`chain_from_book`, :func:`read_pools_file`,
 :func:`chain_from_discovery`).  Deploying and funding the executor on a dev node is
 :func:`bots.app.devnet.setup_devnet_executor`.
 """
@@ -38,6 +38,7 @@ from chains.state.chain import ChainState, StateAddresses, load_initial
 from chains.state.discovery import Factory, discover_pools
 from chains.watch.blocks import BlockWatcher, ChainReorg
 from chains.watch.mempool import MempoolWatcher, RouterKind, routers_for_book
+from chains.wirejson import load_file
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ __all__ = [
     "DexArbRunner",
     "chain_from_book",
     "chain_from_discovery",
-    "chain_from_pools_file",
     "read_pools_file",
 ]
 
@@ -90,15 +90,10 @@ def read_pools_file(path: str | Path) -> list[ArbPool]:
     objects (``fee``: bps for v2, default 30; hundredths of a bip for v3; ``fee_bps`` is accepted too).
 
     Any problem is a ``ValueError`` whose ``str()`` is one line naming the file and the pool."""
-    from chains.wirejson import loads
-
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(POOLS_FILE_MAX_BYTES + 1)
+        doc = load_file(path, max_bytes=POOLS_FILE_MAX_BYTES)
     except OSError as exc:
         raise ValueError(f"pools file {path}: cannot read it: {exc.strerror or exc}") from None
-    try:
-        doc = loads(raw, max_bytes=POOLS_FILE_MAX_BYTES)
     except ValueError as exc:
         raise ValueError(f"pools file {path}: not valid JSON: {exc}") from None
     items = doc if isinstance(doc, list) else doc.get("pools") if isinstance(doc, dict) else None
@@ -135,11 +130,6 @@ def _pool_entry(it: Any) -> ArbPool:
     if type(raw_fee) is not int or not 0 <= raw_fee < 1_000_000:
         raise ValueError(f"fee: not a fee: {str(raw_fee)[:40]!r}")
     return ArbPool(addrs[0], kind, addrs[1], addrs[2], raw_fee)  # type: ignore[arg-type]
-
-
-def chain_from_pools_file(path: str | Path, rpc_url: str, chain_id: int, weth: str) -> ArbChain:
-    """:func:`read_pools_file` on a chain."""
-    return ArbChain(rpc_url, chain_id, to_checksum_address(weth), read_pools_file(path))
 
 
 async def chain_from_discovery(

@@ -11,7 +11,7 @@ in its working directory, with ``${VAR}`` interpolation; so a forking anvil runs
 directory (mode 0700, removed by :meth:`AnvilNode.stop`) holding ``mevsuite_fork = "${MEVSUITE_ANVIL_FORK_URL}"``,
 the real URL is only in anvil's environment (readable by the same user only), and argv says
 ``--fork-url mevsuite_fork``.  Every URL in anvil's captured output (its banner prints the fork endpoint, its
-errors the URL it failed on) is redacted with :func:`chains.node.rpc.redact_url`, and so is the ``repr``.
+errors the URL it failed on) is redacted with :func:`chains.node.urls.redact_url`, and so is the ``repr``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from chains import wirejson
+from chains.node.urls import URL_IN_TEXT, redact_url, url_secret_parts
 
 __all__ = [
     "AnvilNode",
@@ -44,7 +44,6 @@ __all__ = [
     "RpcCallError",
     "find_anvil",
     "project_root",
-    "url_secret_parts",
 ]
 
 # Anvil's well-known development mnemonic ("test test ... junk"); its keys are public and only fit devnets.
@@ -57,45 +56,16 @@ FORK_ALIAS = "mevsuite_fork"
 MAX_REPLY_BYTES = 256 << 20  # one reply of our own anvil (a state dump is the largest)
 FORK_URL_ENV = "MEVSUITE_ANVIL_FORK_URL"
 _FOUNDRY_TOML = f'[rpc_endpoints]\n{FORK_ALIAS} = "${{{FORK_URL_ENV}}}"\n'
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s()<>'\"`,]+")
-
-
-def url_secret_parts(url: str) -> list[str]:
-    """Pieces of ``url`` that may carry a key (the URL itself, user info, password, key-like path segments, the
-    query and its values), longest first: replace each with ``***`` in any text that may quote the URL."""
-    from chains.node.rpc import redact_url
-
-    shown = redact_url(url)
-    if shown == url:
-        return []  # nothing in it is secret (http://127.0.0.1:8545)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return [url]
-    pieces = {url, url.rstrip("/")}
-    if "@" in parts.netloc:
-        pieces.add(parts.netloc.rpartition("@")[0] + "@")  # user:password@
-    if parts.query:
-        pieces.add(parts.query)
-    # Standalone tokens only when long enough to be a key, not a word that also appears elsewhere in the output.
-    tokens = {parts.password or "", unquote(parts.password or "")}
-    tokens |= {v for _, v in parse_qsl(parts.query)}
-    shown_segments = set(shown.split("?")[0].split("/"))
-    tokens |= {seg for seg in parts.path.split("/") if seg not in shown_segments}
-    pieces |= {t for t in tokens if len(t) >= 6}
-    return sorted((p for p in pieces if len(p) >= 4), key=len, reverse=True)
 
 
 def _output_redactor(fork_url: str | None) -> Callable[[str], str]:
     """A filter for anvil's output lines: every URL redacted, and the fork URL's secret parts masked anywhere."""
     if not fork_url:
         return lambda line: line
-    from chains.node.rpc import redact_url
-
     fragments = url_secret_parts(fork_url)
 
     def redact(line: str) -> str:
-        line = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), line)
+        line = URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), line)
         for piece in fragments:  # the same secrets in any other form (a bare host:port/path, unquoted ...)
             line = line.replace(piece, "***")
         return line
@@ -194,7 +164,6 @@ class AnvilNode:
         """The upstream this node forks, safe to show (None: not a fork we started)."""
         if self._fork_url is None:
             return None
-        from chains.node.rpc import redact_url
 
         return redact_url(self._fork_url)
 

@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from prometheus_client import CollectorRegistry
@@ -61,6 +61,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
 
+from chains.node.urls import redact_url
 from chains.wirejson import WireJsonError, read_capped
 from chains.wirejson import loads as wire_loads
 
@@ -75,7 +76,6 @@ __all__ = [
     "RpcTimeoutError",
     "is_retryable_error",
     "is_revert",
-    "redact_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -202,36 +202,6 @@ def _repeatable(method: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-# A path segment shown as is: a version tag (v3) or a short lowercase word (eth, rpc, ws, eth-mainnet).  Anything
-# else — digits, upper case, long or odd characters — may be a key (Infura /v3/<key>, QuickNode /<token>/).
-_PLAIN_SEGMENT = re.compile(r"v\d{1,3}|[a-z]{1,15}(?:-[a-z]{1,15}){0,2}")
-
-
-def redact_url(url: str) -> str:
-    """The URL with credentials and key-like path/query parts masked, safe for logs, errors and metric labels.
-
-    Hosted RPC URLs carry API keys in the user info, the path (``/v3/<key>``) or the query; none of them may end up
-    in logs.  Only the scheme, host, port and plain path words survive; an unparseable URL becomes ``<redacted URL>``.
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "<redacted URL>"
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc = f"{netloc}:{port}"
-    if parts.username or parts.password or "@" in parts.netloc:
-        netloc = f"***@{netloc}"
-    path = "/".join(
-        seg if not seg or (len(seg) < 16 and _PLAIN_SEGMENT.fullmatch(seg)) else "***"
-        for seg in parts.path.split("/")
-    )
-    query = "***" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, path, query, ""))
-
-
 def _json_default(obj: Any) -> Any:
     # web3 hands over HexBytes/bytes, AttributeDicts and (for some params) pydantic models.
     if isinstance(obj, bytes | bytearray | memoryview):

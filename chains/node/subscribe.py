@@ -31,7 +31,7 @@
   counts are plain attributes (:attr:`WsSubscription.reconnects` ...) for code without a registry.
 
 Transport error descriptions follow :mod:`chains.node.rpc` ("cannot reach URL: connection refused"), and URLs in
-logs and errors are redacted with :func:`chains.node.rpc.redact_url`.
+logs and errors are redacted with :func:`chains.node.urls.redact_url`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.frames import CloseCode
 
-from chains.node.rpc import _connect_failure, redact_url
+from chains.node.rpc import _connect_failure
+from chains.node.urls import redact_url
 from chains.promreg import per_registry
 from chains.wirejson import DEFAULT_MAX_DEPTH, WireJsonError
 from chains.wirejson import loads as wire_loads

@@ -17,15 +17,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn
 
 from coincurve import PrivateKey
 from eth_hash.auto import keccak
+
+from chains import wirejson
 
 __all__ = [
     "KeyLoadError",
@@ -35,6 +35,7 @@ __all__ = [
     "rlp_encode",
 ]
 
+KEYSTORE_MAX_BYTES = 1 << 20  # an encrypted keystore is ~0.5 kB
 ENV_PRIVATE_KEY = "MEV_PRIVATE_KEY"  # from_env's default, for scripts and tests only (the bots never read it)
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -203,13 +204,15 @@ class Signer:
         from eth_account import Account
 
         try:
-            keyfile = json.loads(Path(path).read_text())
+            keyfile = wirejson.load_file(path, max_bytes=KEYSTORE_MAX_BYTES)
         except OSError as exc:
             raise KeyLoadError(
                 f"cannot read keystore {os.fspath(path)}: {exc.strerror or type(exc).__name__}"
             ) from None
         except ValueError:
-            raise KeyLoadError(f"keystore {os.fspath(path)} is not JSON") from None
+            keyfile = None
+        if not isinstance(keyfile, dict) or "crypto" not in {str(k).lower() for k in keyfile}:
+            raise KeyLoadError(f"keystore {os.fspath(path)} is not an encrypted JSON keystore")
         try:
             raw = bytes(Account.decrypt(keyfile, password))
         except Exception:  # wrong password (MAC mismatch), unsupported KDF, damaged file ...

@@ -95,8 +95,7 @@ def read_checkpoint(path: Path | None) -> tuple[dict[str, int], dict[str, Discov
     if path is None or not path.exists():
         return {}, {}
     try:
-        with open(path, "rb") as fh:
-            doc = wirejson.loads(fh.read(CHECKPOINT_MAX_BYTES + 1), max_bytes=CHECKPOINT_MAX_BYTES)
+        doc = wirejson.load_file(path, max_bytes=CHECKPOINT_MAX_BYTES)
     except (OSError, ValueError) as exc:
         raise DiscoveryError(f"cannot read checkpoint {path}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:

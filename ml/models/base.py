@@ -334,8 +334,7 @@ def read_json_object(path: Path | str) -> dict[str, Any]:
     """A JSON object from ``path`` (a file of a model directory); malformed content is a ModelFileError."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            data = wirejson.loads(fh.read(MAX_JSON_BYTES + 1), max_bytes=MAX_JSON_BYTES)
+        data = wirejson.load_file(path, max_bytes=MAX_JSON_BYTES)
     except ValueError as exc:
         raise ModelFileError(f"{path}: not valid JSON ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, dict):

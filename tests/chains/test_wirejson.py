@@ -395,3 +395,18 @@ def test_control_plain_json_loads_of_the_payload_kills_the_process() -> None:
         pytest.skip("a very large C stack: the crash needs more nesting than the payload has")
     proc = _run("plain")
     assert proc.returncode == -signal.SIGSEGV, (proc.returncode, proc.stderr[-500:])
+
+
+def test_load_file_reads_no_more_than_the_cap(tmp_path: Path) -> None:
+    from chains.wirejson import load_file
+
+    small = tmp_path / "small.json"
+    small.write_text('{"a": [1, 2, 340282366920938463463374607431768211456]}')
+    assert load_file(small, max_bytes=100) == {"a": [1, 2, 2**128]}
+    big = tmp_path / "big.json"
+    big.write_bytes(b"[" + b"1," * 1_000_000 + b"1]")
+    with pytest.raises(WireJsonError) as err:
+        load_file(big, max_bytes=1000)
+    assert err.value.reason == "too_large" and "1001 bytes" in str(err.value)  # read max_bytes + 1, no more
+    with pytest.raises(OSError):
+        load_file(tmp_path / "missing.json", max_bytes=10)

@@ -30,7 +30,6 @@ from chains.node.rpc import (
     RpcClient,
     RpcError,
     RpcTimeoutError,
-    redact_url,
 )
 
 # Runtime code of a tiny contract: `value()` (selector 0x3fa4f245) returns 42, any other call reverts.
@@ -521,18 +520,6 @@ async def test_ws_messages_without_id_go_to_notification_handler(node: AnvilNode
         assert msg["method"] == "eth_subscription" and msg["params"]["subscription"] == sub
         assert msg["params"]["result"]["number"] == "0x1"
         assert await client.request("eth_unsubscribe", [sub]) is True
-
-
-def test_redact_url_hides_keys() -> None:
-    assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
-    assert (
-        redact_url("https://mainnet.infura.io/v3/0123456789abcdef0123456789abcdef")
-        == "https://mainnet.infura.io/v3/***"
-    )
-    assert (
-        redact_url("wss://user:secret@node.example:8546/ws?apikey=xyz")
-        == "wss://***@node.example:8546/ws?***"
-    )
 
 
 async def test_rejects_bad_configuration() -> None:
