@@ -31,10 +31,11 @@ async def _run(node: AnvilNode) -> list[dict[str, Any]]:
     key = Signer(b"\x11" * 32)
     auth = Signer(b"\x22" * 32)
     builder = BlockBuilder(node, interval_s=1.0)
-    relay = LocalRelay(builder)
+    # every bundle stays pending (the builder never runs here): allow them all from this one signer
+    relay = LocalRelay(builder, max_pending_per_signer=2 * (WARMUP + N))
     await relay.start()
     client = FlashbotsClient(auth, {"devnet": relay.url}, timeout=5.0, retries=0)
-    target = node.block_number() + 10_000
+    target = node.block_number() + 1  # within the relay's limit of head + 25
     build_sign: list[float] = []
     post: list[float] = []
     total: list[float] = []

@@ -575,22 +575,12 @@ class DexArbBot:
                 }
                 if bundle is not None and bundle.victim is not None:
                     details["victim"] = bundle.victim
-                status = (
-                    "rejected"
-                    if p is None
-                    else "submitted"
-                    if bundle is not None and bundle.sent
-                    else "simulated"
-                )
-                reason = (
-                    (reasons or {}).get(key)
-                    if status == "rejected"
-                    else None
-                    if status == "submitted"
-                    else Reason.SEND_FAILED
-                    if s.live
-                    else Reason.DRY_RUN
-                )
+                if p is None:  # the simulation dropped it
+                    status, reason = "rejected", (reasons or {}).get(key)
+                elif bundle is not None and bundle.sent:
+                    status, reason = "submitted", None
+                else:  # simulated profitable, not sent
+                    status, reason = "simulated", Reason.SEND_FAILED if s.live else Reason.DRY_RUN
                 await self.store.record_opportunity(
                     chain_id=self.chain_id,
                     block_number=head.number,

@@ -378,6 +378,7 @@ class LocalRelay:
         self.metrics = _metrics(registry)
         self._log: collections.deque[ReceivedBundle] = collections.deque(maxlen=max_log)
         self._private: dict[str, PrivateTx] = {}  # by tx hash
+        self._node_head: int | None = None  # the node's head as last asked (before the builder's first block)
         self._by_hint: dict[str, str] = {}  # hint hash -> tx hash
         self._bundles: dict[
             tuple[str, int], str
@@ -651,12 +652,17 @@ class LocalRelay:
         """The chain head: the builder's last block, or the node's (before the first build, or ``fresh``)."""
         head = self.builder.head
         if head is None or fresh:
-            head = int(await self.builder.request("eth_blockNumber"), 16)
+            head = self._node_head = int(await self.builder.request("eth_blockNumber"), 16)
         return head
 
     async def _check_ahead(self, block: int, where: str, limit: int) -> int:
-        """Refuse (-32602) a block more than ``limit`` blocks after the head; returns the head."""
-        head = await self._head()
+        """Refuse (-32602) a block more than ``limit`` blocks after the head; returns the head.  Before the
+        builder's first block the node's head is asked once and remembered: a remembered head can only be too
+        low, and a block that looks too far ahead is checked again against a fresh one -- so the submit path
+        makes no round trip to the node per request."""
+        head = self.builder.head
+        if head is None:
+            head = self._node_head if self._node_head is not None else await self._head(fresh=True)
         if block > head + limit:
             head = await self._head(fresh=True)  # blocks mined behind the builder's back
             if block > head + limit:
@@ -666,6 +672,12 @@ class LocalRelay:
     def _check_pending(self, signer: str, adding: int) -> None:
         """Refuse (-32005) what would take ``signer`` or the relay past the pending limits.  Pending items: bundles
         for a block not built yet (one per target block) and private txs waiting for inclusion."""
+        # Everything the relay tracks bounds what is pending: while that is under both limits, nothing can be
+        # over them, and the recount (a builder lookup per tracked bundle) is skipped on the submit path.
+        if len(self._bundles) + len(self._private) + adding <= min(
+            self.max_pending_per_signer, self.max_pending_total
+        ):
+            return
         who = signer.lower()
         mine = total = 0
         done = []
