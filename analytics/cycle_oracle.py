@@ -19,6 +19,7 @@ from chains.addressbook import AddressBook, PoolInfo
 from chains.amm.uniswap_v2 import get_amount_out
 from chains.amm.uniswap_v3.errors import UniswapV3Revert
 from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState, quote_exact_input
+from chains.kinds import PoolKind
 from chains.state.snapshot import read_v2_pair, read_v3_pool
 
 
@@ -51,7 +52,7 @@ class _Pools:
     def out(self, pool: str, token_in: str, amount: int) -> int | None:
         p = self.info[pool]
         zfo = token_in == p.token0
-        if p.kind == "v2":
+        if p.kind == PoolKind.V2:
             r0, r1 = self.v2[pool]
             rin, rout = (r0, r1) if zfo else (r1, r0)
             if rin == 0 or rout == 0:
@@ -74,7 +75,7 @@ async def read_pools(rpc: Any, infos: Sequence[PoolInfo], block: int) -> _Pools:
     v2: dict[str, tuple[int, int]] = {}
     v3: dict[str, V3PoolState] = {}
     for p in infos:
-        if p.kind == "v2":
+        if p.kind == PoolKind.V2:
             r = await read_v2_pair(rpc, p.address, block)
             v2[p.address] = (r.reserve0, r.reserve1)
         else:
@@ -157,11 +158,11 @@ def opportunities(
     gas_for: Callable[[tuple[str, ...]], int],
 ) -> list[OracleOpportunity]:
     """Every cycle with a positive gross profit, best net first; ``gas_for(kinds)`` is the gas of a route whose
-    hops are of those pool kinds (``"v2"``/``"v3"``)."""
+    hops are of those pool kinds (``PoolKind.V2``/``V3``)."""
     out: list[OracleOpportunity] = []
     for legs in cycles:
         first = pools.info[legs[0].pool]
-        if first.kind == "v2":
+        if first.kind == PoolKind.V2:
             r0, r1 = pools.v2[first.address]
             upper = r0 if base == first.token0 else r1
         else:

@@ -29,8 +29,8 @@ What it does, in the order a block goes through it::
   search for the library's rounding), otherwise a bracketed integer golden-section search (started from the
   numpy estimate, bracket grown by doubling) refined locally to ``rel_tol``. Results are cached per cycle until
   one of its pools changes.
-* **Gas.** ``GasModel``: a fixed overhead per transaction plus gas per hop by protocol (defaults in
-  :data:`DEFAULT_GAS_PER_HOP`, documented in docs/routing.md). Gas cost in base-token raw units is
+* **Gas.** ``GasModel``: a fixed overhead per transaction plus gas per hop by protocol (defaults: each kind's
+  :attr:`RouteKind.gas_per_hop`, documented in docs/routing.md). Gas cost in base-token raw units is
   ``ceil(units × gas_price_wei × base_per_eth)`` (1 for WETH; give ``base_per_eth`` for other base tokens).
 
 Output: :class:`Opportunity` (and :class:`Route` for paths) carries, per :class:`Hop`, everything an executor
@@ -38,6 +38,10 @@ needs: pool address, protocol kind, token in/out (and their indices in the pool)
 amount in and out; plus the total input, expected output, gross and net profit. Amounts are ints (wei).
 Curve legs have ``verified_math=False`` on the opportunity: the Curve port is not yet checked against chain
 values (see ``chains/amm/curve_stableswap.py``) and must not size a transaction.
+
+Pool kinds: every adapter class has a :class:`chains.kinds.PoolKind` and registers itself here with
+:func:`register_route_kind` (its default gas per hop, and how to wrap a :class:`chains.state.chain.ChainState` pool
+of that kind, which :func:`pools_from_chain_state` looks up by kind); docs/adding-a-pool-kind.md.
 
 Bad input never crashes: an update naming an unknown pool, a pool with an unknown protocol or a quote the
 math rejects is skipped and counted in ``mevsuite_routing_bad_input_total{reason}`` (registry optional).
@@ -60,42 +64,37 @@ from chains.amm import curve_stableswap as curve
 from chains.amm.balancer import v1 as balancer_v1
 from chains.amm.balancer import weighted_math
 from chains.amm.uniswap_v2 import get_amount_out
+from chains.amm.uniswap_v2.pool import V2PairState
 from chains.amm.uniswap_v3.pool import V3PoolState, swap
-from chains.state.chain import ChainState, V2PairState
+from chains.kinds import PoolKind
+from chains.state.chain import ChainState
 
 __all__ = [
     "DEFAULT_GAS_OVERHEAD",
-    "DEFAULT_GAS_PER_HOP",
     "BalancerV1RoutePool",
     "BalancerWeightedRoutePool",
     "CurveRoutePool",
     "GasModel",
     "Hop",
     "Opportunity",
-    "ProtocolKind",
     "Route",
     "RouteFinder",
+    "RouteKind",
     "RoutePool",
     "RouteQuoteError",
     "V2RoutePool",
     "V3RoutePool",
+    "default_gas_per_hop",
     "golden_section_max",
     "pools_from_chain_state",
+    "register_route_kind",
+    "route_kind",
+    "unregister_route_kind",
 ]
 
-ProtocolKind = Literal["v2", "v3", "curve", "balancer", "balancer_v1"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-# Gas per hop by protocol: a swap leg inside an executor contract (transfer in, pool swap, callback),
-# measured orders of magnitude from mainnet traces; override with GasModel(per_hop=...).
-DEFAULT_GAS_PER_HOP: dict[str, int] = {
-    "v2": 60_000,
-    "v3": 100_000,
-    "curve": 130_000,
-    "balancer": 110_000,
-    "balancer_v1": 100_000,
-}
 DEFAULT_GAS_OVERHEAD = 45_000  # 21,000 intrinsic + executor entry, profit check, final transfer
 _Q96 = float(1 << 96)
 
@@ -112,10 +111,15 @@ class RoutePool:
     applies a block), :meth:`RouteFinder.update` with the pool's address picks it up.
     """
 
-    kind: ProtocolKind
+    kind: PoolKind
     address: str
     tokens: tuple[str, ...]
     verified: bool = True
+
+    def replace_state(self, new: Any) -> None:
+        """Take ``new`` as the pool's state (:meth:`RouteFinder.update` given a replacement); ``TypeError`` if it is
+        not a state of this kind."""
+        raise TypeError(f"cannot use a {type(new).__name__} as the state of a {self.kind} pool")
 
     def fee(self) -> int:
         """The pool's fee in its protocol's units (V2 bps, V3 hundredths of a bip, Curve 1e10, Balancer 1e18)."""
@@ -141,12 +145,21 @@ class RoutePool:
 class V2RoutePool(RoutePool):
     """A Uniswap V2 pair (or fork), exact via ``chains.amm.uniswap_v2``."""
 
-    kind: ProtocolKind = "v2"
+    kind = PoolKind.V2
 
     def __init__(self, pair: V2PairState) -> None:
         self.state = pair
         self.address = pair.address.lower()
         self.tokens = (pair.token0.lower(), pair.token1.lower())
+
+    @classmethod
+    def from_state(cls, address: str, pair: V2PairState, tokens: tuple[str, str] | None) -> V2RoutePool:
+        return cls(pair)
+
+    def replace_state(self, new: Any) -> None:
+        if not isinstance(new, V2PairState):
+            super().replace_state(new)
+        self.state = new
 
     def fee(self) -> int:
         return self.state.fee_bps
@@ -177,12 +190,23 @@ class V2RoutePool(RoutePool):
 class V3RoutePool(RoutePool):
     """A Uniswap V3 pool, exact via ``chains.amm.uniswap_v3.pool.swap`` (no price limit, full fill only)."""
 
-    kind: ProtocolKind = "v3"
+    kind = PoolKind.V3
 
     def __init__(self, address: str, token0: str, token1: str, state: V3PoolState) -> None:
         self.state = state
         self.address = address.lower()
         self.tokens = (token0.lower(), token1.lower())
+
+    @classmethod
+    def from_state(cls, address: str, pool: V3PoolState, tokens: tuple[str, str] | None) -> V3RoutePool:
+        if tokens is None:
+            raise ValueError(f"no (token0, token1) for V3 pool {address}")
+        return cls(address, tokens[0], tokens[1], pool)
+
+    def replace_state(self, new: Any) -> None:
+        if not isinstance(new, V3PoolState):
+            super().replace_state(new)
+        self.state = new
 
     def fee(self) -> int:
         return self.state.fee
@@ -217,7 +241,7 @@ class V3RoutePool(RoutePool):
 class CurveRoutePool(RoutePool):
     """A Curve StableSwap plain pool, via ``chains.amm.curve_stableswap.get_dy`` (``verified = False``)."""
 
-    kind: ProtocolKind = "curve"
+    kind = PoolKind.CURVE
     verified = False
 
     def __init__(
@@ -243,6 +267,9 @@ class CurveRoutePool(RoutePool):
 
     def fee(self) -> int:
         return self._fee
+
+    def replace_state(self, new: Any) -> None:
+        self.balances = _balances(self, new)
 
     def quote(self, i: int, j: int, amount_in: int) -> int:
         if amount_in <= 0:
@@ -294,7 +321,7 @@ class CurveRoutePool(RoutePool):
 class BalancerWeightedRoutePool(RoutePool):
     """A Balancer V2 weighted pool (normalised 1e18 weights, raw balances), via ``weighted_math``."""
 
-    kind: ProtocolKind = "balancer"
+    kind = PoolKind.BALANCER
 
     def __init__(
         self,
@@ -313,6 +340,9 @@ class BalancerWeightedRoutePool(RoutePool):
 
     def fee(self) -> int:
         return self.swap_fee
+
+    def replace_state(self, new: Any) -> None:
+        self.balances = _balances(self, new)
 
     def quote(self, i: int, j: int, amount_in: int) -> int:
         if amount_in <= 0:
@@ -341,7 +371,7 @@ class BalancerWeightedRoutePool(RoutePool):
 class BalancerV1RoutePool(BalancerWeightedRoutePool):
     """A Balancer V1 ``BPool`` (denormalised weights, raw balances), via :mod:`chains.amm.balancer.v1`."""
 
-    kind: ProtocolKind = "balancer_v1"
+    kind = PoolKind.BALANCER_V1
 
     def __init__(
         self,
@@ -369,22 +399,89 @@ def _weighted_mobius(b_in: int, w_in: int, b_out: int, w_out: int, fee: float) -
     return g * r_out, r_in, g
 
 
+def _balances(pool: RoutePool, new: Any) -> list[int]:
+    if not isinstance(new, Sequence):
+        raise TypeError(f"cannot use a {type(new).__name__} as the state of a {pool.kind} pool")
+    if len(new) != len(pool.tokens):
+        raise ValueError(f"{pool.address}: {len(new)} balances for {len(pool.tokens)} tokens")
+    return [int(b) for b in new]
+
+
+# ============================================================================================ the kinds
+# (pool address, its state in a ChainState, its (token0, token1) when the state does not carry them) -> adapter
+FromChainState = Callable[[str, Any, tuple[str, str] | None], RoutePool]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteKind:
+    """The route finder's entry for one pool kind.  ``gas_per_hop``: the default gas of one swap leg of this kind
+    inside the executor (transfer in, pool swap, callback; :class:`GasModel`); ``from_state``: the adapter of a
+    :class:`~chains.state.chain.ChainState` pool of this kind (``None``: the kind is not followed from events, its
+    adapters are built by the caller)."""
+
+    kind: str  # a chains.kinds.PoolKind, or a kind defined outside chains (a string)
+    gas_per_hop: int
+    from_state: FromChainState | None = None
+
+
+_ROUTE_KINDS: dict[str, RouteKind] = {}
+
+
+def register_route_kind(kind: str, entry: RouteKind) -> None:
+    """Register the route finder's entry for ``kind`` (a kind registered twice is a ``ValueError``)."""
+    if entry.kind != kind:
+        raise ValueError(f"route entry is for {entry.kind!r}, registered as {kind!r}")
+    if kind in _ROUTE_KINDS:
+        raise ValueError(f"pool kind {kind!r} already has a route entry")
+    _ROUTE_KINDS[kind] = entry
+
+
+def unregister_route_kind(kind: str) -> None:
+    """Remove ``kind``'s entry (tests register kinds of their own and remove them afterwards)."""
+    del _ROUTE_KINDS[kind]
+
+
+def route_kind(kind: str) -> RouteKind:
+    """The entry of ``kind``; ``KeyError`` naming the registered kinds if there is none."""
+    try:
+        return _ROUTE_KINDS[kind]
+    except KeyError:
+        raise KeyError(
+            f"the route finder has no pool kind {kind!r} (have: {', '.join(_ROUTE_KINDS)})"
+        ) from None
+
+
+def default_gas_per_hop() -> dict[str, int]:
+    """Gas per hop of every registered kind (GasModel's default; measured orders of magnitude from mainnet
+    traces, override with ``GasModel(per_hop=...)``)."""
+    return {k: e.gas_per_hop for k, e in _ROUTE_KINDS.items()}
+
+
+register_route_kind(PoolKind.V2, RouteKind(PoolKind.V2, 60_000, V2RoutePool.from_state))
+register_route_kind(PoolKind.V3, RouteKind(PoolKind.V3, 100_000, V3RoutePool.from_state))
+register_route_kind(PoolKind.CURVE, RouteKind(PoolKind.CURVE, 130_000))
+register_route_kind(PoolKind.BALANCER, RouteKind(PoolKind.BALANCER, 110_000))
+register_route_kind(PoolKind.BALANCER_V1, RouteKind(PoolKind.BALANCER_V1, 100_000))
+
+
 def pools_from_chain_state(
     state: ChainState, v3_tokens: Mapping[str, tuple[str, str]] | Any
 ) -> list[RoutePool]:
-    """Adapters for every V2 pair and V3 pool of ``state`` (by reference: they follow its updates).
+    """Adapters for every pool of ``state``, each built by its kind's :attr:`RouteKind.from_state` (by reference:
+    they follow the state's updates).
 
-    ``v3_tokens`` maps a V3 pool address to ``(token0, token1)``, or is an ``AddressBook`` (its pool list).
+    ``v3_tokens`` maps a pool address to ``(token0, token1)`` for the kinds whose state does not carry its tokens
+    (V3), or is an ``AddressBook`` (its pool list).
     """
     if not isinstance(v3_tokens, Mapping):
-        v3_tokens = {p.address.lower(): (p.token0, p.token1) for p in v3_tokens.pools if p.kind == "v3"}
+        v3_tokens = {p.address: (p.token0, p.token1) for p in v3_tokens.pools}
     tokens = {k.lower(): v for k, v in v3_tokens.items()}
-    out: list[RoutePool] = [V2RoutePool(pair) for pair in state.v2.values()]
-    for address, pool in state.v3.items():
-        t = tokens.get(address.lower())
-        if t is None:
-            raise ValueError(f"no (token0, token1) for V3 pool {address}")
-        out.append(V3RoutePool(address, t[0], t[1], pool))
+    out: list[RoutePool] = []
+    for kind, pools in state.pools.items():
+        from_state = route_kind(kind).from_state
+        if from_state is None:
+            raise ValueError(f"the route finder cannot wrap a chain-state pool of kind {kind!r}")
+        out.extend(from_state(address, pool, tokens.get(address.lower())) for address, pool in pools.items())
     return out
 
 
@@ -394,7 +491,7 @@ class Hop:
     """One swap of a route, as an executor performs it."""
 
     pool: str
-    kind: ProtocolKind
+    kind: PoolKind
     token_in: str
     token_out: str
     index_in: int  # the tokens' positions in the pool (Curve i/j, Balancer indices; 0/1 for Uniswap)
@@ -439,7 +536,7 @@ class GasModel:
     """Gas of an arbitrage transaction: ``overhead + Σ per_hop[kind]``."""
 
     overhead: int = DEFAULT_GAS_OVERHEAD
-    per_hop: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_GAS_PER_HOP))
+    per_hop: Mapping[str, int] = field(default_factory=default_gas_per_hop)
 
     def units(self, kinds: Iterable[str]) -> int:
         return self.overhead + sum(self.per_hop[k] for k in kinds)
@@ -802,7 +899,7 @@ class RouteFinder:
                 self.metrics.bad_input.labels("unknown_pool").inc()
                 continue
             if replace is not None:
-                self._replace_state(self.pools[pidx], replace[address])
+                self.pools[pidx].replace_state(replace[address])
             self._refresh_pool(pidx)
             pidxs.append(pidx)
         ids = self.affected_cycles(pidxs)
@@ -816,18 +913,6 @@ class RouteFinder:
                 for c in [c for c in self._exact_cache if dirty[c]]:
                     del self._exact_cache[c]
         return self.best()
-
-    def _replace_state(self, pool: RoutePool, new: Any) -> None:
-        if isinstance(pool, V2RoutePool) and isinstance(new, V2PairState):
-            pool.state = new
-        elif isinstance(pool, V3RoutePool) and isinstance(new, V3PoolState):
-            pool.state = new
-        elif isinstance(pool, CurveRoutePool | BalancerWeightedRoutePool) and isinstance(new, Sequence):
-            if len(new) != len(pool.tokens):
-                raise ValueError(f"{pool.address}: {len(new)} balances for {len(pool.tokens)} tokens")
-            pool.balances = [int(b) for b in new]
-        else:
-            raise TypeError(f"cannot use a {type(new).__name__} as the state of a {pool.kind} pool")
 
     def ranked(self, k: int | None = None) -> IntArray:
         """Cycle ids with a positive estimated gross profit, best estimated net first (at most ``k``)."""

@@ -43,6 +43,7 @@ from chains.amm.uniswap_v3.sqrt_price_math import get_amount0_delta, get_amount1
 from chains.amm.uniswap_v3.tick_math import get_sqrt_ratio_at_tick
 from chains.devnet.artifacts import load
 from chains.devnet.deploy import deploy_world
+from chains.kinds import PoolKind
 from chains.node.anvil import AnvilNode
 from chains.state.snapshot import snapshot_pool
 
@@ -91,7 +92,7 @@ def _wait(node: AnvilNode, tx_hashes: Sequence[str]) -> None:
             raise RuntimeError(f"ladder mint {h} reverted")
 
 
-def _pool(book: AddressBook, kind: str, venue: str, a: str, b: str, fee: int | None = None) -> Any:
+def _pool(book: AddressBook, kind: PoolKind, venue: str, a: str, b: str, fee: int | None = None) -> Any:
     want = {book.token(a).address.lower(), book.token(b).address.lower()}
     for p in book.pools:
         if (
@@ -462,8 +463,8 @@ def run() -> list[dict[str, Any]]:
     _say("starting anvil and deploying the devnet world")
     with AnvilNode.start() as node:
         book = deploy_world(node, 7)
-        v2p = _pool(book, "v2", "uniswap", "WETH", "USDC")
-        v3p = _pool(book, "v3", "uniswap_v3", "WETH", "USDC", 3000)
+        v2p = _pool(book, PoolKind.V2, "uniswap", "WETH", "USDC")
+        v3p = _pool(book, PoolKind.V3, "uniswap_v3", "WETH", "USDC", 3000)
         (v3doc,) = asyncio.run(_snapshot(node.http_url, [v3p.address]))
         _add_ladder(node, book, v3p, _v3_state(v3doc))
         v2doc, v3doc = asyncio.run(_snapshot(node.http_url, [v2p.address, v3p.address]))

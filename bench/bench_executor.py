@@ -21,6 +21,7 @@ from typing import Any
 
 from chains.addressbook import AddressBook
 from chains.devnet.deploy import deploy_world
+from chains.kinds import PoolKind
 from chains.node.anvil import AnvilNode
 from chains.send.executor import ArbPlan, FundingMode, encode_execute, encode_plan
 from tests.contracts.chainhelp import (
@@ -138,7 +139,7 @@ def run() -> list[dict[str, Any]]:
     for name, (total, hops) in measured.items():
         plan = routes[name][0]
         for h, g in zip(plan.hops, hops, strict=True):
-            (v3 if h.kind == "v3" else v2).append(g)
+            (v3 if h.kind == PoolKind.V3 else v2).append(g)
         bases.append(total - sum(hops))
         rows.append(
             {

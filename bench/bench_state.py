@@ -7,9 +7,13 @@ import random
 import time
 from typing import Any
 
+from chains.amm.uniswap_v2.pool import V2PairState
+from chains.amm.uniswap_v2.protocol import T_SYNC
 from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState
+from chains.amm.uniswap_v3.protocol import T_V3_BURN, T_V3_MINT, T_V3_SWAP
 from chains.amm.uniswap_v3.tick_math import get_sqrt_ratio_at_tick
-from chains.state.chain import T_SYNC, T_V3_BURN, T_V3_MINT, T_V3_SWAP, ChainState, V2PairState
+from chains.kinds import PoolKind
+from chains.state.chain import ChainState
 
 N_POOLS = 500
 LOGS_PER_BLOCK = 200
@@ -45,9 +49,12 @@ def _log(address: str, topics: list[str], words: list[int], i: int) -> dict[str,
 def _state() -> ChainState:
     st = ChainState(journal_depth=64)
     for i in range(N_POOLS):
-        st.add_v2_pair(V2PairState(_addr(i), _addr(10_000), _addr(10_001), 10**21, 10**24))
+        st.add_pool(
+            PoolKind.V2, _addr(i), V2PairState(_addr(i), _addr(10_000), _addr(10_001), 10**21, 10**24)
+        )
         ticks = {-600: TickInfo(10**20, 10**20), 600: TickInfo(10**20, -(10**20))}
-        st.add_v3_pool(
+        st.add_pool(
+            PoolKind.V3,
             _addr(N_POOLS + i),
             V3PoolState(3000, 60, get_sqrt_ratio_at_tick(0), 0, 10**20, ticks, {-1: 1 << 246, 0: 1 << 10}),
         )

@@ -45,9 +45,10 @@ from analytics.routing import (
     V2RoutePool,
     V3RoutePool,
 )
+from chains.amm.uniswap_v2.pool import V2PairState
 from chains.amm.uniswap_v3.pool import V3PoolState, apply_swap, swap, update_position
 from chains.amm.uniswap_v3.tick_math import MAX_TICK, MIN_TICK, get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio
-from chains.state.chain import V2PairState
+from chains.kinds import PoolKind
 
 __all__ = [
     "MAINNET_WETH",
@@ -122,7 +123,7 @@ def synthetic_graph(
             )
         )
     while len(pools) < n_pools:
-        kind = rng.choices(["v2", "v3", "balancer"], [55, 35, 8])[0]
+        kind = rng.choices([PoolKind.V2, PoolKind.V3, PoolKind.BALANCER], [55, 35, 8])[0]
         a = weth if rng.random() < SNAPSHOT_SHAPE["weth_pool_share"] else rng.choices(others, weights)[0]
         b = rng.choices(others, weights)[0]
         if a == b:
@@ -132,7 +133,7 @@ def synthetic_graph(
             continue
         tvl = math.exp(rng.gauss(math.log(SNAPSHOT_SHAPE["tvl_weth_median"]), 2.0))
         idx = len(pools)
-        if kind == "balancer":
+        if kind == PoolKind.BALANCER:
             third = rng.choices(others, weights)[0] if rng.random() < 0.2 else None
             toks = [a, b] if third in (None, a, b) else [a, b, third]
             if len(toks) == 2:
@@ -154,7 +155,7 @@ def synthetic_graph(
             tvl *= 10
             r0 = raw(t0, tvl / 2)
             r1 = raw(t1, tvl / 2 * (1 + rng.gauss(0, jitter)))
-            if kind == "v2":
+            if kind == PoolKind.V2:
                 pools.append(V2RoutePool(V2PairState(_address(5, idx), t0, t1, r0, r1, 30)))
             else:
                 pool = _v3_pool(rng, r0, r1)

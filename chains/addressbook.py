@@ -11,11 +11,13 @@ import json
 import re
 import types
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from chains.kinds import PoolKind
+
 TokenKind = Literal["standard", "weth", "fee_on_transfer", "reverting"]
-PoolKind = Literal["v2", "v3"]
 
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 16 << 20  # an address book is a few kB; a larger file is not one
@@ -228,6 +230,11 @@ def _build(tp: Any, value: Any, where: str) -> Any:
             if name in _ADDRESS_FIELDS and not _ADDRESS.fullmatch(kwargs[name]):
                 raise AddressBookError(f"{key}: not an address: {str(value[name])[:60]!r}")
         return tp(**kwargs)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        members = [m.value for m in tp]
+        if value not in members:
+            raise AddressBookError(f"{here}: {str(value)[:40]!r} is not one of {', '.join(members)}")
+        return tp(value)
     origin = get_origin(tp)
     if origin is Literal:
         if value not in get_args(tp):

@@ -61,11 +61,13 @@ __all__ = [
     "TOPIC_POOL_SWAPS",
     "TOPIC_WHALE_TRANSFERS",
     "Address",
+    "AnyEvent",
     "Event",
     "EventSubscription",
     "Hash32",
     "Int24",
     "Int256",
+    "LocalEvent",
     "MinedTransaction",
     "NewBlock",
     "OraclePriceUpdate",
@@ -889,11 +891,24 @@ class WhaleTransfer(Event):
 # --------------------------------------------------------------------------------------- bus protocols
 
 
+class LocalEvent:
+    """Base of events that only travel inside one process: they carry Python objects (a block's decoded data, the
+    pools it changed) instead of a wire schema.  The in-process bus carries them; a bus that serialises refuses
+    them.  Subclasses set ``TOPIC`` like :class:`Event` does."""
+
+    __slots__ = ()
+    TOPIC: ClassVar[str] = ""
+
+
+#: What a bus carries: a serialisable :class:`Event` or an in-process :class:`LocalEvent`.
+AnyEvent = Event | LocalEvent
+
+
 @runtime_checkable
 class Publisher(Protocol):
     """Anything events can be published to: the in-process bus, Redis Streams, a test recorder."""
 
-    async def publish(self, topic: str, event: Event) -> None:
+    async def publish(self, topic: str, event: AnyEvent) -> None:
         """Deliver ``event`` to every current subscriber of ``topic`` (a no-op when there are none)."""
         ...
 
@@ -906,9 +921,9 @@ class EventSubscription(Protocol):
         """The topic this subscription reads."""
         ...
 
-    def __aiter__(self) -> AsyncIterator[Event]: ...
+    def __aiter__(self) -> AsyncIterator[AnyEvent]: ...
 
-    async def get(self) -> Event:
+    async def get(self) -> AnyEvent:
         """The next event; waits while none is queued."""
         ...
 

@@ -717,5 +717,56 @@ def ml_serve(
     sys.exit(serve_main(model_dir, list(data_paths), host, port, reload_interval))
 
 
+# ---------------------------------------------------------------------------------------------- kill-switch
+def _kill_switch(ctx: click.Context) -> Any:
+    """The configured kill switch (exit 2 if ``risk.kill_switch_file`` is not set)."""
+    from bots.app.risk import kill_switch_from_config
+
+    cfg = _load_config(ctx)
+    if cfg.risk.kill_switch_file is None:
+        _fail(
+            EXIT_CONFIG,
+            "no kill-switch file configured: set risk.kill_switch_file in the config file "
+            "(or MEVSUITE__RISK__KILL_SWITCH_FILE); see docs/risk.md",
+        )
+    return kill_switch_from_config(cfg)
+
+
+def _kill_switch_run(ctx: click.Context, change: Callable[[Any], None]) -> None:
+    switch = _kill_switch(ctx)
+    try:
+        change(switch)
+    except OSError as exc:
+        _fail(EXIT_FAILED, f"kill switch {switch.path}: {exc.strerror or exc}")
+    click.echo(json.dumps(switch.status()))
+
+
+@main.group("kill-switch")
+def kill_switch() -> None:
+    """Stop (on) or resume (off) all sending of every bot sharing the configured risk.kill_switch_file."""
+
+
+@kill_switch.command("on")
+@click.option("--reason", default="manual", show_default=True, help="Why (one line, kept in the file).")
+@click.pass_context
+def kill_switch_on(ctx: click.Context, reason: str) -> None:
+    """Engage: every bot stops sending and pauses its strategies within 0.25 s. Prints the status (JSON)."""
+    _kill_switch_run(ctx, lambda switch: switch.engage(reason))
+
+
+@kill_switch.command("off")
+@click.pass_context
+def kill_switch_off(ctx: click.Context) -> None:
+    """Release: the bots resume (their risk limits still apply). Prints the status (JSON)."""
+    _kill_switch_run(ctx, lambda switch: switch.release())
+
+
+@kill_switch.command("status")
+@click.pass_context
+def kill_switch_status(ctx: click.Context) -> None:
+    """Print the kill switch's state as JSON: engaged, reason, since, source, file, error."""
+    _kill_switch_run(ctx, lambda switch: None)
+
+
 if __name__ == "__main__":
     main()

@@ -58,6 +58,8 @@ __all__ = [
     "DbConfig",
     "DevnetConfig",
     "MetricsConfig",
+    "RiskConfig",
+    "RiskLimitsConfig",
     "SignerConfig",
     "load_config",
 ]
@@ -247,6 +249,69 @@ class SignerConfig(_Section):
         return value
 
 
+_INT_TEXT = re.compile(r"[+-]?[0-9]+(_[0-9]+)*")
+
+
+class RiskLimitsConfig(_Section):
+    """One bot's risk limits (``bots.runtime.risk.RiskLimits``, docs/risk.md); unset = no limit.
+
+    Exact integers >= 0; a wei value may be a decimal string (TOML integers stop at 2**63 - 1, about 9.2 ETH):
+    ``max_notional_wei = "100000000000000000000"``.  Floats (``1e20``) are refused: amounts are exact.
+    """
+
+    max_notional_wei: int | None = None  # the most one action may put at risk
+    max_actions_per_block: int | None = None  # admitted actions with the same target block
+    max_actions_per_minute: int | None = None  # admitted actions in a sliding 60 s window
+    max_daily_loss_wei: int | None = None  # realized loss since 00:00 UTC above this refuses
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _exact_int(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+            number = int(value.strip().replace("_", ""))
+        else:
+            raise ValueError(
+                "must be an integer (exact; write a big wei value as a decimal string, e.g. "
+                '"100000000000000000000")'
+            )
+        if number < 0:
+            raise ValueError("must be >= 0 (unset = no limit)")
+        return number
+
+
+class RiskConfig(_Section):
+    """The risk gate and the kill switch (``bots.app.risk.risk_gate_from_config``, docs/risk.md).
+
+    ``default``: the limits of every bot; ``bots``: per-bot tables ``[risk.bots.<bot>]`` whose keys replace the
+    default's one by one (a key a bot's table leaves unset keeps the ``default`` value).
+    ``kill_switch_file``: the file every process of the installation watches (None: no file, the switch is then
+    per process); a relative path is relative to the config file's directory.
+    """
+
+    kill_switch_file: Path | None = None
+    default: RiskLimitsConfig = Field(default_factory=RiskLimitsConfig)
+    bots: dict[str, RiskLimitsConfig] = Field(default_factory=dict)
+
+    @field_validator("kill_switch_file", mode="before")
+    @classmethod
+    def _non_empty_path(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty (leave it unset for no kill-switch file)")
+        return value
+
+    @field_validator("bots")
+    @classmethod
+    def _bot_names(cls, bots: dict[str, RiskLimitsConfig]) -> dict[str, RiskLimitsConfig]:
+        for name in bots:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+                raise ValueError(f"not a bot name: {name[:80]!r} (letters, digits, _ . -)")
+        return bots
+
+
 class Config(_Section):
     """The whole configuration (see the module docstring for sources and precedence)."""
 
@@ -256,6 +321,7 @@ class Config(_Section):
     devnet: DevnetConfig = Field(default_factory=DevnetConfig)
     bot: BotConfig = Field(default_factory=BotConfig)
     signer: SignerConfig = Field(default_factory=SignerConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
 
     _source_file: Path | None = PrivateAttr(default=None)
     _sources: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)

@@ -37,6 +37,7 @@ from analytics.cycle_oracle import (
 )
 from bots.app.config import Config
 from bots.app.devnet import Devnet, builder_heads, setup_devnet_executor
+from bots.app.risk import risk_gate_from_config
 from bots.dex_arb.bot import DexArbSettings
 from bots.dex_arb.runner import (
     EXECUTOR_GAS,
@@ -44,7 +45,8 @@ from bots.dex_arb.runner import (
     chain_from_book,
 )
 from bots.metrics import Metrics
-from bots.recorder.bot import BlockCollector, RecorderStrategy, StoreExecutor
+from bots.recorder.bot import RecorderStrategy, StoreExecutor, block_collector
+from bots.runtime.collectors import BlockCollector
 from bots.runtime.engine import Engine
 from bots.store import Store, mask_url, resolve_url
 from chains.devnet.builder import BlockReport
@@ -122,12 +124,12 @@ async def run_demo(
             f"[bold]devnet[/] {devnet.node.http_url}: {len(book.tokens)} tokens, {len(book.pools)} pools, "
             f"{len(book.aave.reserves)} Aave reserves, deployed in {devnet.deploy_seconds:.2f} s"
         )
-        arb = await _start_arb(devnet, store, metrics, out)
+        arb = await _start_arb(cfg, devnet, store, metrics, out)
         arb_task = asyncio.create_task(arb.run(), name="dex_arb")
         async with RpcClient([devnet.node.http_url], timeout=cfg.chain.request_timeout_s) as rpc:
             start_block = devnet.node.block_number() + 1
-            collector = BlockCollector(
-                rpc, start_block=start_block, poll_interval=0.05, final_head=lambda: devnet.builder.head
+            collector = await block_collector(
+                rpc, start_block=start_block, heads=builder_heads(devnet.builder), chain_id=book.chain_id
             )
             strategy = RecorderStrategy(rpc, book)
             executor = StoreExecutor(store, chain_id=book.chain_id, bot=BOT)
@@ -135,7 +137,7 @@ async def run_demo(
             engine_task = asyncio.create_task(engine.run(), name="engine")
             try:
                 last = await _produce_blocks(out, devnet, blocks, on_block, arb, arb_task)
-                await _wait_recorded(executor, engine_task, last)
+                await _wait_recorded(collector, engine_task, last)
                 await _wait_arb(arb, arb_task, last)
             finally:
                 engine.stop()
@@ -160,7 +162,9 @@ async def run_demo(
         server.stop()
 
 
-async def _start_arb(devnet: Devnet, store: Store, metrics: Metrics, out: Console) -> DexArbRunner:
+async def _start_arb(
+    cfg: Config, devnet: Devnet, store: Store, metrics: Metrics, out: Console
+) -> DexArbRunner:
     from eth_account import Account
 
     Account.enable_unaudited_hdwallet_features()
@@ -186,6 +190,7 @@ async def _start_arb(devnet: Devnet, store: Store, metrics: Metrics, out: Consol
         metrics=metrics,
         coinbase=DEVNET_BUILDER_COINBASE,
         heads=builder_heads(devnet.builder),
+        risk=risk_gate_from_config(cfg, metrics.registry),
     )
     await runner.start()
     excluded = ", ".join(
@@ -241,17 +246,17 @@ async def _produce_blocks(
     return last
 
 
-async def _wait_recorded(executor: StoreExecutor, engine_task: asyncio.Task[Any], last_block: int) -> None:
-    """Wait until the bot has written block ``last_block`` (or the engine died, which is an error)."""
-    deadline = time.monotonic() + 120
-    while executor.last_block is None or executor.last_block < last_block:
-        if engine_task.done():
-            raise DemoError(f"the recording bot stopped early: {engine_task.result()!r}")
-        if time.monotonic() > deadline:
-            raise DemoError(f"the recording bot did not reach block {last_block} within 120 s")
-        executor.block_written.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(executor.block_written.wait(), timeout=1.0)
+async def _wait_recorded(collector: BlockCollector, engine_task: asyncio.Task[Any], last_block: int) -> None:
+    """Wait until the bot is done with block ``last_block`` (or the engine died, which is an error)."""
+    done = asyncio.ensure_future(collector.wait_done(last_block, timeout=120))
+    await asyncio.wait({done, engine_task}, return_when=asyncio.FIRST_COMPLETED)
+    if not done.done():
+        done.cancel()
+        raise DemoError(f"the recording bot stopped early: {engine_task.result()!r}")
+    try:
+        done.result()
+    except TimeoutError:
+        raise DemoError(f"the recording bot did not reach block {last_block} within 120 s") from None
 
 
 async def _summary(

@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,12 +268,27 @@ def setup_devnet_executor(
         node.set_automine(automine)
 
 
-async def builder_heads(builder: BlockBuilder) -> AsyncIterator[dict[str, Any]]:
-    """Heads of the blocks a devnet :class:`BlockBuilder` produces, as the watcher's head stream.
+class BuilderHeads:
+    """Heads of the blocks a devnet :class:`BlockBuilder` produces from now on, as a watcher's head stream.
 
     The builder trial-mines and reverts blocks while it builds one; a watcher polling ``latest`` could catch a
-    trial block and take it for a (soon reorged) head.  Following the builder's real blocks avoids that."""
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    builder.add_block_listener(lambda r: queue.put_nowait({"number": hex(r.number), "hash": r.hash}))
-    while True:
-        yield await queue.get()
+    trial block and take it for a (soon reorged) head.  Following the builder's real blocks avoids that.  The
+    listener is registered at once (a block built before iteration starts is not missed), and a cancelled wait
+    does not end the stream (a restarted watcher goes on reading it)."""
+
+    def __init__(self, builder: BlockBuilder) -> None:
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        builder.add_block_listener(
+            lambda r: self._queue.put_nowait({"number": hex(r.number), "hash": r.hash})
+        )
+
+    def __aiter__(self) -> BuilderHeads:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return await self._queue.get()
+
+
+def builder_heads(builder: BlockBuilder) -> BuilderHeads:
+    """:class:`BuilderHeads` of ``builder``."""
+    return BuilderHeads(builder)

@@ -35,6 +35,7 @@ from eth_utils.address import to_checksum_address
 from bots.app.config import Config
 from bots.app.devnet import builder_heads, setup_devnet_executor
 from bots.app.keys import KeyChoice, fork_chain_id, reputation_signer, signer_from_config
+from bots.app.risk import risk_gate_from_config
 from bots.dex_arb.bot import DexArbSettings
 from bots.dex_arb.runner import (
     ArbChain,
@@ -49,6 +50,7 @@ from bots.store import Store
 from chains.addressbook import AddressBook
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.relay import DEVNET_BUILDER_COINBASE, LocalRelay
+from chains.kinds import PoolKind
 from chains.node.anvil import AnvilNode
 from chains.node.urls import redact_url
 from chains.state.discovery import DiscoveryError, Factory, read_checkpoint
@@ -116,8 +118,8 @@ async def _chain(opts: ForkOptions, source: PoolSource, node: AnvilNode, chain_i
     assert opts.weth is not None  # read_sources
     if source.pools is not None:
         return ArbChain(node.http_url, chain_id, to_checksum_address(opts.weth), source.pools)
-    factories = [Factory(name, addr, "v2", fee) for name, addr, fee in opts.v2_factories]
-    factories += [Factory(f"v3_{i}", addr, "v3") for i, addr in enumerate(opts.v3_factories)]
+    factories = [Factory(name, addr, PoolKind.V2, fee) for name, addr, fee in opts.v2_factories]
+    factories += [Factory(f"v3_{i}", addr, PoolKind.V3) for i, addr in enumerate(opts.v3_factories)]
     return await chain_from_discovery(
         node.http_url, chain_id, opts.weth, factories, checkpoint=opts.checkpoint
     )
@@ -207,11 +209,12 @@ async def run_fork(
             coinbase=DEVNET_BUILDER_COINBASE,
             heads=builder_heads(builder),
             pending_swaps=opts.backrun,
+            risk=risk_gate_from_config(cfg, metrics.registry),
         )
         if opts.backrun and not chain.routers:
             raise ForkRunError("--backrun needs router addresses: give --book")
         await runner.start()
-        start = runner.processed
+        start = runner.start_block
         say(
             f"bot started at block {start} ({'live' if opts.live else 'dry-run'}); "
             f"excluded tokens: {sorted(runner.excluded) or 'none'}"

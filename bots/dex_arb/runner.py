@@ -2,8 +2,8 @@
 
 :class:`DexArbRunner` wires the parts: pool states loaded at the head (:func:`chains.state.chain.load_initial`), a
 token screen (:mod:`chains.sim.tokens`: fee-on-transfer and reverting tokens are excluded from the graph), the
-route finder over the remaining pools, the :class:`chains.watch.blocks.BlockWatcher` that applies each block and
-calls the bot, the reorg handler, and the relay client.  Pools come from an :class:`ArbChain` (built from an
+route finder over the remaining pools, the :class:`chains.watch.blocks.BlockWatcher` that applies each block, the
+bot's engine (collectors, strategy, executors: :mod:`bots.dex_arb.bot`), the reorg handler, and the relay client.  Pools come from an :class:`ArbChain` (built from an
 address book, a pool file, or factory-log discovery: :func:`chain_from_book`, :func:`read_pools_file`,
 :func:`chain_from_discovery`).  Deploying and funding the executor on a dev node is
 :func:`bots.app.devnet.setup_devnet_executor`.
@@ -18,26 +18,32 @@ import secrets
 from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from eth_utils.address import to_checksum_address
 
 from analytics.routing import GasModel, RouteFinder, pools_from_chain_state
 from bots.dex_arb.bot import DexArbBot, DexArbSettings
+from bots.dex_arb.record import DexArbRecorder
+from bots.dex_arb.simulate import CycleSimulator
+from bots.dex_arb.strategy import DexArbStrategy
 from bots.metrics import Metrics
+from bots.runtime.collectors import BlockCollector, PendingSwapCollector
+from bots.runtime.engine import Collector, Engine
 from bots.runtime.reorg import ReorgHandler
+from bots.runtime.risk import RiskGate
+from bots.runtime.send import BundleSender
 from bots.store import Store
-from chains.abi.blocks import BlockData, fetch_block
 from chains.addressbook import AddressBook
-from chains.events import Event, PendingSwap
+from chains.kinds import PoolKind
 from chains.node.rpc import RpcClient
 from chains.send.flashbots import FlashbotsClient
 from chains.send.signer import Signer
 from chains.sim.tokens import TokenVerdict, screen_tokens
 from chains.state.chain import ChainState, StateAddresses, load_initial
 from chains.state.discovery import Factory, discover_pools
-from chains.watch.blocks import BlockWatcher, ChainReorg
-from chains.watch.mempool import MempoolWatcher, RouterKind, routers_for_book
+from chains.watch.blocks import BlockWatcher
+from chains.watch.mempool import RouterKind, routers_for_book
 from chains.wirejson import load_file
 
 log = logging.getLogger(__name__)
@@ -58,7 +64,7 @@ EXECUTOR_GAS = GasModel(overhead=21_000 + 35_000, per_hop={"v2": 77_000, "v3": 8
 @dataclass(frozen=True, slots=True)
 class ArbPool:
     address: str
-    kind: Literal["v2", "v3"]
+    kind: PoolKind  # v2 or v3: the pools the executor trades through
     token0: str
     token1: str
     fee: int  # v2: bps; v3: hundredths of a bip
@@ -81,7 +87,7 @@ def chain_from_book(book: AddressBook, rpc_url: str | None = None) -> ArbChain:
 
 
 POOLS_FILE_MAX_BYTES = 64 << 20
-_POOL_KINDS = {"v2": "v2", "v3": "v3", "uniswap_v2": "v2", "uniswap_v3": "v3"}
+_POOL_KINDS = {"v2": PoolKind.V2, "v3": PoolKind.V3, "uniswap_v2": PoolKind.V2, "uniswap_v3": PoolKind.V3}
 
 
 def read_pools_file(path: str | Path) -> list[ArbPool]:
@@ -129,7 +135,7 @@ def _pool_entry(it: Any) -> ArbPool:
         raw_fee = int(raw_fee)  # pool-state documents write integers as decimal strings
     if type(raw_fee) is not int or not 0 <= raw_fee < 1_000_000:
         raise ValueError(f"fee: not a fee: {str(raw_fee)[:40]!r}")
-    return ArbPool(addrs[0], kind, addrs[1], addrs[2], raw_fee)  # type: ignore[arg-type]
+    return ArbPool(addrs[0], kind, addrs[1], addrs[2], raw_fee)
 
 
 async def chain_from_discovery(
@@ -155,7 +161,12 @@ async def chain_from_discovery(
 
 @dataclass
 class DexArbRunner:
-    """The bot on a node.  ``await start()``, then ``await run()`` (until :meth:`stop`), then ``await close()``."""
+    """The bot on a node.  ``await start()``, then ``await run()`` (until :meth:`stop`), then ``await close()``.
+
+    ``run()`` runs the bot's :class:`bots.runtime.engine.Engine`: the block collector (and, with
+    ``pending_swaps``, the pending-swap collector), :class:`~bots.dex_arb.strategy.DexArbStrategy`, and the
+    executors simulate → (risk gate) → sign + send → store.
+    """
 
     chain: ArbChain
     signer: Signer
@@ -172,31 +183,22 @@ class DexArbRunner:
     gas: GasModel = EXECUTOR_GAS
     heads: AsyncIterable[dict[str, Any]] | None = None  # block headers to follow (default: poll the node)
     pending_swaps: bool = False  # watch the mempool (chain.ws_url, chain.routers) and backrun pending swaps
+    risk: RiskGate | None = None  # the risk gate every bundle passes before it is signed and sent
 
     rpc: RpcClient | None = None
     watcher: BlockWatcher | None = None
     bot: DexArbBot | None = None
     relay: FlashbotsClient | None = None
+    engine: Engine | None = None
+    blocks: BlockCollector | None = None
     verdicts: dict[str, TokenVerdict] = field(default_factory=dict)
     excluded: set[str] = field(default_factory=set)
-    block_listeners: list[Any] = field(default_factory=list)
-    _reorg_handler: ReorgHandler | None = None
-    _finder_state: ChainState | None = None
-    mempool: MempoolWatcher | None = None
-    _pending_q: asyncio.Queue[PendingSwap] | None = None
-    _pending_task: asyncio.Task[None] | None = None
-    processed: int = 0  # the last block the bot has fully evaluated (and submitted for)
-    _processed_event: asyncio.Event = field(default_factory=asyncio.Event)
+    start_block: int = -1  # the head the bot started on (evaluated first)
 
     async def start(self) -> None:
         self.rpc = RpcClient([self.chain.rpc_url])
-        head = int(await self.rpc.request("eth_blockNumber", []), 16)
-        self.processed = head
-        addresses = StateAddresses(
-            v2_pairs={p.address: p.fee for p in self.chain.pools if p.kind == "v2"},
-            v3_pools=[p.address for p in self.chain.pools if p.kind == "v3"],
-        )
-        state = await load_initial(self.rpc, addresses, head)
+        head = self.start_block = int(await self.rpc.request("eth_blockNumber", []), 16)
+        state = await load_initial(self.rpc, self._addresses(), head)
         holders: dict[str, str] = {}
         for p in self.chain.pools:
             holders.setdefault(p.token0, p.address)
@@ -207,6 +209,7 @@ class DexArbRunner:
             log.info(
                 "dex_arb: token %s excluded: %s (%s)", t, self.verdicts[t].verdict, self.verdicts[t].detail
             )
+        s = self.settings
         if self.relay_url:
             # Without a configured reputation key (bots.app.keys.reputation_signer): a fresh random one for this run.
             self.relay = FlashbotsClient(
@@ -215,70 +218,62 @@ class DexArbRunner:
                 timeout=5.0,
                 retries=1,
             )
-        finder = self._finder(state)
-        self.bot = DexArbBot(
+        sender = BundleSender(self.signer, live=s.live, send_mode=s.send_mode, relay=self.relay, rpc=self.rpc)
+        bot = self.bot = DexArbBot(
             rpc=self.rpc,
             rpc_url=self.chain.rpc_url,
-            finder=finder,
+            finder=self._finder(state),
             state=state,
             executor=self.executor,
-            signer=self.signer,
+            owner=self.signer.address,
             weth=self.chain.weth,
             chain_id=self.chain.chain_id,
-            settings=self.settings,
-            relay=self.relay,
+            settings=s,
             store=self.store,
             metrics=self.metrics,
             coinbase=self.coinbase,
         )
+        registry = self.metrics.registry if self.metrics else None
         self.watcher = BlockWatcher(
             self.rpc,
             state,
             resync=self._resync,
             chain_id=self.chain.chain_id,
-            registry=self.metrics.registry if self.metrics else None,
+            registry=registry,
             poll_interval=self.poll_interval,
             heads=self.heads,
         )
-        self.watcher.add_block_listener(self._on_block)
-        self.watcher.add_reorg_listener(self._on_reorg)
-        if self.store is not None:
-            self._reorg_handler = ReorgHandler(self.store, self.chain.chain_id, metrics=self.metrics)
-            self.watcher.add_reorg_listener(self._reorg_handler.on_reorg)
-        # The watcher reports new blocks only: evaluate the state we start on now, so an opportunity that is
-        # already open is bundled for the next block too.
-        head_block = await fetch_block(self.rpc, head)
-        await self._on_block(head_block, state.pools_in(head_block.logs))
+        # The start block is evaluated first, so an opportunity that is already open is bundled at once.
+        self.blocks = BlockCollector(self.watcher, emit_start_block=True)
+        collectors: list[Collector] = [self.blocks]
         if self.pending_swaps:
             if not self.chain.ws_url or not self.chain.routers:
                 raise ValueError("pending swaps need the chain's websocket URL and its router addresses")
-            self._pending_q = asyncio.Queue(maxsize=1_000)
-            self.mempool = MempoolWatcher(
-                self,
-                self.chain.routers,
-                ws_url=self.chain.ws_url,
-                mode="auto",
-                registry=self.metrics.registry if self.metrics else None,
+            collectors.append(
+                PendingSwapCollector(self.chain.routers, ws_url=self.chain.ws_url, registry=registry)
             )
-            await self.mempool.start()
-            self._pending_task = asyncio.create_task(self._pending_worker(), name="dex_arb-pending")
+        reorgs = (
+            ReorgHandler(self.store, self.chain.chain_id, metrics=self.metrics)
+            if self.store is not None
+            else None
+        )
+        self.engine = Engine(
+            collectors,
+            [DexArbStrategy(bot, self._finder)],
+            [CycleSimulator(bot), sender, DexArbRecorder(bot, reorgs=reorgs, risk=self.risk)],
+            name=s.bot,
+            observer=self.metrics,
+            risk=self.risk,
+        )
 
-    async def publish(self, topic: str, event: Event) -> None:
-        """The mempool watcher's publisher: queue pending swaps for the bot (dropping the oldest when behind)."""
-        if isinstance(event, PendingSwap) and self._pending_q is not None:
-            if self._pending_q.full():
-                self._pending_q.get_nowait()
-            self._pending_q.put_nowait(event)
-
-    async def _pending_worker(self) -> None:
-        assert self._pending_q is not None and self.bot is not None
-        while True:
-            swap = await self._pending_q.get()
-            await self.bot.on_pending_swap(swap)
+    def _addresses(self) -> StateAddresses:
+        return StateAddresses(
+            v2_pairs={p.address: p.fee for p in self.chain.pools if p.kind == "v2"},
+            v3_pools=[p.address for p in self.chain.pools if p.kind == "v3"],
+        )
 
     def _finder(self, state: ChainState) -> RouteFinder:
         v3_tokens = {p.address: (p.token0, p.token1) for p in self.chain.pools if p.kind == "v3"}
-        self._finder_state = state
         return RouteFinder(
             pools_from_chain_state(state, v3_tokens),
             base_tokens=[self.chain.weth],
@@ -291,60 +286,29 @@ class DexArbRunner:
 
     async def _resync(self, block: int) -> ChainState:
         assert self.rpc is not None
-        addresses = StateAddresses(
-            v2_pairs={p.address: p.fee for p in self.chain.pools if p.kind == "v2"},
-            v3_pools=[p.address for p in self.chain.pools if p.kind == "v3"],
-        )
-        return await load_initial(self.rpc, addresses, block)
+        return await load_initial(self.rpc, self._addresses(), block)
 
-    async def _on_block(self, data: BlockData, changed: frozenset[str] | None = None) -> None:
-        """The watcher's block listener (``changed``: the pools block ``data`` changed; default: what the
-        watcher's state reports for the block it just applied)."""
-        assert self.bot is not None and self.watcher is not None
-        state = self.watcher.state
-        if self._stale_finder():
-            self.bot.finder = self._finder(state)
-        self.bot.state = state
-        await self.bot.on_block(data, state.last_changed if changed is None else changed)
-        for listener in self.block_listeners:
-            await listener(data)
-        self.processed = data.block.number
-        self._processed_event.set()
+    @property
+    def processed(self) -> int:
+        """The last block the bot is done with (evaluated, simulated, sent and recorded); -1 before the first."""
+        return self.blocks.done_block if self.blocks is not None else -1
 
     async def wait_processed(self, number: int, timeout: float = 60.0) -> None:  # noqa: ASYNC109
-        """Wait until the bot has evaluated block ``number`` (``TimeoutError`` after ``timeout`` seconds)."""
-        async with asyncio.timeout(timeout):
-            while self.processed < number:
-                self._processed_event.clear()
-                await self._processed_event.wait()
+        """Wait until the bot is done with block ``number`` (``TimeoutError`` after ``timeout`` seconds)."""
+        assert self.blocks is not None, "call start() first"
+        await self.blocks.wait_done(number, timeout)
 
-    def _stale_finder(self) -> bool:
-        assert self.watcher is not None
-        return self._finder_state is not self.watcher.state
-
-    async def _on_reorg(self, reorg: ChainReorg) -> None:
-        assert self.bot is not None and self.watcher is not None
-        await self.bot.on_reorg(reorg)
-        # Rolled-back pools are restored objects: rebuild the graph's adapters on the state as it is now.
-        self.bot.finder = self._finder(self.watcher.state)
-
-    async def run(self) -> None:
-        assert self.watcher is not None, "call start() first"
-        await self.watcher.run()
+    async def run(self) -> dict[str, Any]:
+        """Run the engine until :meth:`stop`; returns its final health snapshot."""
+        assert self.engine is not None, "call start() first"
+        return await self.engine.run()
 
     def stop(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
+        if self.engine is not None:
+            self.engine.stop()
 
     async def close(self) -> None:
         self.stop()
-        if self._pending_task is not None:
-            self._pending_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._pending_task
-        if self.mempool is not None:
-            with contextlib.suppress(Exception):
-                await self.mempool.stop()
         if self.relay is not None:
             with contextlib.suppress(Exception):
                 await self.relay.close()

@@ -1,89 +1,85 @@
 """The recording bot: follows the chain block by block and writes what happened to the database.
 
-It is the simplest complete bot on the runtime — a collector (:class:`BlockCollector`: whole blocks with their
-receipts, decoded), a strategy (:class:`RecorderStrategy`: turns events into rows, and after each block checks
-every token pair listed on both Uniswap V2 venues for a cross-venue arbitrage, sized exactly with the pair
-math) and an executor (:class:`StoreExecutor`: writes the rows).  Opportunities are only recorded, never
-executed: the DEX-arbitrage bot of a later issue acts on them.
+It is a complete bot on the runtime, on the collector every on-chain bot shares:
+
+* collector: :class:`bots.runtime.collectors.BlockCollector` over a :class:`chains.watch.blocks.BlockWatcher` whose
+  state follows no pool (:func:`block_collector` builds it): whole blocks with their receipts, decoded, one at a
+  time, and reorgs;
+* strategy: :class:`RecorderStrategy` turns each :class:`~bots.runtime.collectors.BlockApplied` into rows (the
+  block's transactions, its swaps, the exact cross-venue arbitrage found on every token pair listed on both Uniswap
+  V2 venues, then the block row) and each :class:`~bots.runtime.collectors.ChainReorged` into a
+  :class:`RollBackReorg`;
+* executor: :class:`StoreExecutor` writes the rows, and rolls the replaced blocks' rows back through
+  :class:`bots.runtime.reorg.ReorgHandler`.
+
+The block collector publishes block N+1 only once every row of block N is written (the ordering rule of
+docs/adding-a-bot.md), so the block row -- written last -- marks a block complete.  Opportunities are only
+recorded, never executed: the DEX arbitrage bot acts on them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bots.runtime.engine import Collector, Executor, Strategy
+from bots.runtime.collectors import (
+    TOPIC_APPLIED_BLOCKS,
+    TOPIC_REORGS,
+    BlockApplied,
+    BlockCollector,
+    ChainReorged,
+)
+from bots.runtime.engine import Executor, Strategy
+from bots.runtime.reorg import ReorgHandler
 from bots.store import Store
-from chains.abi.blocks import BlockRpc, fetch_block
+from chains.abi.blocks import BlockRpc
 from chains.addressbook import AddressBook, PoolInfo
 from chains.amm.uniswap_v2 import get_amount_out
-from chains.events import (
-    Event,
-    MinedTransaction,
-    NewBlock,
-    PoolSwap,
-)
+from chains.events import AnyEvent, MinedTransaction, NewBlock, PoolSwap
+from chains.node.rpc import RpcClient
+from chains.state.chain import ChainState, StateAddresses, load_initial
+from chains.watch.blocks import BlockWatcher, ChainReorg
 
 log = logging.getLogger(__name__)
 
 GET_RESERVES = "0x0902f1ac"  # getReserves()
 # Two V2 swaps plus the flash-swap/transfer overhead of an executor contract: a planning figure, not a quote.
 CROSS_VENUE_ARB_GAS = 230_000
-# One topic for the whole ordered stream of a block (txs, swaps, then NewBlock): separate topics would let a
-# consumer see NewBlock before that block's swaps.
-TOPIC_BLOCK_STREAM = "chain.block_stream"
 
 
-class BlockCollector(Collector):
-    """Polls the head and emits, per new block: its mined transactions, its decoded swaps, then ``NewBlock``.
+async def block_collector(
+    rpc: RpcClient,
+    *,
+    start_block: int,
+    heads: AsyncIterable[dict[str, Any]] | None = None,
+    poll_interval: float = 0.1,
+    chain_id: int | None = None,
+) -> BlockCollector:
+    """The recorder's collector: blocks from ``start_block`` on (the block before it is not emitted).
 
-    ``NewBlock`` comes last, as the "block complete" signal; all of them go to :data:`TOPIC_BLOCK_STREAM` so a
-    consumer sees them in chain order.  The collector keeps its position across restarts,
-    so a failure mid-block re-reads that block (the store's writes are idempotent).
+    The watcher's state follows no pool -- the recorder reads blocks, not pool state -- so loading it is one
+    request (the head block).  ``heads``: the block headers to follow (on the devnet the builder's,
+    ``bots.app.devnet.builder_heads``: the builder trial-mines and reverts blocks, so polling ``latest`` could read
+    a trial block -- which the watcher would then see reorged away, and the recorder would roll back); None polls
+    the node every ``poll_interval`` seconds.
     """
+    no_pools = StateAddresses()
 
-    name = "blocks"
+    async def head_state(block: int) -> ChainState:
+        return await load_initial(rpc, no_pools, block)
 
-    def __init__(
-        self,
-        rpc: Any,
-        *,
-        start_block: int,
-        poll_interval: float = 0.1,
-        final_head: Callable[[], int | None] | None = None,
-    ) -> None:
-        self.rpc = rpc
-        self.next_block = start_block
-        self.poll_interval = poll_interval
-        self.blocks_read = 0
-        # Where the head comes from. Default: eth_blockNumber.  On the devnet pass the builder's ``head``: the
-        # builder trial-mines (and reverts) blocks while it builds one, and polling the node could read a trial.
-        self.final_head = final_head
-
-    def topic_for(self, event: Event) -> str:
-        return TOPIC_BLOCK_STREAM
-
-    async def events(self) -> AsyncIterator[Event]:
-        while True:
-            if self.final_head is not None:
-                known = self.final_head()
-                head = self.next_block - 1 if known is None else known
-            else:
-                head = int(await self.rpc.request("eth_blockNumber"), 16)
-            while self.next_block <= head:
-                data = await fetch_block(self.rpc, self.next_block)
-                for tx in data.transactions:
-                    yield tx
-                for swap in data.swaps:
-                    yield swap
-                yield data.block
-                self.next_block += 1
-                self.blocks_read += 1
-            await asyncio.sleep(self.poll_interval)
+    watcher = BlockWatcher(
+        rpc,
+        await head_state(start_block - 1),
+        heads=heads,
+        resync=head_state,
+        chain_id=chain_id,
+        poll_interval=poll_interval,
+    )
+    return BlockCollector(watcher, emit_start_block=False)
 
 
 # ------------------------------------------------------------------------------------------------ actions
@@ -125,7 +121,14 @@ class CrossVenueArbitrage:
         return self.amount_back - self.amount_in
 
 
-RecorderAction = RecordBlock | RecordTransaction | RecordTrade | CrossVenueArbitrage
+@dataclass(frozen=True, slots=True)
+class RollBackReorg:
+    """The chain replaced blocks we recorded: their rows go (see :class:`bots.runtime.reorg.ReorgHandler`)."""
+
+    reorg: ChainReorg
+
+
+RecorderAction = RecordBlock | RecordTransaction | RecordTrade | CrossVenueArbitrage | RollBackReorg
 
 
 def best_cross_venue_arbitrage(
@@ -238,10 +241,11 @@ def _best_round_trip(
 
 
 class RecorderStrategy(Strategy[RecorderAction]):
-    """Events → rows; after each block, exact cross-venue V2 arbitrage checks on every pair listed twice."""
+    """Blocks → rows (transactions, trades, exact cross-venue V2 arbitrage checks on every pair listed twice, then
+    the block); reorgs → :class:`RollBackReorg`."""
 
     name = "recorder"
-    topics = (TOPIC_BLOCK_STREAM,)
+    topics = (TOPIC_APPLIED_BLOCKS, TOPIC_REORGS)
 
     def __init__(self, rpc: BlockRpc, book: AddressBook) -> None:
         self.rpc = rpc
@@ -254,27 +258,33 @@ class RecorderStrategy(Strategy[RecorderAction]):
         self.fee_bps = {name: venue.fee_bps for name, venue in book.v2.items()}
         self.opportunities_found = 0
 
-    async def process_event(self, event: Event) -> Sequence[RecorderAction]:
-        if isinstance(event, MinedTransaction):
-            return [RecordTransaction(event)]
-        if isinstance(event, PoolSwap):
-            pool = self.pools.get(event.pool)
-            if pool is None:
-                return []  # a swap on a pool outside the address book
-            if event.amount0 > 0:
-                return [RecordTrade(event, pool.token0, pool.token1, event.amount0, -event.amount1)]
-            return [RecordTrade(event, pool.token1, pool.token0, event.amount1, -event.amount0)]
-        if isinstance(event, NewBlock):
-            # The block row goes last: it is the "block complete" mark (and the resume point), so it must not
-            # be written before the block's opportunities, nor be lost when the arbitrage scan fails.
-            actions: list[RecorderAction] = []
-            try:
-                actions.extend(await self._scan_arbitrage(event))
-            except Exception:
-                log.exception("recorder: arbitrage scan of block %d failed", event.number)
-            actions.append(RecordBlock(event))
-            return actions
-        return []
+    async def process_event(self, event: AnyEvent) -> Sequence[RecorderAction]:
+        if isinstance(event, ChainReorged):
+            return [RollBackReorg(event.reorg)]
+        if not isinstance(event, BlockApplied):
+            return []
+        data = event.data
+        actions: list[RecorderAction] = [RecordTransaction(tx) for tx in data.transactions]
+        for swap in data.swaps:
+            trade = self._trade(swap)
+            if trade is not None:
+                actions.append(trade)
+        # The block row goes last: it is the "block complete" mark (and the resume point), so it must not be
+        # written before the block's opportunities, nor be lost when the arbitrage scan fails.
+        try:
+            actions.extend(await self._scan_arbitrage(data.block))
+        except Exception:
+            log.exception("recorder: arbitrage scan of block %d failed", data.block.number)
+        actions.append(RecordBlock(data.block))
+        return actions
+
+    def _trade(self, swap: PoolSwap) -> RecordTrade | None:
+        pool = self.pools.get(swap.pool)
+        if pool is None:
+            return None  # a swap on a pool outside the address book
+        if swap.amount0 > 0:
+            return RecordTrade(swap, pool.token0, pool.token1, swap.amount0, -swap.amount1)
+        return RecordTrade(swap, pool.token1, pool.token0, swap.amount1, -swap.amount0)
 
     async def _scan_arbitrage(self, block: NewBlock) -> list[CrossVenueArbitrage]:
         if not self.twin_pairs:
@@ -319,20 +329,26 @@ def _reserves(result: Any) -> tuple[int, int]:
 
 
 class StoreExecutor(Executor[RecorderAction]):
-    """Writes the recorder's actions to the database (idempotent: a re-read block adds no duplicate rows)."""
+    """Writes the recorder's actions to the database (idempotent: a re-read block adds no duplicate rows); on a
+    reorg, the replaced blocks' rows are deleted through :class:`bots.runtime.reorg.ReorgHandler`."""
 
     name = "store"
 
-    def __init__(self, store: Store, *, chain_id: int, bot: str = "recorder") -> None:
+    def __init__(self, store: Store, *, chain_id: int, bot: str = "recorder", metrics: Any = None) -> None:
         self.store = store
         self.chain_id = chain_id
         self.bot = bot
+        self.reorgs = ReorgHandler(store, chain_id, metrics=metrics)
         self.last_block: int | None = None
-        self.block_written = asyncio.Event()
 
     async def execute(self, action: RecorderAction) -> None:
         s, cid = self.store, self.chain_id
-        if isinstance(action, RecordTransaction):
+        if isinstance(action, RollBackReorg):
+            await self.reorgs.on_reorg(action.reorg)
+            first = action.reorg.first_orphaned
+            if first is not None and self.last_block is not None and self.last_block >= first:
+                self.last_block = first - 1
+        elif isinstance(action, RecordTransaction):
             t = action.tx
             await s.record_transaction(
                 chain_id=cid,
@@ -391,4 +407,3 @@ class StoreExecutor(Executor[RecorderAction]):
                 chain_id=cid, number=b.number, hash=b.hash, parent_hash=b.parent_hash, timestamp=b.timestamp
             )
             self.last_block = b.number
-            self.block_written.set()

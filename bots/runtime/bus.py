@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Literal, Protocol, Self, TypeVar
 
-from chains.events import Event, EventSubscription, Publisher, Subscriber, validate_topic
+from chains.events import (
+    AnyEvent,
+    Event,
+    EventSubscription,
+    LocalEvent,
+    Publisher,
+    Subscriber,
+    validate_topic,
+)
 
 __all__ = [
     "BackPressure",
@@ -309,7 +317,7 @@ class BusSubscription(EventSubscription, Protocol):
 
     def lag(self) -> QueueLag: ...
 
-    async def get_stamped(self) -> tuple[Event, float]:
+    async def get_stamped(self) -> tuple[AnyEvent, float]:
         """The next event and the ``time.monotonic`` stamp of its publication (same process clock)."""
         ...
 
@@ -338,7 +346,7 @@ class Subscription:
     consumed.  One consumer task per subscription (subscribe twice for two consumers: that is fan-out).
     """
 
-    def __init__(self, bus: InProcessBus, topic: str, queue: BoundedQueue[Event], name: str) -> None:
+    def __init__(self, bus: InProcessBus, topic: str, queue: BoundedQueue[AnyEvent], name: str) -> None:
         self._bus = bus
         self._topic = topic
         self._queue = queue
@@ -390,21 +398,21 @@ class Subscription:
         """Depth, drops, oldest age and counters."""
         return self._queue.lag()
 
-    async def get(self) -> Event:
+    async def get(self) -> AnyEvent:
         """The next event.  :class:`QueueClosedError` once closed and drained."""
         return await self._queue.get()
 
-    async def get_stamped(self) -> tuple[Event, float]:
+    async def get_stamped(self) -> tuple[AnyEvent, float]:
         """The next event with its publish stamp."""
         return await self._queue.get_stamped()
 
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> AnyEvent:
         return await self._queue.__anext__()
 
-    async def _deliver(self, event: Event, stamp: float) -> bool:
+    async def _deliver(self, event: AnyEvent, stamp: float) -> bool:
         return await self._queue.put(event, stamp=stamp)
 
     def _close(self, *, discard: bool) -> int:
@@ -468,7 +476,7 @@ class InProcessBus:
         if self._closed:
             raise BusClosedError("cannot subscribe: the bus is closed")
         validate_topic(topic)
-        queue: BoundedQueue[Event] = BoundedQueue(
+        queue: BoundedQueue[AnyEvent] = BoundedQueue(
             self._default_maxsize if maxsize is None else maxsize,
             self._default_policy if policy is None else policy,
             clock=self._clock,
@@ -490,13 +498,13 @@ class InProcessBus:
             if not subs:
                 del self._topics[sub.topic]
 
-    async def publish(self, topic: str, event: Event) -> None:
+    async def publish(self, topic: str, event: AnyEvent) -> None:
         """Deliver ``event`` to every subscriber of ``topic``; with none it is a counted no-op."""
         if self._closed:
             raise BusClosedError(f"cannot publish to {topic!r}: the bus is closed")
-        if not isinstance(event, Event):
+        if not isinstance(event, (Event, LocalEvent)):
             raise TypeError(
-                f"only chains.events.Event instances can be published, got {type(event).__name__}"
+                f"only chains.events.Event or LocalEvent instances can be published, got {type(event).__name__}"
             )
         subs = self._topics.get(topic)
         if not subs:

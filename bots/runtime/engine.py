@@ -5,8 +5,17 @@ A bot is a set of :class:`Collector` s (events in), :class:`Strategy` s (events 
 
 * collectors publish to topics of an event bus (:class:`bots.runtime.bus.InProcessBus` unless another
   :class:`bots.runtime.bus.EventBus` is given); each strategy subscribes to its ``topics`` with its own bounded queue;
-* every action a strategy returns is put on the bounded queue of each executor that ``accepts`` it (always the
-  ``block`` policy: actions are never dropped silently);
+* every action a strategy returns passes the risk gate (:mod:`bots.runtime.risk`: a
+  :class:`~bots.runtime.actions.SendAction` it refuses becomes a :class:`~bots.runtime.actions.Refused`) and is
+  then put on the bounded queue of each executor that ``accepts`` it (always the ``block`` policy: actions are
+  never dropped silently); an executor may return follow-up actions, which take the same path -- so simulation,
+  signing + sending and store writes are separate executors chained by typed actions;
+* **ordering**: a collector with ``wait_processed = True`` (the block collector) publishes its next event only
+  once the previous one is *done*: every strategy subscribed to its topic has processed it and every action that
+  came of it, follow-ups included, has been executed.  So a strategy (and its executors) read block N's state
+  until they have finished with N, and the next block is applied only then;
+* the **kill switch** (the risk gate's) pauses every strategy: while it is engaged, events are dropped (counted
+  in ``paused_events``; they would be stale when it is released) and every send action is refused;
 * everything is bounded, and lag is visible: :meth:`Engine.health` reports every queue's depth, drops and oldest
   item age, and an optional :class:`EngineObserver` receives events, actions, stage latencies, restarts and queue
   depths (the Prometheus metrics plug in there).
@@ -32,6 +41,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from bots.runtime.actions import Refused, SendAction
 from bots.runtime.bus import (
     BackPressure,
     BoundedQueue,
@@ -40,7 +50,8 @@ from bots.runtime.bus import (
     InProcessBus,
     QueueClosedError,
 )
-from chains.events import Event, validate_topic
+from bots.runtime.risk import RiskGate
+from chains.events import AnyEvent, validate_topic
 
 __all__ = [
     "Backoff",
@@ -84,12 +95,15 @@ class Collector(ABC):
     name: str = ""
     #: Restart the collector when ``events()`` returns normally (a live feed ending is a failure).
     restart_on_end: bool = True
+    #: Publish the next event only once the last one is done (processed by every strategy subscribed to its topic,
+    #: and every action of it executed): the ordering a block collector needs (see the module docstring).
+    wait_processed: bool = False
 
     @abstractmethod
-    def events(self) -> AsyncIterator[Event]:
-        """Yield events until cancelled; implement as ``async def events(self) -> AsyncIterator[Event]: ... yield``."""
+    def events(self) -> AsyncIterator[AnyEvent]:
+        """Yield events until cancelled; implement as ``async def events(self) -> AsyncIterator[AnyEvent]: ... yield``."""
 
-    def topic_for(self, event: Event) -> str:
+    def topic_for(self, event: AnyEvent) -> str:
         """The topic an event is published to; by default the event class's ``TOPIC``."""
         return event.TOPIC
 
@@ -108,12 +122,16 @@ class Strategy(ABC, Generic[ActionT]):
         """Load initial state before any collector starts (pools, positions, balances).  Optional."""
 
     @abstractmethod
-    async def process_event(self, event: Event) -> Sequence[ActionT]:
+    async def process_event(self, event: AnyEvent) -> Sequence[ActionT]:
         """Return the actions this event calls for (often none).  Exceptions are logged and counted."""
 
 
 class Executor(ABC, Generic[ActionT]):
-    """Carries actions out (simulate, sign, submit; or place an order).  One action at a time per executor."""
+    """Carries actions out (simulate, sign, submit; or place an order).  One action at a time per executor.
+
+    ``execute`` may return follow-up actions (e.g. a simulation executor returns the sized bundle for the sending
+    executor, which returns what it sent for the store executor); the engine dispatches them like a strategy's.
+    """
 
     name: str = ""
 
@@ -122,8 +140,9 @@ class Executor(ABC, Generic[ActionT]):
         return True
 
     @abstractmethod
-    async def execute(self, action: ActionT) -> None:
-        """Carry out one action.  Exceptions are logged and counted; the next action follows."""
+    async def execute(self, action: ActionT) -> Sequence[object] | None:
+        """Carry out one action; return follow-up actions (or None).  Exceptions are logged and counted; the next
+        action follows."""
 
 
 class EngineObserver(Protocol):
@@ -134,11 +153,12 @@ class EngineObserver(Protocol):
     its executor) and ``executor`` (``execute``).  ``bot`` is the engine's name.
     """
 
-    def on_event(self, bot: str, collector: str, event: Event) -> None:
+    def on_event(self, bot: str, collector: str, event: AnyEvent) -> None:
         """A collector produced ``event``."""
 
     def on_action(self, bot: str, executor: str, action: object, outcome: str) -> None:
-        """An action finished: outcome ``executed`` or ``failed`` (``executor`` empty and ``unrouted`` if none took it)."""
+        """An action finished: outcome ``executed`` or ``failed``; ``executor`` is empty for ``unrouted`` (no
+        executor took it) and ``refused`` (the risk gate stopped it)."""
 
     def on_stage_latency(self, bot: str, stage: str, seconds: float) -> None:
         """One stage took ``seconds``."""
@@ -174,6 +194,26 @@ class Backoff:
 
 
 # ---------------------------------------------------------------------------------------- component state
+
+
+class _Work:
+    """What is left of one event of a ``wait_processed`` collector: strategy calls and actions still to finish."""
+
+    __slots__ = ("done", "pending")
+
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+        self.done = asyncio.Event()
+        if pending <= 0:
+            self.done.set()
+
+    def add(self) -> None:
+        self.pending += 1
+
+    def finish(self) -> None:
+        self.pending -= 1
+        if self.pending <= 0:
+            self.done.set()
 
 
 @dataclass(eq=False)
@@ -267,8 +307,10 @@ class Engine:
         drain_timeout: float = 10.0,
         observer: EngineObserver | None = None,
         sample_interval: float = 1.0,
+        risk: RiskGate | None = None,
     ) -> None:
         self.name = name
+        self.risk = risk
         self._bus: EventBus = (
             bus
             if bus is not None
@@ -293,6 +335,9 @@ class Engine:
         self._started = asyncio.Event()
         self._started_at: float | None = None
         self._unrouted_actions = 0
+        self._refused_actions = 0
+        self._paused_events = 0
+        self._work: dict[int, _Work] = {}  # id(event) -> what is left of it (wait_processed collectors only)
         self._observer_errors = 0
         self._observer_failed: set[str] = set()
         self._shutdown: dict[str, Any] | None = None
@@ -351,6 +396,11 @@ class Engine:
             return EngineState.DEGRADED
         return self._phase
 
+    @property
+    def paused(self) -> bool:
+        """True while the risk gate's kill switch is engaged: strategies get no events, send actions are refused."""
+        return self.risk is not None and self.risk.kill_switch.engaged
+
     async def wait_started(self) -> None:
         """Return once every component runs (strategies synced, collectors started)."""
         await self._started.wait()
@@ -401,6 +451,9 @@ class Engine:
                 for e in self._executors
             },
             "unrouted_actions": self._unrouted_actions,
+            "refused_actions": self._refused_actions,
+            "paused": self.paused,
+            "paused_events": self._paused_events,
             "observer_errors": self._observer_errors,
             "shutdown": None if self._shutdown is None else dict(self._shutdown),
         }
@@ -548,7 +601,11 @@ class Engine:
                     c.consecutive_failures = 0  # delivering again: healthy, and the backoff starts over
                     self._notify("on_event", c.name, event)
                     t0 = time.monotonic()
-                    await self._bus.publish(c.collector.topic_for(event), event)
+                    topic = c.collector.topic_for(event)
+                    if c.collector.wait_processed:
+                        await self._publish_and_wait(topic, event)
+                    else:
+                        await self._bus.publish(topic, event)
                     self._notify("on_stage_latency", "publish", time.monotonic() - t0)
                 if not c.collector.restart_on_end:
                     c.status = "finished"
@@ -579,33 +636,59 @@ class Engine:
             )  # fmt: skip
             await asyncio.sleep(delay)
 
+    async def _publish_and_wait(self, topic: str, event: AnyEvent) -> None:
+        """Publish ``event`` and wait until it is done (see :attr:`Collector.wait_processed`)."""
+        readers = sum(1 for s in self._strategies for sub in s.subscriptions if sub.topic == topic)
+        work = _Work(readers)
+        self._work[id(event)] = work
+        try:
+            await self._bus.publish(topic, event)
+            await work.done.wait()
+        finally:
+            del self._work[id(event)]
+
     async def _strategy_loop(self, s: _StrategyState, sub: BusSubscription) -> None:
         while True:
             try:
                 event, stamp = await sub.get_stamped()
             except QueueClosedError:
                 return
-            # One call at a time per strategy, even when it reads several topics.
-            async with s.lock:
-                t0 = time.monotonic()
-                self._notify("on_stage_latency", "event_queue", t0 - stamp)
-                try:
-                    actions = await s.strategy.process_event(event)
-                except Exception as exc:
-                    s.errors += 1
-                    s.consecutive_errors += 1
-                    s.last_error = _describe(exc)
-                    log.exception("%s: strategy %s failed on %s", self.name, s.name, type(event).__name__)
-                    continue
-                finally:
-                    self._notify("on_stage_latency", "strategy", time.monotonic() - t0)
-                s.events += 1
-                s.consecutive_errors = 0
-                for action in actions or ():
-                    s.actions += 1
-                    await self._dispatch(action)
+            work = self._work.get(id(event))
+            try:
+                # One call at a time per strategy, even when it reads several topics.
+                async with s.lock:
+                    if self.paused:
+                        self._paused_events += 1
+                        continue
+                    t0 = time.monotonic()
+                    self._notify("on_stage_latency", "event_queue", t0 - stamp)
+                    try:
+                        actions = await s.strategy.process_event(event)
+                    except Exception as exc:
+                        s.errors += 1
+                        s.consecutive_errors += 1
+                        s.last_error = _describe(exc)
+                        log.exception("%s: strategy %s failed on %s", self.name, s.name, type(event).__name__)
+                        continue
+                    finally:
+                        self._notify("on_stage_latency", "strategy", time.monotonic() - t0)
+                    s.events += 1
+                    s.consecutive_errors = 0
+                    for action in actions or ():
+                        s.actions += 1
+                        await self._dispatch(action, work)
+            finally:
+                if work is not None:
+                    work.finish()
 
-    async def _dispatch(self, action: object) -> None:
+    async def _dispatch(self, action: object, work: _Work | None = None) -> None:
+        if isinstance(action, SendAction) and self.risk is not None:
+            reason = self.risk.check(action)
+            if reason is not None:
+                self._refused_actions += 1
+                log.info("%s: risk gate refused %s: %s", self.name, type(action).__name__, reason)
+                self._notify("on_action", "", action, "refused")
+                action = Refused(action, reason)
         routed = False
         for e in self._executors:
             try:
@@ -617,9 +700,13 @@ class Engine:
                 continue
             if accepted:
                 routed = True
-                if not await e.queue.put(action):
+                if work is not None:
+                    work.add()
+                if not await e.queue.put((action, work)):
+                    if work is not None:
+                        work.finish()
                     log.warning("%s: executor %s is closed; action %r dropped", self.name, e.name, action)
-        if not routed:
+        if not routed and not isinstance(action, Refused):
             self._unrouted_actions += 1
             log.warning("%s: no executor accepts %s; dropped", self.name, type(action).__name__)
             self._notify("on_action", "", action, "unrouted")
@@ -627,29 +714,41 @@ class Engine:
     async def _executor_loop(self, e: _ExecutorState) -> None:
         while True:
             try:
-                action, stamp = await e.queue.get_stamped()
+                (action, work), stamp = await e.queue.get_stamped()
             except QueueClosedError:
                 e.status = "stopped"
                 return
-            t0 = time.monotonic()
-            self._notify("on_stage_latency", "action_queue", t0 - stamp)
-            e.in_flight = 1
             try:
-                await e.executor.execute(action)
-            except Exception as exc:
-                e.errors += 1
-                e.consecutive_errors += 1
-                e.last_error = _describe(exc)
-                log.exception("%s: executor %s failed on %s", self.name, e.name, type(action).__name__)
-                outcome = "failed"
-            else:
-                e.executed += 1
-                e.consecutive_errors = 0
-                outcome = "executed"
+                await self._execute_one(e, action, work, stamp)
             finally:
-                e.in_flight = 0
-            self._notify("on_stage_latency", "executor", time.monotonic() - t0)
-            self._notify("on_action", e.name, action, outcome)
+                if work is not None:
+                    work.finish()
+
+    async def _execute_one(self, e: _ExecutorState, action: object, work: _Work | None, stamp: float) -> None:
+        t0 = time.monotonic()
+        self._notify("on_stage_latency", "action_queue", t0 - stamp)
+        e.in_flight = 1
+        follow: Sequence[object] | None = None
+        try:
+            follow = await e.executor.execute(action)
+        except Exception as exc:
+            e.errors += 1
+            e.consecutive_errors += 1
+            e.last_error = _describe(exc)
+            log.exception("%s: executor %s failed on %s", self.name, e.name, type(action).__name__)
+            outcome = "failed"
+        else:
+            e.executed += 1
+            e.consecutive_errors = 0
+            outcome = "executed"
+        self._notify("on_stage_latency", "executor", time.monotonic() - t0)
+        self._notify("on_action", e.name, action, outcome)
+        try:
+            # Follow-ups are part of the same work: the event is done only once they are executed too.
+            for nxt in follow or ():
+                await self._dispatch(nxt, work)
+        finally:
+            e.in_flight = 0
 
     async def _sample_loop(self) -> None:
         while True:
@@ -686,6 +785,12 @@ class Engine:
             await asyncio.gather(force_wait, return_exceptions=True)
         return pending
 
+    async def _wait_executors_idle(self, deadline: float) -> None:
+        while not self._force.is_set() and time.monotonic() < deadline:
+            if all(e.queue.depth == 0 and e.in_flight == 0 for e in self._executors):
+                return
+            await asyncio.sleep(0.01)
+
     async def _shutdown_gracefully(self) -> None:
         self._phase = EngineState.STOPPING
         began = time.monotonic()
@@ -711,7 +816,9 @@ class Engine:
         left = await self._wait_drained(strategy_tasks, deadline)
         for s in self._strategies:
             s.status = "stopped"
-        # 3. Executors finish every queued action (within the deadline).
+        # 3. Executors finish every queued action (within the deadline), follow-ups included: the queues close only
+        #    once every executor is idle, so a sending executor's report still reaches the store executor.
+        await self._wait_executors_idle(deadline)
         for e in self._executors:
             e.queue.close()
         left |= await self._wait_drained([e.task for e in self._executors if e.task is not None], deadline)

@@ -68,6 +68,12 @@ class Reason:
     NOT_LANDED: Final = "not_landed"  # its tx is not in the target block
     REVERTED_ON_CHAIN: Final = "reverted_on_chain"  # its bundle landed with a reverted tx
     ORPHANED: Final = "orphaned"  # landed in a block a reorg replaced
+    # opportunities: refused by the risk gate before any executor (bots.runtime.risk, docs/risk.md)
+    KILL_SWITCH: Final = "kill_switch"  # the kill switch is engaged
+    RISK_NOTIONAL: Final = "risk_notional"  # notional above the bot's max_notional_wei
+    RISK_RATE_BLOCK: Final = "risk_rate_block"  # max_actions_per_block already admitted for its target block
+    RISK_RATE_MINUTE: Final = "risk_rate_minute"  # max_actions_per_minute already admitted in the last 60 s
+    RISK_DAILY_LOSS: Final = "risk_daily_loss"  # the day's (UTC) realized loss exceeds max_daily_loss_wei
     # evaluations (status skipped)
     EVALUATION_ERROR: Final = "evaluation_error"  # the evaluation raised before it finished
 
@@ -82,6 +88,11 @@ class Reason:
             NOT_LANDED,
             REVERTED_ON_CHAIN,
             ORPHANED,
+            KILL_SWITCH,
+            RISK_NOTIONAL,
+            RISK_RATE_BLOCK,
+            RISK_RATE_MINUTE,
+            RISK_DAILY_LOSS,
         }
     )
 

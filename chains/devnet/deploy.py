@@ -43,6 +43,7 @@ from chains.addressbook import (
 from chains.devnet import world as W
 from chains.devnet.artifacts import Artifact, create2_address, load, load_library
 from chains.devnet.txbatch import DeployError, JsonRpc, TxBatcher
+from chains.kinds import PoolKind
 from chains.node.anvil import AnvilNode
 
 __all__ = ["V2_INIT_CODE_HASH", "V3_INIT_CODE_HASH", "DeployError", "deploy_world", "derived_account"]
@@ -259,7 +260,7 @@ class _Deployer:
                 self.send(d, t0, "MintableERC20", "transfer", pair, a0, gas=200_000)
                 self.send(d, t1, "MintableERC20", "transfer", pair, a1, gas=200_000)
                 self.send(d, pair, "UniswapV2Pair", "mint", d, gas=300_000)
-                self.pools.append(PoolInfo(venue_name, "v2", pair, t0, t1, 30))
+                self.pools.append(PoolInfo(venue_name, PoolKind.V2, pair, t0, t1, 30))
 
     def seed_v3(self) -> None:
         self.say("Uniswap V3 pools (fee tiers 100/500/3000/10000) with concentrated positions")
@@ -321,7 +322,7 @@ class _Deployer:
                 self.send(
                     d, self.v3.position_manager, "NonfungiblePositionManager", "mint", params, gas=1_000_000
                 )
-            self.pools.append(PoolInfo("uniswap_v3", "v3", pool, t0, t1, spec.fee, spacing))
+            self.pools.append(PoolInfo("uniswap_v3", PoolKind.V3, pool, t0, t1, spec.fee, spacing))
 
     def pause_reverting_token(self) -> None:
         # Paused only now: the pair and traders are already seeded, from here on every transfer reverts.

@@ -1,6 +1,7 @@
 """The Python side of ``contracts/src/ArbExecutor.sol``: plans, calldata, deployment and transactions.
 
-An :class:`ArbPlan` is one cycle of :class:`Hop` s (Uniswap V2 pairs and V3 pools) started with ``amount_in`` of
+An :class:`ArbPlan` is one cycle of :class:`Hop` s (pools of the kinds whose registered entry has an executor hop
+encoding, :attr:`chains.amm.registry.PoolProtocol.hop`: Uniswap V2 pairs and V3 pools) started with ``amount_in`` of
 the first hop's input token, funded as :class:`Funding` says (own balance, a V2 flash swap, a V3 ``flash`` or an
 Aave V3 ``flashLoanSimple``), with a ``min_profit`` the contract enforces (it reverts with
 ``InsufficientProfit``) and an optional coinbase tip. :func:`encode_plan` packs it into the compact byte format
@@ -11,8 +12,8 @@ a V2 flash swap repays the lender pair's own fee, carried in the plan (``Funding
     from chains.send.executor import ArbPlan, Funding, FundingMode, Hop, deploy_executor, build_execute_tx
 
     executor = deploy_executor(node, owner, weth=book.weth, aave_pool=book.aave.pool)
-    plan = ArbPlan(hops=(Hop(pair_a, "v2", weth, usdc, 30, zero_for_one=True),
-                         Hop(pool_b, "v3", usdc, weth, 500, zero_for_one=False)),
+    plan = ArbPlan(hops=(Hop(pair_a, PoolKind.V2, weth, usdc, 30, zero_for_one=True),
+                         Hop(pool_b, PoolKind.V3, usdc, weth, 500, zero_for_one=False)),
                    amount_in=10**18, funding=Funding(FundingMode.AAVE_FLASH_LOAN), min_profit=1)
     tx = build_execute_tx(executor, plan, sender=owner, nonce=n, chain_id=31337, gas=600_000,
                           max_fee_per_gas=..., max_priority_fee_per_gas=...)
@@ -36,13 +37,15 @@ from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 from prometheus_client import CollectorRegistry, Counter
 
+from chains.amm.registry import HopEncoding, HopParamError, protocol, protocols
+from chains.kinds import PoolKind
 from chains.node.anvil import AnvilNode, project_root
 
 __all__ = [
@@ -55,7 +58,6 @@ __all__ = [
     "Funding",
     "FundingMode",
     "Hop",
-    "HopKind",
     "PlanError",
     "aave_flash_premium",
     "build_execute_tx",
@@ -74,7 +76,6 @@ __all__ = [
 
 ARTIFACT_PATH = Path(__file__).resolve().parents[1] / "data" / "ArbExecutor.json"  # chains/data/
 CONTRACTS_DIR = project_root() / "contracts"
-HopKind = Literal["v2", "v3"]
 
 UINT128_MAX = 2**128 - 1
 UINT160_MAX = 2**160 - 1
@@ -82,10 +83,9 @@ MAX_HOPS = 255
 HEADER_LEN = 70  # mode u8 | hops u8 | start token 20 | amountIn u128 | minProfit u128 | tipWei u128
 LENDER_LEN = 20
 LENDER_FEE_LEN = 2  # V2 flash swap only: the lender pair's fee in bps, u16
-V2_HOP_LEN = 43  # flags u8 | pool 20 | tokenOut 20 | feeBps u16
-V3_HOP_LEN = 61  # flags u8 | pool 20 | tokenOut 20 | sqrtPriceLimitX96 u160
+HOP_HEAD_LEN = 41  # flags u8 | pool 20 | tokenOut 20, then the kind's parameter (HopEncoding.param_bytes)
 AMOUNT_LEN = 16
-FLAG_V3 = 1
+FLAG_KIND = 1  # the flags' kind bit: HopEncoding.flag (0 = V2, 1 = V3)
 FLAG_ZERO_FOR_ONE = 2
 FLAG_AMOUNT = 4
 MODE_TOKEN1 = 0x80
@@ -147,7 +147,7 @@ class Hop:
     """
 
     pool: str
-    kind: HopKind
+    kind: PoolKind  # a kind whose registered entry has a hop encoding
     token_in: str
     token_out: str
     fee: int
@@ -278,22 +278,20 @@ def encode_plan(plan: ArbPlan, *, registry: CollectorRegistry | None = None) -> 
                 "bad_route",
                 f"hop {i} starts with {h.token_in}, but the previous hop ends with {token}",
             )
-        flags = (FLAG_V3 if h.kind == "v3" else 0) | (FLAG_ZERO_FOR_ONE if h.zero_for_one else 0)
-        if h.kind not in ("v2", "v3"):
-            raise _fail(registry, "bad_route", f"hop {i}: kind must be 'v2' or 'v3', not {h.kind!r}")
+        enc = _hop_encoding(h.kind)
+        if enc is None:
+            sendable = ", ".join(repr(str(p.kind)) for p in protocols() if p.hop is not None)
+            raise _fail(registry, "bad_route", f"hop {i}: kind must be one of {sendable}, not {h.kind!r}")
+        flags = enc.flag | (FLAG_ZERO_FOR_ONE if h.zero_for_one else 0)
         if h.amount_out is not None:
             flags |= FLAG_AMOUNT
         out.append(flags)
         out += _addr_bytes(h.pool, f"hop {i} pool", registry)
         out += _addr_bytes(h.token_out, f"hop {i} token_out", registry)
-        if h.kind == "v2":
-            if not isinstance(h.fee, int) or not 0 <= h.fee < 10_000:
-                raise _fail(registry, "bad_fee", f"hop {i}: a V2 fee is in bps [0, 10000), not {h.fee!r}")
-            out += h.fee.to_bytes(2, "big")
-        else:
-            out += _uint(h.sqrt_price_limit_x96, 160, f"hop {i} sqrt_price_limit_x96", registry).to_bytes(
-                20, "big"
-            )
+        try:
+            out += enc.encode(h.fee, h.sqrt_price_limit_x96).to_bytes(enc.param_bytes, "big")
+        except HopParamError as exc:
+            raise _fail(registry, exc.reason, f"hop {i}: {exc}") from None
         if h.amount_out is not None:
             out += _uint(h.amount_out, 128, f"hop {i} amount_out", registry).to_bytes(16, "big")
         token = h.token_out.lower()
@@ -302,6 +300,22 @@ def encode_plan(plan: ArbPlan, *, registry: CollectorRegistry | None = None) -> 
             registry, "bad_route", f"the route ends with {token}, not the start token {plan.start_token}"
         )
     return bytes(out)
+
+
+def _hop_encoding(kind: str) -> HopEncoding | None:
+    """The executor's encoding of a hop through ``kind`` (``None``: unknown kind, or one the contract cannot swap)."""
+    try:
+        return protocol(kind).hop
+    except (KeyError, TypeError):  # TypeError: not even a name (unhashable)
+        return None
+
+
+def _hop_kind(flags: int) -> tuple[PoolKind, HopEncoding]:
+    """The kind a hop's flags byte names, with its encoding."""
+    for p in protocols():
+        if p.hop is not None and p.hop.flag == flags & FLAG_KIND:
+            return PoolKind(p.kind), p.hop
+    raise PlanError("bad_plan", f"no pool kind has the hop flags {flags & FLAG_KIND}")
 
 
 def encode_execute(plan: ArbPlan, *, registry: CollectorRegistry | None = None) -> bytes:
@@ -341,31 +355,20 @@ def decode_plan(data: bytes) -> ArbPlan:
     hops: list[Hop] = []
     token = start
     for i in range(n):
-        if len(data) < off + V2_HOP_LEN:
+        if len(data) < off + HOP_HEAD_LEN:
             raise PlanError("bad_plan", f"plan truncated in hop {i}")
         flags = data[off]
-        v3 = bool(flags & FLAG_V3)
+        kind, enc = _hop_kind(flags)
         pool, token_out = _cs(data[off + 1 : off + 21]), _cs(data[off + 21 : off + 41])
-        end = off + (V3_HOP_LEN if v3 else V2_HOP_LEN)
-        param = int.from_bytes(data[off + 41 : end], "big")
+        end = off + HOP_HEAD_LEN + enc.param_bytes
+        fee, limit = enc.decode(int.from_bytes(data[off + HOP_HEAD_LEN : end], "big"))
         amount: int | None = None
         if flags & FLAG_AMOUNT:
             amount = int.from_bytes(data[end : end + AMOUNT_LEN], "big")
             end += AMOUNT_LEN
         if len(data) < end:
             raise PlanError("bad_plan", f"plan truncated in hop {i}")
-        hops.append(
-            Hop(
-                pool,
-                "v3" if v3 else "v2",
-                token,
-                token_out,
-                0 if v3 else param,
-                bool(flags & FLAG_ZERO_FOR_ONE),
-                amount,
-                param if v3 else 0,
-            )
-        )
+        hops.append(Hop(pool, kind, token, token_out, fee, bool(flags & FLAG_ZERO_FOR_ONE), amount, limit))
         token, off = token_out, end
     return ArbPlan(tuple(hops), amount_in, funding, min_profit, tip)
 

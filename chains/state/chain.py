@@ -1,8 +1,9 @@
 """Pool and lending state kept in sync from decoded events, one whole block at a time, with a rollback journal.
 
-:class:`ChainState` holds plain-data state objects — Uniswap V2 pairs (:class:`V2PairState`), Uniswap V3 pools
-(:class:`chains.amm.uniswap_v3.pool.V3PoolState`) and one Aave V3 market (:class:`AaveState`) — that change
-ONLY through :meth:`ChainState.apply_block` (the logs of one block, as the node returns them: JSON objects with
+:class:`ChainState` holds plain-data state objects — the pools of every registered pool kind
+(:mod:`chains.amm.registry`: Uniswap V2 pairs, :class:`chains.amm.uniswap_v2.pool.V2PairState`, and Uniswap V3
+pools, :class:`chains.amm.uniswap_v3.pool.V3PoolState`, built in) and one Aave V3 market (:class:`AaveState`) —
+that change ONLY through :meth:`ChainState.apply_block` (the logs of one block, as the node returns them: JSON objects with
 hex strings).  Every change made while applying block ``n`` is recorded first in that block's journal (the old
 value of each touched field, once per block), so :meth:`ChainState.rollback_to` undoes the last
 ``journal_depth`` blocks exactly; a deeper rollback raises :class:`JournalDepthError` — the caller resyncs with
@@ -10,14 +11,15 @@ value of each touched field, once per block), so :meth:`ChainState.rollback_to` 
 :class:`StateSyncError`: state is always at a block boundary.
 
 Decoding is a fast path (no ``eth_abi``): dispatch on ``topics[0]`` through a dict, look the emitting address
-up in a dict, slice the fixed 64-hex-digit words of ``data`` and ``int(word, 16)`` them.  Topics and addresses
+up in a dict, slice the fixed 64-hex-digit words of ``data`` and ``int(word, 16)`` them.  A pool event goes to
+the handler its kind registered (:attr:`chains.amm.registry.PoolProtocol.events`), which changes the pool through
+the state's journal (:class:`chains.amm.registry.PoolJournal`).  Topics and addresses
 are expected lowercase, as JSON-RPC returns them.
 
 Events applied
 --------------
-* V2 ``Sync(reserve0, reserve1)``: the reserves.
-* V3 ``Initialize``, ``Swap`` (slot0 price/tick and the active liquidity, as reported), ``Mint`` / ``Burn``
-  (:func:`~chains.amm.uniswap_v3.pool.update_position`: ticks' gross/net, bitmap flips, active liquidity).
+* Pools: each kind's events, listed in its protocol module (V2 ``Sync``: :mod:`chains.amm.uniswap_v2.protocol`;
+  V3 ``Initialize``, ``Swap``, ``Mint``, ``Burn``: :mod:`chains.amm.uniswap_v3.protocol`).
 * Aave V3 (market given to :func:`load_initial`):
 
   - scaled balances from the aToken / variable-debt-token events ``Mint``, ``Burn`` and ``BalanceTransfer``:
@@ -54,7 +56,11 @@ from eth_utils.crypto import keccak
 from chains.abi.blocks import BlockData
 from chains.abi.decode import LogDecodeError
 from chains.addressbook import AddressBook
-from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState, update_position
+from chains.amm.registry import EventHandler as PoolEventHandler
+from chains.amm.registry import protocols
+from chains.amm.uniswap_v2.pool import V2PairState
+from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState
+from chains.kinds import PoolKind
 
 # Aave's fixed-point and interest math, shared with the liquidation math (one implementation, checked against
 # the real Pool there).
@@ -84,7 +90,6 @@ __all__ = [
     "StateAddresses",
     "StateError",
     "StateSyncError",
-    "V2PairState",
     "load_initial",
     "topic",
 ]
@@ -95,11 +100,6 @@ def topic(signature: str) -> str:
     return "0x" + keccak(text=signature).hex()
 
 
-T_SYNC = topic("Sync(uint112,uint112)")
-T_V3_INITIALIZE = topic("Initialize(uint160,int24)")
-T_V3_SWAP = topic("Swap(address,address,int256,int256,uint160,uint128,int24)")
-T_V3_MINT = topic("Mint(address,address,int24,int24,uint128,uint256,uint256)")
-T_V3_BURN = topic("Burn(address,int24,int24,uint128,uint256,uint256)")
 T_SCALED_MINT = topic("Mint(address,address,uint256,uint256,uint256)")
 T_SCALED_BURN = topic("Burn(address,address,uint256,uint256,uint256)")
 T_BALANCE_TRANSFER = topic("BalanceTransfer(address,address,uint256,uint256)")
@@ -119,9 +119,7 @@ T_COLLATERAL_CONFIG = topic("CollateralConfigurationChanged(address,uint256,uint
 T_EMODE_ASSET = topic("EModeAssetCategoryChanged(address,uint8,uint8)")
 T_EMODE_ADDED = topic("EModeCategoryAdded(uint8,uint256,uint256,uint256,address,string)")
 
-_TWO_255 = 1 << 255
-_TWO_256 = 1 << 256
-UINT256_MAX = _TWO_256 - 1
+UINT256_MAX = (1 << 256) - 1
 ZERO_ADDRESS = "0x" + "0" * 40
 
 
@@ -147,18 +145,6 @@ class StaleStateError(StateError):
 
 
 # ---------------------------------------------------------------------------------------------- state objects
-@dataclass(slots=True, eq=False)
-class V2PairState:
-    """A Uniswap V2 pair: what ``getReserves`` returns (reserves only; the timestamp is not kept)."""
-
-    address: str
-    token0: str
-    token1: str
-    reserve0: int
-    reserve1: int
-    fee_bps: int = 30
-
-
 @dataclass(frozen=True, slots=True)
 class ReserveState:
     """One Aave reserve: its configuration (read at load, updated by configurator events) and its indexes/rates."""
@@ -320,8 +306,7 @@ class AaveState:
 
 # ---------------------------------------------------------------------------------------------- the journal
 _MISSING: Any = object()
-_UNDO_DICT, _UNDO_V2, _UNDO_V3 = 0, 1, 2
-_POOL_TOPICS = frozenset({T_SYNC, T_V3_SWAP, T_V3_MINT, T_V3_BURN, T_V3_INITIALIZE})
+_UNDO_DICT, _UNDO_FIELDS = 0, 1
 
 
 @dataclass(slots=True)
@@ -338,13 +323,10 @@ class _BlockJournal:
 
 def _undo(entries: list[tuple[Any, ...]]) -> None:
     for entry in reversed(entries):
-        kind = entry[0]
-        if kind == _UNDO_V2:
-            pair = entry[1]
-            pair.reserve0, pair.reserve1 = entry[2], entry[3]
-        elif kind == _UNDO_V3:
+        if entry[0] == _UNDO_FIELDS:
             pool = entry[1]
-            pool.sqrt_price_x96, pool.tick, pool.liquidity = entry[2]
+            for name, value in zip(entry[2], entry[3], strict=True):
+                setattr(pool, name, value)
         else:
             d, key, old = entry[1], entry[2], entry[3]
             if old is _MISSING:
@@ -353,23 +335,22 @@ def _undo(entries: list[tuple[Any, ...]]) -> None:
                 d[key] = old
 
 
-def _topic_int24(t: str) -> int:
-    v = int(t, 16)
-    return v - _TWO_256 if v >= _TWO_255 else v
-
-
-Handler = Callable[[dict[str, Any], Sequence[str]], None]
+Handler = Callable[[dict[str, Any], Sequence[str]], None]  # (log, its topics)
 
 
 class ChainState:
-    """The synced state of the pools and the Aave market one process follows (see the module docstring)."""
+    """The synced state of the pools and the Aave market one process follows (see the module docstring).
+
+    ``pools[kind]`` maps a lower-case address to the pool's state, for every pool kind registered when the state
+    is created (:mod:`chains.amm.registry`); :attr:`v2` and :attr:`v3` are the built-in kinds' maps, typed.
+    """
 
     def __init__(self, *, journal_depth: int = 64) -> None:
         if journal_depth < 1:
             raise ValueError("journal_depth must be >= 1")
         self.journal_depth = journal_depth
-        self.v2: dict[str, V2PairState] = {}
-        self.v3: dict[str, V3PoolState] = {}
+        self._kinds = {p.kind: p for p in protocols()}
+        self.pools: dict[str, dict[str, Any]] = {kind: {} for kind in self._kinds}
         self.aave: AaveState | None = None
         self.block_number: int | None = None
         self.block_hash: str | None = None
@@ -382,20 +363,49 @@ class ChainState:
         self._debt_before: dict[
             tuple[str, str], int
         ] = {}  # (asset, user) -> variable debt before its last burn
-        self._handlers: dict[str, Handler] = {
-            T_SYNC: self._on_sync,
-            T_V3_SWAP: self._on_v3_swap,
-            T_V3_MINT: self._on_v3_mint,
-            T_V3_BURN: self._on_v3_burn,
-            T_V3_INITIALIZE: self._on_v3_initialize,
-        }
+        # topics[0] -> the (kind, handler) of every kind with that event (handlers stay bound methods and plain
+        # functions, so a deepcopy or a pickle of the state is a state of its own)
+        self._pool_events: dict[str, tuple[tuple[str, PoolEventHandler], ...]] = {}
+        for p in self._kinds.values():
+            for t, handler in p.events.items():
+                self._pool_events[t] = (*self._pool_events.get(t, ()), (p.kind, handler))
+        self._handlers: dict[str, Handler] = dict.fromkeys(self._pool_events, self._on_pool_event)
+
+    def _on_pool_event(self, log: dict[str, Any], topics: Sequence[str]) -> None:
+        address = log["address"]
+        for kind, handler in self._pool_events[topics[0]]:
+            pool = self.pools[kind].get(address)
+            if pool is not None:
+                handler(self, address, pool, log["data"], topics)
+                return
 
     # ------------------------------------------------------------------ registration (before syncing)
-    def add_v2_pair(self, pair: V2PairState) -> None:
-        self.v2[pair.address.lower()] = pair
+    @property
+    def v2(self) -> dict[str, V2PairState]:
+        """The Uniswap V2 pairs (``pools[PoolKind.V2]``)."""
+        return self.pools[PoolKind.V2]
 
-    def add_v3_pool(self, address: str, pool: V3PoolState) -> None:
-        self.v3[address.lower()] = pool
+    @property
+    def v3(self) -> dict[str, V3PoolState]:
+        """The Uniswap V3 pools (``pools[PoolKind.V3]``)."""
+        return self.pools[PoolKind.V3]
+
+    def add_pool(self, kind: str, address: str, pool: Any) -> None:
+        """Follow ``pool`` (a state of ``kind``'s registered ``state_type``) at ``address``."""
+        entry = self._kinds.get(kind)
+        if entry is None:
+            raise StateError(
+                f"pool kind {kind!r} was not registered when this state was created (have: {', '.join(self.pools)})"
+            )
+        if not isinstance(pool, entry.state_type):
+            raise StateError(
+                f"a {kind} pool's state is a {entry.state_type.__name__}, not a {type(pool).__name__}"
+            )
+        self.pools[kind][address.lower()] = pool
+
+    def kind_of(self, address: str) -> str | None:
+        """The kind of the followed pool at ``address`` (lower-case), ``None`` if none is."""
+        return next((kind for kind, pools in self.pools.items() if address in pools), None)
 
     def set_aave(self, aave: AaveState) -> None:
         """Track one Aave market (its reserves must be filled: their token addresses route the token events)."""
@@ -494,13 +504,13 @@ class ChainState:
         out: set[str] = set()
         for log in logs:
             topics = log.get("topics") or ()
-            if topics and str(topics[0]).lower() in _POOL_TOPICS and not log.get("removed"):
+            if topics and str(topics[0]).lower() in self._pool_events and not log.get("removed"):
                 address = str(log.get("address", "")).lower()
-                if address in self.v2 or address in self.v3:
+                if self.kind_of(address) is not None:
                     out.add(address)
         return frozenset(out)
 
-    def preview(self, logs: Iterable[dict[str, Any]]) -> dict[str, V2PairState | V3PoolState]:
+    def preview(self, logs: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """The states of the pools ``logs`` would change, as they would be after them (copies, by lower-case
         address), e.g. for the logs of a simulated pending transaction.  The same handlers as
         :meth:`apply_block` run, then everything is undone: the state itself is unchanged.  A malformed log is a
@@ -514,10 +524,11 @@ class ChainState:
                 h = handlers.get(topics[0]) if topics else None
                 if h is not None and not log.get("removed"):
                     h({**log, "address": str(log.get("address", "")).lower(), "topics": topics}, topics)
-            out: dict[str, V2PairState | V3PoolState] = {}
+            out: dict[str, Any] = {}
             for address in cur.saved_pools:
-                pair = self.v2.get(address)
-                out[address] = replace(pair) if pair is not None else self.v3[address].copy()
+                kind = self.kind_of(address)
+                assert kind is not None
+                out[address] = self._kinds[kind].copy(self.pools[kind][address])
             return out
         except (KeyError, TypeError, ValueError) as exc:
             raise StateSyncError(f"preview: {type(exc).__name__}: {exc}") from exc
@@ -554,101 +565,22 @@ class ChainState:
 
     # ------------------------------------------------------------------ journal helpers
     def _put(self, d: dict[Any, Any], key: Any, value: Any) -> None:
-        k = (id(d), key)
-        cur = self._cur
-        if k not in cur.saved_entries:
-            cur.saved_entries.add(k)
-            cur.undo.append((_UNDO_DICT, d, key, d.get(key, _MISSING)))
+        self.save_entry(d, key)
         d[key] = value
 
-    def _save(self, d: dict[Any, Any], key: Any) -> None:
+    # chains.amm.registry.PoolJournal: what pool event handlers change pools through
+    def save_fields(self, address: str, pool: Any, fields: tuple[str, ...]) -> None:
+        cur = self._cur
+        if address not in cur.saved_pools:
+            cur.saved_pools.add(address)
+            cur.undo.append((_UNDO_FIELDS, pool, fields, tuple([getattr(pool, f) for f in fields])))
+
+    def save_entry(self, d: dict[Any, Any], key: Any) -> None:
         k = (id(d), key)
         cur = self._cur
         if k not in cur.saved_entries:
             cur.saved_entries.add(k)
             cur.undo.append((_UNDO_DICT, d, key, d.get(key, _MISSING)))
-
-    def _save_v3(self, address: str, pool: V3PoolState) -> None:
-        cur = self._cur
-        if address not in cur.saved_pools:
-            cur.saved_pools.add(address)
-            cur.undo.append((_UNDO_V3, pool, (pool.sqrt_price_x96, pool.tick, pool.liquidity)))
-
-    # ------------------------------------------------------------------ Uniswap handlers (hot)
-    def _on_sync(self, log: dict[str, Any], topics: Sequence[str]) -> None:
-        address = log["address"]
-        pair = self.v2.get(address)
-        if pair is None:
-            return
-        data = log["data"]
-        if len(data) != 130:
-            raise LogDecodeError(f"Sync data has {len(data)} characters, not 130")
-        cur = self._cur
-        if address not in cur.saved_pools:
-            cur.saved_pools.add(address)
-            cur.undo.append((_UNDO_V2, pair, pair.reserve0, pair.reserve1))
-        pair.reserve0 = int(data[2:66], 16)
-        pair.reserve1 = int(data[66:130], 16)
-
-    def _on_v3_swap(self, log: dict[str, Any], topics: Sequence[str]) -> None:
-        address = log["address"]
-        pool = self.v3.get(address)
-        if pool is None:
-            return
-        data = log["data"]
-        if len(data) != 322:
-            raise LogDecodeError(f"V3 Swap data has {len(data)} characters, not 322")
-        cur = self._cur
-        if address not in cur.saved_pools:
-            cur.saved_pools.add(address)
-            cur.undo.append((_UNDO_V3, pool, (pool.sqrt_price_x96, pool.tick, pool.liquidity)))
-        tick = int(data[258:322], 16)
-        # apply_swap(pool, sqrt, tick, liquidity), inlined
-        pool.sqrt_price_x96 = int(data[130:194], 16)
-        pool.liquidity = int(data[194:258], 16)
-        pool.tick = tick - _TWO_256 if tick >= _TWO_255 else tick
-
-    def _modify(self, address: str, pool: V3PoolState, lower: int, upper: int, delta: int) -> None:
-        self._save_v3(address, pool)
-        spacing = pool.tick_spacing
-        for t in (lower, upper):
-            self._save(pool.ticks, t)
-            self._save(pool.bitmap, (t // spacing) >> 8)
-        update_position(pool, lower, upper, delta)
-
-    def _on_v3_mint(self, log: dict[str, Any], topics: Sequence[str]) -> None:
-        address = log["address"]
-        pool = self.v3.get(address)
-        if pool is None:
-            return
-        data = log["data"]
-        if len(data) != 258 or len(topics) != 4:
-            raise LogDecodeError("V3 Mint log does not have 4 topics and 4 data words")
-        self._modify(address, pool, _topic_int24(topics[2]), _topic_int24(topics[3]), int(data[66:130], 16))
-
-    def _on_v3_burn(self, log: dict[str, Any], topics: Sequence[str]) -> None:
-        address = log["address"]
-        pool = self.v3.get(address)
-        if pool is None:
-            return
-        data = log["data"]
-        if len(data) != 194 or len(topics) != 4:
-            raise LogDecodeError("V3 Burn log does not have 4 topics and 3 data words")
-        amount = int(data[2:66], 16)
-        if amount:
-            self._modify(address, pool, _topic_int24(topics[2]), _topic_int24(topics[3]), -amount)
-
-    def _on_v3_initialize(self, log: dict[str, Any], topics: Sequence[str]) -> None:
-        address = log["address"]
-        pool = self.v3.get(address)
-        if pool is None:
-            return
-        data = log["data"]
-        if len(data) != 130:
-            raise LogDecodeError("V3 Initialize data is not 2 words")
-        self._save_v3(address, pool)
-        pool.sqrt_price_x96 = int(data[2:66], 16)
-        pool.tick = _topic_int24("0x" + data[66:130])
 
     # ------------------------------------------------------------------ Aave handlers
     def _aave(self) -> AaveState:
@@ -926,8 +858,8 @@ async def load_initial(
     configurator: str | None
     if isinstance(book_or_addresses, AddressBook):
         book = book_or_addresses
-        v2 = {p.address: p.fee for p in book.pools if p.kind == "v2"}
-        v3 = [p.address for p in book.pools if p.kind == "v3"]
+        v2 = {p.address: p.fee for p in book.pools if p.kind == PoolKind.V2}
+        v3 = [p.address for p in book.pools if p.kind == PoolKind.V3]
         aave_pool, oracle, configurator = book.aave.pool, book.aave.oracle, book.aave.pool_configurator
         aave_users = list(book.aave.borrowers)
     else:
@@ -942,14 +874,17 @@ async def load_initial(
     aave_users += list(users or [])
     for address, fee_bps in v2.items():
         p = await read_v2_pair(rpc, address, block)
-        state.add_v2_pair(
+        state.add_pool(
+            PoolKind.V2,
+            address,
             V2PairState(
                 p.address.lower(), p.token0.lower(), p.token1.lower(), p.reserve0, p.reserve1, fee_bps
-            )
+            ),
         )
     for address in v3:
         q = await read_v3_pool(rpc, address, block)
-        state.add_v3_pool(
+        state.add_pool(
+            PoolKind.V3,
             address,
             V3PoolState(
                 fee=q.fee,

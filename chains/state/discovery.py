@@ -6,7 +6,7 @@ public RPC limits are respected), and record every pool with its tokens and fee.
 checkpoint (JSON: the last scanned block per factory plus the pools found so far) is written atomically, so
 an interrupted scan resumes where it stopped and a later run only scans the new blocks.
 
-    pools = await discover_pools(rpc, [Factory("uniswap_v2", addr, "v2"), Factory("uniswap_v3", addr3, "v3")],
+    pools = await discover_pools(rpc, [Factory("uniswap_v2", addr, PoolKind.V2), Factory("uniswap_v3", addr3, PoolKind.V3)],
                                  checkpoint="pools.checkpoint.json", on_progress=print)
 """
 
@@ -17,11 +17,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from eth_utils.address import to_checksum_address
 
 from chains import wirejson
+from chains.kinds import PoolKind
 from chains.node.rpc import RpcClient, RpcError
 
 __all__ = [
@@ -47,14 +48,14 @@ class DiscoveryError(RuntimeError):
 class Factory:
     name: str
     address: str
-    kind: Literal["v2", "v3"]
+    kind: PoolKind  # V2 (PairCreated) or V3 (PoolCreated)
     fee_bps: int = 30  # v2 pairs: the venue's fee; v3 pools carry their own
 
 
 @dataclass(frozen=True, slots=True)
 class DiscoveredPool:
     factory: str  # the Factory.name
-    kind: Literal["v2", "v3"]
+    kind: PoolKind
     address: str
     token0: str
     token1: str
@@ -73,14 +74,28 @@ def _parse(f: Factory, log: dict[str, Any]) -> DiscoveredPool:
         data = bytes.fromhex(log["data"][2:])
         block = int(log["blockNumber"], 16)
         t0, t1 = _addr_topic(topics[1]), _addr_topic(topics[2])
-        if f.kind == "v2":
+        if f.kind == PoolKind.V2:
             return DiscoveredPool(
-                f.name, "v2", str(to_checksum_address("0x" + data[12:32].hex())), t0, t1, f.fee_bps, 0, block
+                f.name,
+                PoolKind.V2,
+                str(to_checksum_address("0x" + data[12:32].hex())),
+                t0,
+                t1,
+                f.fee_bps,
+                0,
+                block,
             )
         fee = int(topics[3], 16)
         spacing = int.from_bytes(data[0:32], "big", signed=True)
         return DiscoveredPool(
-            f.name, "v3", str(to_checksum_address("0x" + data[44:64].hex())), t0, t1, fee, spacing, block
+            f.name,
+            PoolKind.V3,
+            str(to_checksum_address("0x" + data[44:64].hex())),
+            t0,
+            t1,
+            fee,
+            spacing,
+            block,
         )
     except (KeyError, IndexError, ValueError, TypeError) as exc:
         raise DiscoveryError(f"malformed {f.name} creation log {str(log)[:200]}: {exc}") from exc
@@ -124,10 +139,10 @@ def _checked_pool(p: Any) -> DiscoveredPool:
     for key in ("fee", "tick_spacing", "block"):
         if type(p[key]) is not int:
             raise ValueError(f"{key}: expected an integer")
-    if p["kind"] not in ("v2", "v3"):
+    if p["kind"] not in (PoolKind.V2, PoolKind.V3):
         raise ValueError(f"kind {str(p['kind'])[:20]!r} is not v2/v3")
     addrs = {k: str(to_checksum_address(p[k])) for k in ("address", "token0", "token1")}
-    return DiscoveredPool(**{**p, **addrs})
+    return DiscoveredPool(**{**p, **addrs, "kind": PoolKind(p["kind"])})
 
 
 def _save(path: Path | None, scanned: dict[str, int], pools: dict[str, DiscoveredPool]) -> None:
@@ -159,7 +174,7 @@ async def discover_pools(
     head = int(await rpc.request("eth_blockNumber", []), 16) if to_block is None else to_block
     say = on_progress or (lambda _m: None)
     for f in factories:
-        topic = PAIR_CREATED if f.kind == "v2" else POOL_CREATED
+        topic = PAIR_CREATED if f.kind == PoolKind.V2 else POOL_CREATED
         start = max(from_block, scanned.get(f.address, from_block - 1) + 1)
         step = max(1, chunk)
         while start <= head:

@@ -6,6 +6,11 @@ decimal STRING, so any JSON reader keeps it exact.  :func:`quote_from_state` pri
 with the exact integer ports in :mod:`chains.amm` (no I/O): the result equals QuoterV2 / ``getAmountsOut`` /
 ``getAmountsIn`` on the chain at the snapshot block, to the wei.
 
+The document is a common header (format, version, block, kind, address, tokens) written and checked here, plus
+the kind's own fields, written and read by the kind's registered entry (:attr:`chains.amm.registry.PoolProtocol.to_doc`
+/ ``from_doc``, looked up by the document's ``kind``): :func:`pool_state_document` and :func:`read_pool_state`
+work for every registered kind, the quote runs the kind's registered exact math.
+
 The RPC readers (:func:`read_v3_pool`, :func:`read_v2_pair`) are shared with :func:`chains.state.chain.load_initial`.
 The V3 reader scans every ``tickBitmap`` word of the tick spacing's full range (batched ``eth_call``s), then
 reads ``ticks(t)`` for each initialized tick, all pinned to one block number.
@@ -29,8 +34,18 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from chains import wirejson
-from chains.amm import uniswap_v2 as v2math
-from chains.amm.uniswap_v3.tick_math import MAX_SQRT_RATIO, MAX_TICK, MIN_SQRT_RATIO, MIN_TICK
+from chains.amm.registry import (
+    PoolDocError,
+    PoolProtocol,
+    SwapQuoteError,
+    protocol,
+    protocol_for_doc,
+    protocols,
+)
+from chains.amm.uniswap_v2.pool import V2PairState
+from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState
+from chains.amm.uniswap_v3.tick_math import MAX_TICK, MIN_TICK
+from chains.kinds import PoolKind
 
 __all__ = [
     "FORMAT",
@@ -40,8 +55,11 @@ __all__ = [
     "V2PairRead",
     "V3PoolRead",
     "bitmap_word_range",
+    "load_state",
+    "pool_state_document",
     "quote_from_state",
     "quote_main",
+    "read_pool_state",
     "read_v2_pair",
     "read_v3_pool",
     "snapshot_main",
@@ -240,70 +258,51 @@ async def snapshot_pool(
         rpc, address, [SEL["slot0"], SEL["getReserves"], SEL["tickSpacing"]], tag, return_exceptions=True
     )
     ok = [isinstance(p, str) and len(p) >= 2 + 64 for p in probe]
-    doc: dict[str, Any] = {
-        "format": FORMAT,
-        "version": VERSION,
-        "block": str(number),
-        "block_hash": block_hash,
-    }
     if ok[0] and ok[2]:
         pool = await read_v3_pool(rpc, address, number)
-        doc.update(
-            {
-                "kind": "uniswap_v3",
-                "address": pool.address,
-                "token0": pool.token0,
-                "token1": pool.token1,
-                "fee": str(pool.fee),
-                "tick_spacing": str(pool.tick_spacing),
-                "sqrt_price_x96": str(pool.sqrt_price_x96),
-                "tick": str(pool.tick),
-                "liquidity": str(pool.liquidity),
-                "ticks": [
-                    {"tick": str(t), "liquidity_gross": str(g), "liquidity_net": str(n)}
-                    for t, (g, n) in sorted(pool.ticks.items())
-                ],
-            }
+        state = V3PoolState(
+            fee=pool.fee,
+            tick_spacing=pool.tick_spacing,
+            sqrt_price_x96=pool.sqrt_price_x96,
+            tick=pool.tick,
+            liquidity=pool.liquidity,
+            ticks={t: TickInfo(g, n) for t, (g, n) in pool.ticks.items()},
+            bitmap=dict(pool.bitmap),
         )
-        return doc
+        return pool_state_document(
+            PoolKind.V3, state, pool.address, pool.token0, pool.token1, number, block_hash
+        )
     if ok[1]:
         pair = await read_v2_pair(rpc, address, number)
-        doc.update(
-            {
-                "kind": "uniswap_v2",
-                "address": pair.address,
-                "token0": pair.token0,
-                "token1": pair.token1,
-                "reserve0": str(pair.reserve0),
-                "reserve1": str(pair.reserve1),
-                "fee_bps": str(v2_fee_bps),
-            }
+        v2 = V2PairState(pair.address, pair.token0, pair.token1, pair.reserve0, pair.reserve1, v2_fee_bps)
+        return pool_state_document(
+            PoolKind.V2, v2, pair.address, pair.token0, pair.token1, number, block_hash
         )
-        return doc
     raise SnapshotError(
         f"{address} is neither a Uniswap V3 pool nor a Uniswap V2 pair "
         "(Curve pools are reserved for a later format version)"
     )
 
 
+def pool_state_document(
+    kind: str, state: Any, address: str, token0: str, token1: str, block: int, block_hash: str
+) -> dict[str, Any]:
+    """The ``mevsuite.pool-state`` document of ``state``, a pool of the registered ``kind`` at ``block``."""
+    entry = protocol(kind)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "block": str(block),
+        "block_hash": block_hash,
+        "kind": entry.doc_kind,
+        "address": address,
+        "token0": token0,
+        "token1": token1,
+        **entry.to_doc(state),
+    }
+
+
 # ---------------------------------------------------------------------------------------------- reading a file
-def _int_field(doc: Mapping[str, Any], key: str, lo: int, hi: int, where: str = "") -> int:
-    if key not in doc:
-        raise SnapshotError(f"state file: missing field {where}{key!r}")
-    raw = doc[key]
-    if not isinstance(raw, str):
-        raise SnapshotError(
-            f"state file: {where}{key!r} must be an integer as a decimal string, not {raw!r:.60}"
-        )
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise SnapshotError(f"state file: {where}{key!r} is not a decimal integer: {raw!r:.60}") from None
-    if not lo <= value <= hi:
-        raise SnapshotError(f"state file: {where}{key!r} = {value} is outside [{lo}, {hi}]")
-    return value
-
-
 def load_state(state: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     """Parse (JSON text) and validate a ``mevsuite.pool-state`` document; returns it as a dict."""
     if isinstance(state, str | bytes):
@@ -321,9 +320,7 @@ def load_state(state: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
         raise SnapshotError(
             f"state file: version {doc.get('version')!r} is not supported (this reader: {VERSION})"
         )
-    kind = doc.get("kind")
-    if kind not in ("uniswap_v2", "uniswap_v3"):
-        raise SnapshotError(f"state file: unknown pool kind {kind!r} (supported: uniswap_v2, uniswap_v3)")
+    _doc_protocol(doc)
     for key in ("token0", "token1"):
         if key not in doc:
             raise SnapshotError(f"state file: missing field {key!r}")
@@ -331,48 +328,27 @@ def load_state(state: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     return dict(doc)
 
 
-@dataclass(frozen=True, slots=True)
-class _V3File:
-    token0: str
-    token1: str
-    fee: int
-    tick_spacing: int
-    sqrt_price_x96: int
-    tick: int
-    liquidity: int
-    ticks: dict[int, tuple[int, int]]
+def _doc_protocol(doc: Mapping[str, Any]) -> PoolProtocol:
+    kind = doc.get("kind")
+    entry = protocol_for_doc(kind) if isinstance(kind, str) else None
+    if entry is None:
+        supported = ", ".join(p.doc_kind for p in protocols())
+        raise SnapshotError(f"state file: unknown pool kind {kind!r} (supported: {supported})")
+    return entry
 
 
-def _v3_from_doc(doc: Mapping[str, Any]) -> _V3File:
-    spacing = _int_field(doc, "tick_spacing", 1, 16383)
-    ticks_raw = doc.get("ticks")
-    if not isinstance(ticks_raw, list):
-        raise SnapshotError("state file: 'ticks' must be a list")
-    ticks: dict[int, tuple[int, int]] = {}
-    for i, t in enumerate(ticks_raw):
-        if not isinstance(t, Mapping):
-            raise SnapshotError(f"state file: ticks[{i}] must be an object")
-        where = f"ticks[{i}]."
-        tick = _int_field(t, "tick", MIN_TICK, MAX_TICK, where)
-        if tick % spacing:
-            raise SnapshotError(
-                f"state file: ticks[{i}] = {tick} is not a multiple of the tick spacing {spacing}"
-            )
-        if tick in ticks:
-            raise SnapshotError(f"state file: tick {tick} appears twice")
-        gross = _int_field(t, "liquidity_gross", 1, 2**128 - 1, where)
-        net = _int_field(t, "liquidity_net", -(2**127), 2**127 - 1, where)
-        ticks[tick] = (gross, net)
-    return _V3File(
-        token0=str(doc["token0"]),
-        token1=str(doc["token1"]),
-        fee=_int_field(doc, "fee", 0, 999_999),
-        tick_spacing=spacing,
-        sqrt_price_x96=_int_field(doc, "sqrt_price_x96", MIN_SQRT_RATIO, MAX_SQRT_RATIO - 1),
-        tick=_int_field(doc, "tick", MIN_TICK, MAX_TICK),
-        liquidity=_int_field(doc, "liquidity", 0, 2**128 - 1),
-        ticks=ticks,
-    )
+def read_pool_state(state: Mapping[str, Any] | str | bytes) -> tuple[str, Any]:
+    """The pool kind and the pool's state (its kind's registered ``state_type``) of a ``mevsuite.pool-state``
+    document (JSON text or parsed); :class:`SnapshotError` if it is malformed."""
+    return _pool_of(load_state(state))
+
+
+def _pool_of(doc: Mapping[str, Any]) -> tuple[str, Any]:
+    entry = _doc_protocol(doc)
+    try:
+        return entry.kind, entry.from_doc(doc)
+    except PoolDocError as exc:
+        raise SnapshotError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------- quoting
@@ -443,90 +419,20 @@ def quote_from_state(
         raise QuoteError("give exactly one of amount_in and amount_out")
     zfo = _zero_for_one(doc, token_in)
     limit = None if sqrt_price_limit is None else _amount(sqrt_price_limit, "sqrt_price_limit")
-    if doc["kind"] == "uniswap_v2":
-        if limit is not None:
-            raise QuoteError("sqrt_price_limit applies to Uniswap V3 pools only")
-        return _quote_v2(doc, zfo, a_in, a_out)
-    return _quote_v3(_v3_from_doc(doc), zfo, a_in, a_out, limit)
-
-
-def _quote_v2(doc: Mapping[str, Any], zfo: bool, a_in: int | None, a_out: int | None) -> dict[str, Any]:
-    r0 = _int_field(doc, "reserve0", 0, 2**112 - 1)
-    r1 = _int_field(doc, "reserve1", 0, 2**112 - 1)
-    fee = _int_field(doc, "fee_bps", 0, 9_999) if "fee_bps" in doc else V2_DEFAULT_FEE_BPS
-    r_in, r_out = (r0, r1) if zfo else (r1, r0)
+    kind, pool = _pool_of(doc)
     try:
-        if a_in is not None:
-            got_in, got_out = a_in, v2math.get_amount_out(a_in, r_in, r_out, fee)
-        else:
-            assert a_out is not None
-            got_in, got_out = v2math.get_amount_in(a_out, r_in, r_out, fee), a_out
-    except ValueError as exc:
+        q = protocol(kind).quote(pool, zfo, a_in, a_out, limit)
+    except SwapQuoteError as exc:
         raise QuoteError(str(exc)) from None
-    if got_out <= 0:
-        raise QuoteError("UniswapV2: INSUFFICIENT_OUTPUT_AMOUNT")
-    n0, n1 = (r0 + got_in, r1 - got_out) if zfo else (r0 - got_out, r1 + got_in)
     return {
-        "kind": "uniswap_v2",
-        "amount_in": str(got_in),
-        "amount_out": str(got_out),
-        "sqrt_price_after": None,
-        "tick_after": None,
-        "ticks_crossed": "0",
-        "price_after": _price(n1, n0),
+        "kind": doc["kind"],
+        "amount_in": str(q.amount_in),
+        "amount_out": str(q.amount_out),
+        "sqrt_price_after": None if q.sqrt_price_after is None else str(q.sqrt_price_after),
+        "tick_after": None if q.tick_after is None else str(q.tick_after),
+        "ticks_crossed": str(q.ticks_crossed),
+        "price_after": _price(*q.price_after),
     }
-
-
-def _quote_v3(
-    f: _V3File, zfo: bool, a_in: int | None, a_out: int | None, limit: int | None
-) -> dict[str, Any]:
-    from chains.amm.uniswap_v3.errors import UniswapV3Revert
-    from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState, swap
-
-    state = V3PoolState(
-        fee=f.fee,
-        tick_spacing=f.tick_spacing,
-        sqrt_price_x96=f.sqrt_price_x96,
-        tick=f.tick,
-        liquidity=f.liquidity,
-        ticks={t: TickInfo(g, n) for t, (g, n) in f.ticks.items()},
-        bitmap=_bitmap_of(f.ticks, f.tick_spacing),
-    )
-    caller_limit = limit is not None
-    if limit is None:
-        limit = MIN_SQRT_RATIO + 1 if zfo else MAX_SQRT_RATIO - 1
-    specified = a_in if a_in is not None else -(a_out or 0)
-    if abs(specified) >= 2**255:
-        raise QuoteError("amount exceeds int256")
-    try:
-        res = swap(state, zero_for_one=zfo, amount_specified=specified, sqrt_price_limit_x96=limit)
-    except UniswapV3Revert as exc:
-        raise QuoteError(f"the swap reverts: {type(exc).__name__}: {exc}") from None
-    except ValueError as exc:
-        raise QuoteError(f"the swap reverts: {exc}") from None
-    got_in, got_out = (res.amount0, -res.amount1) if zfo else (res.amount1, -res.amount0)
-    if a_out is not None and got_out < a_out and not caller_limit:
-        # QuoterV2 requires the full output when no price limit is given (and reverts); with a caller's limit the
-        # pool stops at it and the quote is the partial fill, as QuoterV2's is.
-        raise QuoteError(f"the pool cannot fill the exact output: only {got_out} available")
-    sp = res.sqrt_price_x96
-    return {
-        "kind": "uniswap_v3",
-        "amount_in": str(got_in),
-        "amount_out": str(got_out),
-        "sqrt_price_after": str(sp),
-        "tick_after": str(res.tick),
-        "ticks_crossed": str(res.ticks_crossed),
-        "price_after": _price(sp * sp, 2**192),
-    }
-
-
-def _bitmap_of(ticks: Mapping[int, Any], spacing: int) -> dict[int, int]:
-    bitmap: dict[int, int] = {}
-    for t in ticks:
-        compressed = t // spacing
-        bitmap[compressed >> 8] = bitmap.get(compressed >> 8, 0) | (1 << (compressed & 0xFF))
-    return bitmap
 
 
 # ---------------------------------------------------------------------------------------------- CLI bodies

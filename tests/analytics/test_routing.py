@@ -24,7 +24,7 @@ from analytics.routing import (
 from bench.bench_routing import BALANCER_SNAPSHOT, compare, finder_opportunities, naive_opportunities
 from bench.graph_bench_data import _v3_pool, load_balancer_v1_snapshot, perturb, synthetic_graph
 from chains.amm.balancer import v1 as balancer_v1
-from chains.state.chain import V2PairState
+from chains.amm.uniswap_v2.pool import V2PairState
 
 WETH = "0x" + "ee" * 20
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, SecretStr
@@ -175,7 +176,7 @@ def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys += _leaf_keys(annotation, f"{name}.")
+            keys += _leaf_keys(annotation, f"{prefix}{name}.")
         else:
             keys.append(prefix + name)
     return keys
@@ -187,16 +188,22 @@ def test_example_file_documents_every_key_and_loads_to_the_defaults() -> None:
     assert config.model_dump() == Config().model_dump()
 
     text = example.read_text(encoding="utf-8")
-    sections = dict(re.findall(r"^\[(\w+)\]\n(.*?)(?=^\[|\Z)", text, flags=re.M | re.S))
+    # sections by their dotted name: "chain", "risk", "risk.default" ...
+    sections = dict(re.findall(r"^\[([\w.]+)\]\n(.*?)(?=^\[|\Z)", text, flags=re.M | re.S))
     for key in _leaf_keys(Config):
-        section, name = key.split(".")
+        *section_path, name = key.split(".")
+        section = ".".join(section_path)
+        assert section in sections, f"[{section}] is not in the example file"
         assert re.search(rf"^#?\s*{name}\b", sections[section], flags=re.M), f"{key} is not documented"
-        field = Config.model_fields[section].annotation.model_fields[name]  # type: ignore[union-attr]
+        model: Any = Config
+        for part in section_path:
+            model = model.model_fields[part].annotation
+        field = model.model_fields[name]
         if field.annotation is not None and SecretStr in (
             field.annotation,
             *getattr(field.annotation, "__args__", ()),
         ):
-            assert f"MEVSUITE__{section.upper()}__{name.upper()}" in sections[section]
+            assert f"MEVSUITE__{section.upper().replace('.', '__')}__{name.upper()}" in sections[section]
 
 
 def test_url_values_in_errors_are_redacted_or_not_shown(tmp_path: Path) -> None:
@@ -227,3 +234,142 @@ def test_source_of_says_where_a_value_came_from(tmp_path: Path) -> None:
     assert config.source_of("bot.dry_run") == str(path)
     assert config.source_of("metrics.port") == "MEVSUITE__METRICS__PORT"
     assert config.source_of("bot.name") == "default"
+
+
+# ------------------------------------------------------------------------------------------------- [risk]
+def test_risk_section_defaults_file_and_env(tmp_path: Path) -> None:
+    from bots.app.config import RiskLimitsConfig
+
+    assert Config().risk.kill_switch_file is None
+    assert Config().risk.default == RiskLimitsConfig() and Config().risk.bots == {}
+    path = write(
+        tmp_path,
+        '[risk]\nkill_switch_file = "run/kill-switch"\n'
+        '[risk.default]\nmax_actions_per_block = 2\nmax_daily_loss_wei = "1_000000000000000000"\n'
+        '[risk.bots.dex_arb]\nmax_notional_wei = "100000000000000000000"\nmax_actions_per_minute = 0\n',
+    )
+    config = load_config(path, env={})
+    risk = config.risk
+    assert risk.kill_switch_file == Path("run/kill-switch")
+    assert (risk.default.max_actions_per_block, risk.default.max_daily_loss_wei) == (2, 10**18)
+    assert risk.default.max_notional_wei is None
+    assert risk.bots["dex_arb"].max_notional_wei == 100 * 10**18  # beyond TOML's int64: a decimal string
+    assert risk.bots["dex_arb"].max_actions_per_minute == 0
+    assert config.source_of("risk.bots.dex_arb.max_notional_wei") == str(path)
+
+    env = {
+        "MEVSUITE__RISK__KILL_SWITCH_FILE": "/var/lib/mevsuite/kill-switch",
+        "MEVSUITE__RISK__DEFAULT__MAX_NOTIONAL_WEI": "5000000000000000000000",
+        "MEVSUITE__RISK__BOTS__DEX_ARB__MAX_ACTIONS_PER_BLOCK": "3",
+        "MEVSUITE__RISK__BOTS__BACKRUN__MAX_DAILY_LOSS_WEI": "7",
+    }
+    config = load_config(path, env=env)
+    assert config.risk.kill_switch_file == Path("/var/lib/mevsuite/kill-switch")
+    assert config.risk.default.max_notional_wei == 5000 * 10**18
+    assert config.risk.bots["dex_arb"].max_actions_per_block == 3
+    assert config.risk.bots["dex_arb"].max_notional_wei == 100 * 10**18  # the file's other keys stay
+    assert config.risk.bots["backrun"].max_daily_loss_wei == 7
+    assert (
+        config.source_of("risk.bots.backrun.max_daily_loss_wei")
+        == "MEVSUITE__RISK__BOTS__BACKRUN__MAX_DAILY_LOSS_WEI"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "env", "expected"),
+    [
+        (
+            "[risk.default]\nmax_notional_wei = -5\n",
+            {},
+            "config error: risk.default.max_notional_wei: must be >= 0 (unset = no limit) (got -5 from {file})",
+        ),
+        (
+            "",
+            {"MEVSUITE__RISK__BOTS__DEX_ARB__MAX_DAILY_LOSS_WEI": "-1"},
+            "config error: risk.bots.dex_arb.max_daily_loss_wei: must be >= 0 (unset = no limit) "
+            "(got '-1' from MEVSUITE__RISK__BOTS__DEX_ARB__MAX_DAILY_LOSS_WEI)",
+        ),
+        (
+            "[risk.default]\nmax_notional_wei = 1e20\n",
+            {},
+            "config error: risk.default.max_notional_wei: must be an integer (exact; write a big wei value as a "
+            'decimal string, e.g. "100000000000000000000") (got 1e+20 from {file})',
+        ),
+        (
+            '[risk.default]\nmax_actions_per_block = "2.5"\n',
+            {},
+            "config error: risk.default.max_actions_per_block: must be an integer (exact; write a big wei value "
+            "as a decimal string, e.g. \"100000000000000000000\") (got '2.5' from {file})",
+        ),
+        (
+            "[risk.default]\nmax_actions_per_block = true\n",
+            {},
+            "config error: risk.default.max_actions_per_block: must be an integer (exact; write a big wei value "
+            'as a decimal string, e.g. "100000000000000000000") (got True from {file})',
+        ),
+        (
+            "[risk.bots.dex_arb]\nmax_notional = 1\n",
+            {},
+            "config error: risk.bots.dex_arb.max_notional: unknown key (from {file})",
+        ),
+        (
+            '[risk.bots."a b"]\nmax_notional_wei = 1\n',
+            {},
+            "config error: risk.bots: not a bot name: 'a b' (letters, digits, _ . -) (from {file})",
+        ),
+        (
+            '[risk]\nkill_switch_file = ""\n',
+            {},
+            "config error: risk.kill_switch_file: must not be empty (leave it unset for no kill-switch file) "
+            "(got '' from {file})",
+        ),
+    ],
+    ids=[
+        "negative",
+        "negative-env",
+        "float",
+        "decimal-fraction",
+        "bool",
+        "unknown-key",
+        "bot-name",
+        "empty-path",
+    ],
+)
+def test_risk_limits_errors_are_one_line_naming_the_key(
+    tmp_path: Path, body: str, env: dict[str, str], expected: str
+) -> None:
+    path = write(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=env)
+    assert str(info.value) == expected.format(file=path)
+
+
+def test_risk_gate_from_config_merges_bot_tables_over_the_default(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from bots.app.risk import kill_switch_path, risk_gate_from_config
+    from bots.runtime.risk import RiskLimits
+
+    (tmp_path / "conf").mkdir()
+    path = write(
+        tmp_path / "conf",
+        '[risk]\nkill_switch_file = "kill-switch"\n'
+        "[risk.default]\nmax_actions_per_block = 2\nmax_daily_loss_wei = 100\n"
+        "[risk.bots.dex_arb]\nmax_actions_per_block = 5\nmax_notional_wei = 10\n",
+    )
+    config = load_config(path, env={})
+    # a relative path from the file is relative to the file's directory (the CLI and the bots agree)
+    assert kill_switch_path(config) == tmp_path / "conf" / "kill-switch"
+    registry = CollectorRegistry()
+    gate = risk_gate_from_config(config, registry)
+    assert gate.limits_for("dex_arb") == RiskLimits(
+        max_notional_wei=10, max_actions_per_block=5, max_daily_loss_wei=100
+    )
+    assert gate.limits_for("anyone") == RiskLimits(max_actions_per_block=2, max_daily_loss_wei=100)
+    assert gate.kill_switch.path == tmp_path / "conf" / "kill-switch"
+    assert registry.get_sample_value("mevsuite_kill_switch_engaged") == 0.0
+
+    from_env = load_config(env={"MEVSUITE__RISK__KILL_SWITCH_FILE": "ks"}, cwd=tmp_path)
+    assert kill_switch_path(from_env) == Path.cwd() / "ks"  # from the environment: the current directory
+    assert kill_switch_path(load_config(env={}, cwd=tmp_path)) is None
+    assert risk_gate_from_config(load_config(env={}, cwd=tmp_path), None).kill_switch.path is None

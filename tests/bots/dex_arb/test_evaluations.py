@@ -88,10 +88,14 @@ def test_evaluations_and_reasons_dry_run_and_live(tmp_path: Path) -> None:
                 stores.append(store)
                 return runner, store
 
-            # 1. Dry-run: start() evaluates the head, after a swap that opened arbitrages.
+            # 1. Dry-run: the bot evaluates the head it starts on first, after a swap that opened arbitrages.
             head = await swap_and_build(0)
             dry, dry_store = await runner_for(False, "dry.db")
             await dry.start()
+            dry_task = asyncio.create_task(dry.run())
+            await dry.wait_processed(head)
+            dry.stop()
+            await dry_task
             await _check_evaluations(dry_store, dry, dev, cid, [head])
             rows = await _opportunities(dry_store)
             assert rows and any(o.status == "simulated" for o in rows)

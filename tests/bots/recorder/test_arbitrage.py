@@ -6,9 +6,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bots.recorder.bot import CrossVenueArbitrage, RecorderStrategy, best_cross_venue_arbitrage
+from bots.runtime.collectors import BlockApplied
 from chains.abi.blocks import fetch_block
 from chains.amm.uniswap_v2 import get_amount_out
 from chains.node.rpc import RpcClient
+from chains.state.chain import ChainState
 from tests.bots.recorder.helpers import DEADLINE, receipt, reserves_at, v2_pool
 from tests.fixtures.devnet import Devnet
 
@@ -111,7 +113,10 @@ async def test_devnet_opportunity_executes_to_the_wei(devnet_state: Devnet) -> N
     # the recording strategy sees the same opportunity from the chain at that block
     async with RpcClient(dev.node.http_url) as rpc:
         data = await fetch_block(rpc, number)
-        actions = await RecorderStrategy(rpc, book).process_event(data.block)
+        # (the recorder follows no pool: the state in the event is not read)
+        actions = await RecorderStrategy(rpc, book).process_event(
+            BlockApplied(data, frozenset(), ChainState())
+        )
     arbs = [x for x in actions if isinstance(x, CrossVenueArbitrage) and x.buy_pool == a.address]
     assert len(arbs) == 1
     arb = arbs[0]

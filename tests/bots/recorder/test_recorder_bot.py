@@ -1,5 +1,6 @@
 """The recording bot end to end: Engine(BlockCollector → RecorderStrategy → StoreExecutor) over SQLite while the
-traffic generator and the block builder produce real blocks on the devnet (automine off)."""
+traffic generator and the block builder produce real blocks on the devnet (automine off); a dropped connection
+and a reorg on the way."""
 
 from __future__ import annotations
 
@@ -15,13 +16,17 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from sqlalchemy import select
 
-from bots.recorder.bot import BlockCollector, RecorderStrategy, StoreExecutor
+from bots.recorder.bot import RecorderStrategy, StoreExecutor, block_collector
+from bots.runtime.collectors import BlockCollector
 from bots.runtime.engine import Backoff, Engine
 from bots.store import Block, Opportunity, Store, Trade, Transaction
 from chains.devnet.actors import TrafficConfig
-from chains.devnet.builder import BlockBuilder
+from chains.devnet.builder import BlockBuilder, BlockReport
 from chains.devnet.traffic import TrafficGenerator
 from chains.node.rpc import RpcClient
+from chains.state.chain import StateAddresses, load_initial
+from chains.watch.blocks import BlockWatcher
+from tests.bots.recorder.helpers import DEADLINE, reserves_at, v2_pool
 from tests.fixtures.devnet import Devnet
 
 V2_TOPIC = "0x" + keccak(text="Swap(address,uint256,uint256,uint256,uint256,address)").hex()
@@ -37,6 +42,23 @@ class Produced:
     tx_counts: dict[int, int]  # from the builder's reports
 
 
+class BuilderHeads:
+    """The builder's real blocks as the watcher's head stream (the builder trial-mines and reverts blocks, so a
+    watcher polling ``latest`` could catch a trial block); registered before the first block is built."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def on_block(self, report: BlockReport) -> None:
+        self.queue.put_nowait({"number": hex(report.number), "hash": report.hash})
+
+    def __aiter__(self) -> BuilderHeads:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return await self.queue.get()
+
+
 @dataclass
 class Running:
     engine: Engine
@@ -46,8 +68,7 @@ class Running:
     collector: BlockCollector
 
 
-def start_engine(rpc: Any, collector_rpc: Any, dev: Devnet, store: Store, start: int) -> Running:
-    collector = BlockCollector(collector_rpc, start_block=start, poll_interval=0.02)
+def start_engine(rpc: Any, dev: Devnet, store: Store, collector: BlockCollector) -> Running:
     strategy = RecorderStrategy(rpc, dev.book)
     executor = StoreExecutor(store, chain_id=dev.book.chain_id)
     engine = Engine(
@@ -62,24 +83,25 @@ def start_engine(rpc: Any, collector_rpc: Any, dev: Devnet, store: Store, start:
 
 
 async def stop_after(run: Running, last: int) -> dict[str, Any]:
-    """Wait (bounded) until block ``last`` is written, then stop the engine gracefully; the final health."""
+    """Wait (bounded) until the engine is done with block ``last``, then stop it gracefully; the final health."""
     try:
-        async with asyncio.timeout(60):
-            while run.executor.last_block is None or run.executor.last_block < last:
-                if run.task.done():
-                    raise AssertionError(f"engine ended early: {run.task.result()}")
-                failing = run.engine.health()["executors"]["store"]
-                if failing["errors"]:
-                    raise AssertionError(f"the store executor failed: {failing['last_error']}")
-                await asyncio.sleep(0.02)
+        done = asyncio.ensure_future(run.collector.wait_done(last, timeout=60))
+        await asyncio.wait({done, run.task}, return_when=asyncio.FIRST_COMPLETED)
+        if not done.done():
+            done.cancel()
+            raise AssertionError(f"engine ended early: {run.task.result()}")
+        done.result()
     finally:
         run.engine.stop()
         health = await run.task
+    store = health["executors"]["store"]
+    assert store["errors"] == 0, store["last_error"]
     return health
 
 
-async def produce(dev: Devnet, seed: int) -> Produced:
-    """Three blocks of traffic (swaps on V2/V3, multi-hop, native ETH, oracle moves) mined by the builder."""
+async def produce(dev: Devnet, seed: int, heads: BuilderHeads | None = None) -> Produced:
+    """Three blocks of traffic (swaps on V2/V3, multi-hop, native ETH, oracle moves) mined by the builder
+    (``heads``: told of each block the builder mines)."""
     dev.node.set_automine(False)  # devnet_state restores it
     cfg = TrafficConfig(
         swaps_per_block=5.0, oracle_moves_per_block=1.0, multihop_fraction=0.3, loose_fraction=0.3
@@ -90,6 +112,8 @@ async def produce(dev: Devnet, seed: int) -> Produced:
         BlockBuilder(dev.node, interval_s=0.1, block_time_s=12) as builder,
         TrafficGenerator(dev.node, dev.book, cfg, seed=seed) as traffic,
     ):
+        if heads is not None:
+            builder.add_block_listener(heads.on_block)
         for _ in range(BLOCKS):
             await traffic.step()
             report = await builder.build_block()
@@ -225,21 +249,27 @@ async def test_records_every_block_tx_and_swap_and_rereading_adds_nothing(
     dev = devnet_state
     async with RpcClient(dev.node.http_url) as rpc:
         start = dev.node.block_number() + 1
-        live = start_engine(rpc, rpc, dev, store, start)  # follows the chain while the blocks are produced
-        p = await produce(dev, seed=21)
+        heads = BuilderHeads()
+        # follows the builder's blocks while they are produced
+        live = start_engine(rpc, dev, store, await block_collector(rpc, start_block=start, heads=heads))
+        p = await produce(dev, seed=21, heads=heads)
         health = await stop_after(live, p.numbers[-1])
         assert health["collectors"]["blocks"]["restarts"] == 0
-        assert health["strategies"]["recorder"]["errors"] == 0 and health["executors"]["store"]["errors"] == 0
+        assert health["strategies"]["recorder"]["errors"] == 0
+        assert live.collector.watcher.reorgs == []
         first = await rows(store)
         seen = check_store_matches_chain(p, first)
         assert seen["txs"] > seen["swaps"] // 2 > 0 and seen["v3"] > 0  # the traffic really traded
         assert len(first["opportunities"]) == live.strategy.opportunities_found
+        assert live.executor.last_block == p.numbers[-1]
 
-        # a second bot over the same store from the same start block: every write is a no-op
-        again = start_engine(rpc, rpc, dev, store, start)
+        # a second bot over the same store from the same start block (polling the node): every write is a no-op
+        again = start_engine(
+            rpc, dev, store, await block_collector(rpc, start_block=start, poll_interval=0.02)
+        )
         health = await stop_after(again, p.numbers[-1])
-        assert again.collector.blocks_read == BLOCKS
-        assert health["executors"]["store"]["executed"] > 0 and health["executors"]["store"]["errors"] == 0
+        assert again.collector.watcher.blocks_applied == BLOCKS
+        assert health["executors"]["store"]["executed"] > 0
         second = await rows(store)
         assert {k: len(v) for k, v in second.items()} == {k: len(v) for k, v in first.items()}
         assert [t.id for t in second["trades"]] == [t.id for t in first["trades"]]
@@ -267,17 +297,75 @@ class FailOnce:
         return await self.inner.batch(calls)
 
 
-async def test_a_failing_collector_is_restarted_and_misses_no_block(
+async def test_a_dropped_connection_is_retried_and_misses_no_block(
     devnet_state: Devnet, store: Store
 ) -> None:
     dev = devnet_state
     async with RpcClient(dev.node.http_url) as rpc:
         p = await produce(dev, seed=5)
         flaky = FailOnce(rpc)
-        run = start_engine(rpc, flaky, dev, store, p.start)
+        # The collector's pieces, as block_collector() builds them, with the flaky client under the watcher.
+        state = await load_initial(rpc, StateAddresses(), p.start - 1)
+        watcher = BlockWatcher(flaky, state, poll_interval=0.02, backoff_initial=0.01)
+        run = start_engine(rpc, dev, store, BlockCollector(watcher, emit_start_block=False))
         health = await stop_after(run, p.numbers[-1])
-    c = health["collectors"]["blocks"]
-    assert c["restarts"] == 1 and "injected: connection reset" in str(c["last_error"])
-    assert flaky.calls > 1 and run.collector.blocks_read == BLOCKS
+    # The watcher retries a failed request itself: the collector never fails, nothing is lost or read twice.
+    assert health["collectors"]["blocks"]["restarts"] == 0
+    assert watcher.error_count("rpc") == 1 and flaky.calls > 1
+    assert watcher.blocks_applied == BLOCKS
     seen = check_store_matches_chain(p, await rows(store))
     assert seen["swaps"] > 0
+
+
+def _swap(dev: Devnet, trader: str, pool_in: str, pool_out: str, amount: int) -> dict[str, Any]:
+    return dev.transact(
+        trader,
+        dev.book.v2["uniswap"].router,
+        "UniswapV2Router02",
+        "swapExactTokensForTokens",
+        amount,
+        1,
+        [pool_in, pool_out],
+        trader,
+        DEADLINE,
+    )
+
+
+async def test_a_reorg_replaces_the_rows_of_the_orphaned_blocks(devnet_state: Devnet, store: Store) -> None:
+    dev, book = devnet_state, devnet_state.book
+    pool = v2_pool(dev, "uniswap", "WETH", "DAI")
+    t_a, t_b = book.traders[5], book.traders[6]
+    reserve1 = reserves_at(dev, pool.address)[1]
+    async with RpcClient(dev.node.http_url) as rpc:
+        n0 = dev.node.block_number()
+        run = start_engine(
+            rpc, dev, store, await block_collector(rpc, start_block=n0 + 1, poll_interval=0.02)
+        )
+        fork = dev.node.snapshot()
+        old = [
+            _swap(dev, t_a, pool.token1, pool.token0, reserve1 // 2000) for _ in range(2)
+        ]  # blocks n0+1, n0+2
+        assert [int(rc["blockNumber"], 16) for rc in old] == [n0 + 1, n0 + 2]
+        await run.collector.wait_done(n0 + 2, timeout=30)
+        assert (await store.latest_block(book.chain_id)) == (n0 + 2, old[1]["blockHash"])
+
+        # The other branch: back to n0, three blocks with another trader's swaps.
+        assert dev.node.revert(fork)
+        new = [_swap(dev, t_b, pool.token0, pool.token1, 10**17 * (i + 1)) for i in range(3)]
+        assert [int(rc["blockNumber"], 16) for rc in new] == [n0 + 1, n0 + 2, n0 + 3]
+        health = await stop_after(run, n0 + 3)
+    assert health["strategies"]["recorder"]["errors"] == 0
+    (outcome,) = run.executor.reorgs.outcomes
+    assert outcome.reorg.common_ancestor == n0
+    assert outcome.reorg.orphaned_hashes == tuple(rc["blockHash"] for rc in old)
+    assert outcome.rollback.deleted["blocks"] == 2 and outcome.rollback.deleted["transactions"] == 2
+    r = await rows(store)
+    assert [(b.number, b.hash) for b in r["blocks"]] == [
+        (n0 + 1 + i, rc["blockHash"]) for i, rc in enumerate(new)
+    ]
+    assert [(t.block_hash, t.tx_hash) for t in r["txs"]] == [
+        (rc["blockHash"], rc["transactionHash"]) for rc in new
+    ]
+    assert [(t.tx_hash, t.token_in) for t in r["trades"]] == [
+        (rc["transactionHash"], pool.token0) for rc in new
+    ]

@@ -172,6 +172,7 @@ async def test_opportunity_reason_is_recorded_and_updated(db_url: str) -> None:
     assert Reason.OPPORTUNITY == {
         "no_funds", "simulation_reverted", "below_min_profit", "tip_reverted", "dry_run", "send_failed",
         "not_landed", "reverted_on_chain", "orphaned",
+        "kill_switch", "risk_notional", "risk_rate_block", "risk_rate_minute", "risk_daily_loss",
     }  # fmt: skip
 
 

@@ -8,19 +8,20 @@ from typing import Any
 import pytest
 
 from chains.abi.blocks import BlockData, fetch_block
+from chains.amm.uniswap_v2.pool import V2PairState
+from chains.amm.uniswap_v2.protocol import T_SYNC
 from chains.amm.uniswap_v3.pool import TickInfo, V3PoolState
+from chains.amm.uniswap_v3.protocol import T_V3_SWAP
 from chains.devnet.actors import TrafficConfig
 from chains.devnet.builder import BlockBuilder
 from chains.devnet.traffic import TrafficGenerator
+from chains.kinds import PoolKind
 from chains.node.rpc import RpcClient
 from chains.state.chain import (
-    T_SYNC,
-    T_V3_SWAP,
     BlockOrderError,
     ChainState,
     JournalDepthError,
     StateSyncError,
-    V2PairState,
     load_initial,
 )
 from tests.chains.state.helpers import (
@@ -114,7 +115,8 @@ async def test_rollback_equals_a_fresh_replay_and_the_journal_has_a_depth(devnet
 
 def _pair_state() -> ChainState:
     st = ChainState(journal_depth=8)
-    st.add_v2_pair(V2PairState("0x" + "11" * 20, "0x" + "aa" * 20, "0x" + "bb" * 20, 1000, 2000))
+    pair = V2PairState("0x" + "11" * 20, "0x" + "aa" * 20, "0x" + "bb" * 20, 1000, 2000)
+    st.add_pool(PoolKind.V2, pair.address, pair)
     pool = V3PoolState(
         3000,
         60,
@@ -124,7 +126,7 @@ def _pair_state() -> ChainState:
         {-60: TickInfo(10**18, 10**18), 60: TickInfo(10**18, -(10**18))},
         {-1: 1 << 255, 0: 1 << 1},
     )
-    st.add_v3_pool("0x" + "22" * 20, pool)
+    st.add_pool(PoolKind.V3, "0x" + "22" * 20, pool)
     st.set_head(10, "0x" + "00" * 32, 1000)
     return st
 

@@ -1,6 +1,7 @@
 """Uniswap V2 pair math, an exact integer port of ``UniswapV2Library`` (v2-periphery).
 
-Function names follow the Solidity ones.  ``fee_bps`` generalises the hard-coded 0.3 % (997/1000) because forks
+The pair's state is :class:`chains.amm.uniswap_v2.pool.V2PairState`; :mod:`.protocol` registers the kind
+(:data:`chains.kinds.PoolKind.V2`).  Function names follow the Solidity ones.  ``fee_bps`` generalises the hard-coded 0.3 % (997/1000) because forks
 charge other fees; with the default 30 bps the results equal the real contracts to the wei.
 """
 

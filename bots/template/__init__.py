@@ -1,0 +1,1 @@
+"""The template bot: the smallest complete on-chain bot on the runtime (copy it: docs/adding-a-bot.md)."""
