@@ -9,7 +9,7 @@ The bot runs on the runtime's :class:`bots.runtime.engine.Engine` (assembled by 
   and selects cycles (:class:`CycleCandidates`), and for a pending swap the cycles its effects open
   (:class:`BackrunCandidates`);
 * executors, chained by typed actions -- :class:`bots.dex_arb.simulate.CycleSimulator` (candidates → a sized
-  :class:`bots.runtime.actions.Bundle`), the risk gate, :class:`bots.runtime.send.BundleSender` (sign + send,
+  :class:`bots.runtime.actions.Bundle`), the risk gate, :class:`bots.runtime.send.Sender` (sign + send,
   dry-run unless live → :class:`bots.runtime.send.BundleSent`) and :class:`bots.dex_arb.record.DexArbRecorder`
   (the store rows, the bundles to settle).
 

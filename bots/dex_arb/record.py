@@ -2,7 +2,7 @@
 
 It takes the end of every chain of actions (:class:`bots.runtime.send.BundleSent`, a
 :class:`bots.runtime.actions.Refused` bundle, :class:`~bots.dex_arb.bot.Evaluated`,
-:class:`~bots.dex_arb.bot.Settled`, and :class:`chains.watch.blocks.ChainReorg` for the
+:class:`~bots.dex_arb.bot.Settled`, and :class:`bots.runtime.reorg.RollBackReorg` for the
 :class:`bots.runtime.reorg.ReorgHandler`), keeps the bot's ledger (the bundles to settle when their target block
 is applied) and statistics, and writes one transaction per evaluation: each opportunity at the status it reached
 (with its reason when not sent), the bundle, and the block's ``evaluations`` row.  Without a store it keeps the
@@ -20,12 +20,11 @@ from analytics.routing import Opportunity
 from bots.dex_arb.bot import BundlePlan, DexArbBot, Evaluated, PlannedTx, SentBundle, Settled, opportunity_key
 from bots.runtime.actions import Bundle, Refused
 from bots.runtime.engine import Executor
-from bots.runtime.reorg import ReorgHandler
+from bots.runtime.reorg import ReorgHandler, RollBackReorg
 from bots.runtime.risk import RiskGate
 from bots.runtime.send import BundleSent
 from bots.store import Reason
 from chains.events import NewBlock
-from chains.watch.blocks import ChainReorg
 
 __all__ = ["DexArbRecorder"]
 
@@ -52,7 +51,7 @@ class DexArbRecorder(Executor[object]):
             return self._ours(action.bundle)
         if isinstance(action, Refused):
             return isinstance(action.action, Bundle) and self._ours(action.action)
-        return isinstance(action, (Evaluated, Settled, ChainReorg))
+        return isinstance(action, (Evaluated, Settled, RollBackReorg))
 
     async def execute(self, action: object) -> None:
         if isinstance(action, BundleSent):
@@ -63,8 +62,8 @@ class DexArbRecorder(Executor[object]):
             await self._evaluated(action)
         elif isinstance(action, Settled):
             await self._mark(action)
-        elif isinstance(action, ChainReorg) and self.reorgs is not None:
-            await self.reorgs.on_reorg(action)
+        elif isinstance(action, RollBackReorg) and self.reorgs is not None:
+            await self.reorgs.on_reorg(action.reorg)
 
     # ------------------------------------------------------------------ outcomes
     async def _sent(self, sent: BundleSent) -> None:

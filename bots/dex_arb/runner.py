@@ -32,7 +32,7 @@ from bots.runtime.collectors import BlockCollector, PendingSwapCollector
 from bots.runtime.engine import Collector, Engine
 from bots.runtime.reorg import ReorgHandler
 from bots.runtime.risk import RiskGate
-from bots.runtime.send import BundleSender
+from bots.runtime.send import Sender
 from bots.store import Store
 from chains.addressbook import AddressBook
 from chains.kinds import PoolKind
@@ -218,7 +218,7 @@ class DexArbRunner:
                 timeout=5.0,
                 retries=1,
             )
-        sender = BundleSender(self.signer, live=s.live, send_mode=s.send_mode, relay=self.relay, rpc=self.rpc)
+        sender = Sender(self.signer, live=s.live, send_mode=s.send_mode, relay=self.relay, rpc=self.rpc)
         bot = self.bot = DexArbBot(
             rpc=self.rpc,
             rpc_url=self.chain.rpc_url,

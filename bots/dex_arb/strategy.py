@@ -25,6 +25,7 @@ from bots.dex_arb.bot import (
 from bots.dex_arb.simulate import simulate_calls
 from bots.runtime.collectors import TOPIC_APPLIED_BLOCKS, TOPIC_REORGS, BlockApplied, ChainReorged
 from bots.runtime.engine import Strategy
+from bots.runtime.reorg import RollBackReorg
 from chains.abi.blocks import BlockData
 from chains.events import TOPIC_PENDING_SWAPS, AnyEvent, NewBlock, PendingSwap
 from chains.send.gas import next_base_fee
@@ -106,7 +107,7 @@ class DexArbStrategy(Strategy[object]):
         # Rolled-back pools are restored objects: rebuild the graph's adapters on the state as it is now.
         self._use_state(event.state)
         self._head = None  # no backruns on a block that is gone
-        return [event.reorg]
+        return [RollBackReorg(event.reorg)]
 
     def _select(self, opps: Sequence[Opportunity]) -> list[Opportunity]:
         """Greedy pool-disjoint set: the finder's exact top-k by net profit first; then, because the top-k is

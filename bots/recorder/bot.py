@@ -33,7 +33,7 @@ from bots.runtime.collectors import (
     ChainReorged,
 )
 from bots.runtime.engine import Executor, Strategy
-from bots.runtime.reorg import ReorgHandler
+from bots.runtime.reorg import ReorgHandler, RollBackReorg
 from bots.store import Store
 from chains.abi.blocks import BlockRpc
 from chains.addressbook import AddressBook, PoolInfo
@@ -41,7 +41,7 @@ from chains.amm.uniswap_v2 import get_amount_out
 from chains.events import AnyEvent, MinedTransaction, NewBlock, PoolSwap
 from chains.node.rpc import RpcClient
 from chains.state.chain import ChainState, StateAddresses, load_initial
-from chains.watch.blocks import BlockWatcher, ChainReorg
+from chains.watch.blocks import BlockWatcher
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +119,6 @@ class CrossVenueArbitrage:
     @property
     def profit(self) -> int:
         return self.amount_back - self.amount_in
-
-
-@dataclass(frozen=True, slots=True)
-class RollBackReorg:
-    """The chain replaced blocks we recorded: their rows go (see :class:`bots.runtime.reorg.ReorgHandler`)."""
-
-    reorg: ChainReorg
 
 
 RecorderAction = RecordBlock | RecordTransaction | RecordTrade | CrossVenueArbitrage | RollBackReorg

@@ -56,7 +56,7 @@ class Bundle(SendAction):
 
     ``txs``: the unsigned EIP-1559 transaction dicts in order (``chainId``, ``nonce``, ``to``, ``value``,
     ``data``, ``gas``, ``maxFeePerGas``, ``maxPriorityFeePerGas``), sized by the bot's simulation;
-    :class:`bots.runtime.send.BundleSender` signs and sends them.  ``victim`` / ``victim_raw``: the pending user
+    :class:`bots.runtime.send.Sender` signs and sends them.  ``victim`` / ``victim_raw``: the pending user
     transaction a backrun follows (hash and signed raw); it always goes first -- we backrun, never front-run.
     ``replacement_key``: who the bundle's ``replacementUuid`` is derived from (default: the bot), so a re-sent
     bundle replaces the earlier one.  ``payload``: the bot's own description of it (for its store executor).

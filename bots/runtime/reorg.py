@@ -42,7 +42,16 @@ from chains.send.flashbots import BlockInclusion, InclusionTracker
 from chains.send.nonces import NonceManager
 from chains.watch.blocks import ChainReorg
 
-__all__ = ["ReorgHandler", "ReorgOutcome"]
+__all__ = ["ReorgHandler", "ReorgOutcome", "RollBackReorg"]
+
+
+@dataclass(frozen=True, slots=True)
+class RollBackReorg:
+    """The action every bot's strategy returns for a ``ChainReorged`` event: its store executor hands ``reorg`` to
+    :meth:`ReorgHandler.on_reorg` (the replaced blocks' rows go, landed bundles there are orphaned)."""
+
+    reorg: ChainReorg
+
 
 log = logging.getLogger(__name__)
 

@@ -1,15 +1,17 @@
-"""The signing + sending executor every on-chain bot shares: :class:`BundleSender`.
+"""The signing + sending executor every on-chain bot shares: :class:`Sender`.
 
-It takes a :class:`bots.runtime.actions.Bundle` whose ``txs`` are unsigned EIP-1559 transaction dicts (nonce, gas
-limit and fees already decided by the simulation), signs them with the bot's :class:`chains.send.signer.Signer`,
-and -- only when the bot is live -- sends them: as one ``eth_sendBundle`` for ``target_block`` to the relay (with
-the deterministic ``replacementUuid`` of (bot, chain, target block), so a re-sent bundle replaces the earlier one),
-or with ``send_mode="public"`` one by one to the node.  A backrun's ``victim_raw`` (the user's signed tx) goes first.
+It takes a :class:`bots.runtime.actions.Bundle` whose ``txs`` are unsigned EIP-1559 transaction dicts (nonce,
+gas limit and fees already decided by the simulation) or a :class:`bots.runtime.actions.Transaction` (one such
+dict), signs them with the bot's :class:`chains.send.signer.Signer`, and -- only when the bot is live -- sends
+them.  A transaction goes to the node (``eth_sendRawTransaction``); a bundle goes to the relay as one
+``eth_sendBundle`` for ``target_block`` (with the deterministic ``replacementUuid`` of (bot, chain, target block),
+so a re-sent bundle replaces the earlier one), or with ``send_mode="public"`` one by one to the node.  A backrun's
+``victim_raw`` (the user's signed tx) goes first.
 
-Its follow-up action is a :class:`BundleSent` for the bot's store executor: the signed raws and hashes, the bundle
-hash and the outcome -- ``submitted`` (a relay/builder or the node accepted it), ``failed`` (live, nothing
-accepted it) or ``simulated`` (dry-run: signed, never sent).  A relay or node failure never raises: it is the
-``failed`` outcome, logged.
+Its follow-up action is a :class:`BundleSent` (or :class:`TransactionSent`) for the bot's store executor: the
+signed raws and hashes, the bundle hash and the outcome -- ``submitted`` (a relay/builder or the node accepted it),
+``failed`` (live, nothing accepted it) or ``simulated`` (dry-run: signed, never sent).  A relay or node failure
+never raises: it is the ``failed`` outcome, logged.
 """
 
 from __future__ import annotations
@@ -20,20 +22,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bots.runtime.actions import Bundle
+from bots.runtime.actions import Bundle, Transaction
 from bots.runtime.engine import Executor
 from chains.node.rpc import RpcClient
 from chains.send.flashbots import FlashbotsClient, bundle_hash, bundle_replacement_uuid
 from chains.send.signer import Signer
 
-__all__ = ["BundleSender", "BundleSent"]
+__all__ = ["BundleSent", "Sender", "TransactionSent"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class BundleSent:
-    """What :class:`BundleSender` did with ``bundle`` (``raws`` and ``tx_hashes`` in bundle order, victim first)."""
+    """What :class:`Sender` did with ``bundle`` (``raws`` and ``tx_hashes`` in bundle order, victim first)."""
 
     bundle: Bundle
     raws: tuple[str, ...]
@@ -45,8 +47,21 @@ class BundleSent:
     relay: str | None = None  # the first configured builder's name (bundle mode)
 
 
-class BundleSender(Executor[Bundle]):
-    """Signs a :class:`Bundle`'s transactions and sends them when ``live`` (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class TransactionSent:
+    """What :class:`Sender` did with ``transaction``: its signed raw and hash, and the outcome (as for bundles)."""
+
+    transaction: Transaction
+    raw: str
+    tx_hash: str
+    sent: bool
+    status: Literal["submitted", "failed", "simulated"]
+    error: str | None = None
+
+
+class Sender(Executor[Bundle | Transaction]):
+    """Signs a :class:`Bundle`'s or a :class:`Transaction`'s transactions and sends them when ``live`` (see the
+    module docstring)."""
 
     name = "send"
 
@@ -70,7 +85,7 @@ class BundleSender(Executor[Bundle]):
         self.rpc = rpc
 
     def accepts(self, action: object) -> bool:
-        return isinstance(action, Bundle)
+        return isinstance(action, (Bundle, Transaction))
 
     def sign(self, txs: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
         """The raw hex and hash of each signed transaction."""
@@ -81,7 +96,9 @@ class BundleSender(Executor[Bundle]):
             hashes.append(signed.hash_hex)
         return raws, hashes
 
-    async def execute(self, action: Bundle) -> Sequence[object]:
+    async def execute(self, action: Bundle | Transaction) -> Sequence[object]:
+        if isinstance(action, Transaction):
+            return [await self._transaction(action)]
         assert action.target_block is not None, "a bundle needs a target block"
         own_raws, hashes = self.sign(action.txs)
         raws = ([action.victim_raw] if action.victim_raw else []) + own_raws
@@ -123,3 +140,16 @@ class BundleSender(Executor[Bundle]):
                 relay=relay_name,
             )
         ]
+
+    async def _transaction(self, action: Transaction) -> TransactionSent:
+        (raw,), (tx_hash,) = self.sign([action.tx])
+        if not self.live:
+            return TransactionSent(action, raw, tx_hash, False, "simulated")
+        if self.rpc is None:
+            raise ValueError("sending a transaction needs an RPC client")
+        try:
+            await self.rpc.request("eth_sendRawTransaction", [raw], idempotent=False)
+        except Exception as exc:  # the node refused it (nonce, fee, funds) or is unreachable
+            log.warning("%s: sending transaction %s failed: %s", action.bot, tx_hash, exc)
+            return TransactionSent(action, raw, tx_hash, False, "failed", error=str(exc))
+        return TransactionSent(action, raw, tx_hash, True, "submitted")

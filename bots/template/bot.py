@@ -41,12 +41,12 @@ from bots.runtime.collectors import (
     ChainReorged,
 )
 from bots.runtime.engine import Engine, EngineObserver, Executor, Strategy
-from bots.runtime.reorg import ReorgHandler
+from bots.runtime.reorg import ReorgHandler, RollBackReorg
 from bots.store import Store
 from chains.events import AnyEvent, NewBlock
 from chains.node.rpc import RpcClient
 from chains.state.chain import ChainState, StateAddresses, load_initial
-from chains.watch.blocks import BlockWatcher, ChainReorg
+from chains.watch.blocks import BlockWatcher
 
 __all__ = [
     "BOT",
@@ -54,7 +54,6 @@ __all__ = [
     "PriceMove",
     "PriceMoveStrategy",
     "PriceStoreExecutor",
-    "RollBackReorg",
     "TemplateBot",
     "build_engine",
     "pair_price",
@@ -93,13 +92,6 @@ class BlockPrices:
     block: NewBlock
     moves: tuple[PriceMove, ...]
     duration_ms: float
-
-
-@dataclass(frozen=True, slots=True)
-class RollBackReorg:
-    """The chain replaced blocks the bot evaluated: their rows go."""
-
-    reorg: ChainReorg
 
 
 TemplateAction = BlockPrices | RollBackReorg
