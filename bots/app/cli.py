@@ -7,7 +7,8 @@ log record and traceback of the process (a node's error may quote the URL it fai
 
     exit 1  the run failed (demo/devnet step, output file)   exit 2  configuration error (incl. metrics port)
     exit 3  chain tooling missing (anvil)                     exit 4  node / RPC unreachable
-    exit 5  database unreachable or migration failed          exit 130  interrupted (Ctrl-C)
+    exit 5  database unreachable or migration failed          exit 6  NATS bus unreachable
+    exit 130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ EXIT_CONFIG = 2
 EXIT_TOOLING = 3
 EXIT_RPC = 4
 EXIT_DB = 5
+EXIT_BUS = 6
 EXIT_INTERRUPTED = 130
 
 
@@ -109,6 +111,7 @@ _USER_ERRORS: tuple[tuple[str, str, int], ...] = (
     ("chains.node.anvil", "NodeStartError", EXIT_RPC),
     ("chains.node.rpc", "RpcClientError", EXIT_RPC),
     ("bots.store.engine", "DatabaseUnavailableError", EXIT_DB),
+    ("bots.bus.client", "BusUnreachableError", EXIT_BUS),
     ("bots.app.demo", "DemoError", EXIT_FAILED),
     ("bots.app.devnet", "DevnetError", EXIT_FAILED),
 )
@@ -522,6 +525,129 @@ def run_dex_arb(
             )
         )
     except ForkRunError as exc:
+        _fail(EXIT_FAILED, str(exc))
+    text = _mask(json.dumps(summary, indent=2))
+    click.echo(text)
+    if json_out is not None:
+        try:
+            json_out.write_text(text + "\n")
+        except OSError as exc:
+            _fail(EXIT_FAILED, f"cannot write the summary to {json_out}: {exc.strerror or exc}")
+
+
+# ---------------------------------------------------------------------------------------------- hub
+@main.command()
+@click.option(
+    "--rpc-url",
+    "rpc_urls",
+    multiple=True,
+    help="RPC URL of the chain (repeat for failover). Default: the book's rpc_url with --book, else config.",
+)
+@click.option(
+    "--book",
+    "book_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An address book (JSON): follow its pools and its Aave market.",
+)
+@click.option(
+    "--pools",
+    "pools_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Pool file: a JSON list of pool-state documents or {address, kind, token0, token1, fee} objects.",
+)
+@click.option(
+    "--bus",
+    "bus_url",
+    default=None,
+    help="NATS URL (default: config bus.url); shown only redacted. "
+    "Give one with credentials in the environment (MEVSUITE__BUS__URL), out of the process list.",
+)
+@click.option(
+    "--blocks",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Stop after publishing this many blocks (0: run until SIGINT/SIGTERM).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port for /metrics (0: a free one). Default: config metrics.port.",
+)
+@click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port for /health (0: a free one).",
+)
+@click.option(
+    "--json-summary",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the summary as JSON here.",
+)
+@click.pass_context
+def hub(
+    ctx: click.Context,
+    rpc_urls: tuple[str, ...],
+    book_path: Path | None,
+    pools_path: Path | None,
+    bus_url: str | None,
+    blocks: int,
+    metrics_port: int | None,
+    health_port: int,
+    json_out: Path | None,
+) -> None:
+    """The hub: follow one chain and publish its blocks, reorgs and state snapshots on the bus (docs/bus.md).
+
+    Serves /health and /metrics (URLs on stderr), writes a heartbeat, continues the bus's sequence after a
+    restart; prints a summary as JSON when it stops."""
+    cfg = _load_config(ctx)
+    if (book_path is None) == (pools_path is None):
+        _fail(EXIT_CONFIG, "give exactly one of --book and --pools")
+    url = bus_url or cfg.bus.url
+    if url is None:
+        _fail(
+            EXIT_CONFIG,
+            "no bus URL: pass --bus nats://HOST:PORT or set bus.url (MEVSUITE__BUS__URL); "
+            "the embedded server is started by `mevsuite up`",
+        )
+    _hide_url_secrets(url, *rpc_urls)
+    if json_out is not None:  # fail before the run, not after it, if the summary cannot be written there
+        try:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _fail(EXIT_FAILED, f"cannot write the summary to {json_out}: {exc.strerror or exc}")
+    from bots.app.hub import HubError, read_pool_source, run_hub
+    from chains.addressbook import AddressBook
+
+    try:
+        pools = read_pool_source(book_path, pools_path)  # a bad file: one line, before anything starts
+    except HubError as exc:
+        _fail(EXIT_FAILED, str(exc))
+    urls = list(rpc_urls) or ([pools.rpc_url] if isinstance(pools, AddressBook) else list(cfg.chain.rpc_urls))
+    _hide_url_secrets(*urls)
+    try:
+        summary = _guard(
+            lambda: asyncio.run(
+                run_hub(
+                    cfg,
+                    bus_url=url,
+                    rpc_urls=urls,
+                    pools=pools,
+                    max_blocks=blocks,
+                    metrics_port=metrics_port,
+                    health_port=health_port,
+                    progress=lambda m: click.echo(_mask(f"[hub] {m}"), err=True),
+                )
+            )
+        )
+    except HubError as exc:
         _fail(EXIT_FAILED, str(exc))
     text = _mask(json.dumps(summary, indent=2))
     click.echo(text)

@@ -11,7 +11,8 @@ Secrets (every :class:`~pydantic.SecretStr` field: ``signer.private_key``, ``sig
 ``signer.reputation_key``, ``db.password``) are read **only** from the environment, never from the file, and are
 masked in ``repr``, ``str`` and ``model_dump_json``.  ``db.url`` may carry a password only when it comes from the
 environment (``MEVSUITE__DB__URL``); it is the complete, usable URL but is printed masked
-(``postgresql://u:***@h/db``).
+(``postgresql://u:***@h/db``).  So may ``bus.url`` (``MEVSUITE__BUS__URL``: NATS credentials in its user info); it is
+printed only redacted (``nats://***@h:4222``).
 
 Any problem — malformed TOML, a wrong type, an unknown key (typos are errors), a secret in the file — raises
 :class:`ConfigError` whose ``str()`` is one line naming the key (or file and line) and where the value came
@@ -52,6 +53,7 @@ __all__ = [
     "DEFAULT_CONFIG_FILE",
     "ENV_PREFIX",
     "BotConfig",
+    "BusConfig",
     "ChainConfig",
     "Config",
     "ConfigError",
@@ -61,6 +63,7 @@ __all__ = [
     "RiskConfig",
     "RiskLimitsConfig",
     "SignerConfig",
+    "default_bus_data_dir",
     "load_config",
 ]
 
@@ -126,6 +129,12 @@ def _url_without_password(url: str) -> tuple[str, str | None]:
     if parsed.password is None:
         return url, None
     return parsed._replace(password=None).render_as_string(hide_password=False), str(parsed.password)
+
+
+def _has_userinfo(url: str) -> bool:
+    # nats://user:password@host, nats://token@host: both are credentials.
+    netloc = url.partition("://")[2].split("/", 1)[0].split("?", 1)[0]
+    return "@" in netloc
 
 
 def _masked(url: str) -> str:
@@ -312,6 +321,75 @@ class RiskConfig(_Section):
         return bots
 
 
+# The bus's heartbeat TTL (bots.bus.subjects.BusLimits.heartbeat_ttl; a test keeps the two equal): a heartbeat
+# interval at or above it would let a live process's entry expire between two writes.
+HEARTBEAT_TTL_S = 15.0
+_BUS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def default_bus_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/mevsuite/nats`` (else ``~/.local/share/mevsuite/nats``): the embedded server's storage."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_DATA_HOME") or ""
+    root = (
+        Path(base)
+        if base and Path(base).is_absolute()
+        else Path(env.get("HOME") or Path.home()) / ".local/share"
+    )
+    return root / "mevsuite" / "nats"
+
+
+class BusConfig(_Section):
+    """The NATS JetStream bus between the mevsuite processes (docs/bus.md).
+
+    ``url`` None: the embedded server that ``mevsuite up`` starts (storage in ``data_dir``).  A URL may carry
+    credentials (``nats://user:password@host:4222``, ``nats://token@host``): such a URL is read only from the
+    environment (``MEVSUITE__BUS__URL``) or the command line, never from the file, and is shown only redacted.
+    """
+
+    url: str | None = None
+    connect_timeout_s: float = Field(default=5.0, gt=0)  # the first connection; exit 6 after it
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)  # each process's heartbeat (expires after 15 s)
+    snapshot_every_blocks: int = Field(default=100, ge=1)  # the hub's full state snapshots
+    data_dir: Path | None = None  # None: $XDG_DATA_HOME/mevsuite/nats (default_bus_data_dir)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(rf"^({'|'.join(_BUS_SCHEMES)})://[^/?#]", url):
+            raise ValueError(f"not a nats://, tls://, ws:// or wss:// URL: {_redacted(url)!r}")
+        return url
+
+    @field_validator("heartbeat_interval_s")
+    @classmethod
+    def _below_ttl(cls, value: float) -> float:
+        if value >= HEARTBEAT_TTL_S:
+            raise ValueError(
+                f"must be below the heartbeat TTL ({HEARTBEAT_TTL_S:g} s), or a live process's entry expires "
+                "between two writes"
+            )
+        return value
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _non_empty_dir(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty (leave it unset for the default directory)")
+        return value
+
+    @field_serializer("url")
+    def _serialize_url(self, url: str | None) -> str | None:
+        return None if url is None else _redacted(url)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, (_redacted(value) if name == "url" and isinstance(value, str) else value)
+
+    def resolved_data_dir(self, environ: Mapping[str, str] | None = None) -> Path:
+        """``data_dir``, else :func:`default_bus_data_dir`."""
+        return self.data_dir if self.data_dir is not None else default_bus_data_dir(environ)
+
+
 class Config(_Section):
     """The whole configuration (see the module docstring for sources and precedence)."""
 
@@ -322,6 +400,7 @@ class Config(_Section):
     bot: BotConfig = Field(default_factory=BotConfig)
     signer: SignerConfig = Field(default_factory=SignerConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
 
     _source_file: Path | None = PrivateAttr(default=None)
     _sources: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
@@ -389,7 +468,7 @@ _SECRETS = _secret_paths(Config)
 # Never echoed in an error either, though allowed in the file (a password may hide in a malformed URL).
 _NOT_ECHOED = {("db", "url")}
 # Echoed only redacted (API keys in the user info, path or query).
-_URL_KEYS = {("chain", "rpc_urls"), ("chain", "rpc_url"), ("chain", "ws_url")}
+_URL_KEYS = {("chain", "rpc_urls"), ("chain", "rpc_url"), ("chain", "ws_url"), ("bus", "url")}
 
 
 def _env_var(path: tuple[str, ...]) -> str:
@@ -531,6 +610,13 @@ def load_config(
                 f"db.url: contains a password; secrets are read only from the environment: remove it from {file} "
                 f"and set {_env_var(('db', 'password'))} (or the whole URL in {_env_var(('db', 'url'))})"
             )
+
+    file_bus = data.get("bus")
+    if isinstance(file_bus, dict) and isinstance(file_bus.get("url"), str) and _has_userinfo(file_bus["url"]):
+        raise ConfigError(
+            f"bus.url: contains credentials; secrets are read only from the environment: remove them from {file} "
+            f"and set the whole URL in {_env_var(('bus', 'url'))} (or pass --bus)"
+        )
 
     for env_path, value, name in _env_overrides(environ):
         other = _ALIASES.get(env_path) or next((a for a, b in _ALIASES.items() if b == env_path), None)

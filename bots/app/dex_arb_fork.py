@@ -125,6 +125,15 @@ async def _chain(opts: ForkOptions, source: PoolSource, node: AnvilNode, chain_i
     )
 
 
+async def _until_processed(runner: DexArbRunner, tasks: list[asyncio.Task[Any]], number: int) -> None:
+    while runner.processed < number:
+        done = [t for t in tasks if t.done()]
+        if done:
+            raise ForkRunError(f"{done[0].get_name()} stopped: {done[0].exception()!r}")
+        with contextlib.suppress(TimeoutError):
+            await runner.wait_processed(number, timeout=1.0)
+
+
 async def run_fork(
     opts: ForkOptions,
     *,
@@ -219,16 +228,12 @@ async def run_fork(
             f"bot started at block {start} ({'live' if opts.live else 'dry-run'}); "
             f"excluded tokens: {sorted(runner.excluded) or 'none'}"
         )
-        tasks = [
-            asyncio.create_task(builder.run(), name="builder"),
-            asyncio.create_task(runner.run(), name="bot"),
-        ]
-        while runner.processed < start + opts.blocks:
-            done = [t for t in tasks if t.done()]
-            if done:
-                raise ForkRunError(f"{done[0].get_name()} stopped: {done[0].exception()!r}")
-            with contextlib.suppress(TimeoutError):
-                await runner.wait_processed(runner.processed + 1, timeout=1.0)
+        tasks = [asyncio.create_task(runner.run(), name="bot")]
+        # The bot evaluates the block it starts on first; the builder starts once that is done, so a bundle for an
+        # opportunity already open competes for the first block built.
+        await _until_processed(runner, tasks, start)
+        tasks.append(asyncio.create_task(builder.run(), name="builder"))
+        await _until_processed(runner, tasks, start + opts.blocks)
         assert runner.bot is not None
         st = runner.bot.stats
         return {

@@ -7,6 +7,12 @@ bot's engine (collectors, strategy, executors: :mod:`bots.dex_arb.bot`), the reo
 address book, a pool file, or factory-log discovery: :func:`chain_from_book`, :func:`read_pools_file`,
 :func:`chain_from_discovery`).  Deploying and funding the executor on a dev node is
 :func:`bots.app.devnet.setup_devnet_executor`.
+
+**Bus mode** (``bus=`` a connected :class:`bots.bus.BusClient`): no watcher and no ``load_initial``; the state and
+the blocks come from the hub's messages through a :class:`bots.runtime.bus_collector.BusBlockCollector`
+(:func:`bots.runtime.bus_source.bus_block_collector`, a durable consumer), so the bot makes no log, receipt or block
+RPC call.  The node is still used for the token screen and the simulations (pyrevm forks), ``eth_simulateV1`` and
+nonces, and for sending (docs/dex-arb.md, "Bus mode").
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from analytics.routing import GasModel, RouteFinder, pools_from_chain_state
+from analytics.routing import GasModel, RouteFinder, RoutePool, route_kind
+from bots.bus.client import BusClient, Subscription
 from bots.dex_arb.bot import DexArbBot, DexArbSettings
 from bots.dex_arb.record import DexArbRecorder
 from bots.dex_arb.simulate import CycleSimulator
 from bots.dex_arb.strategy import DexArbStrategy
 from bots.metrics import Metrics
+from bots.runtime.bus_collector import BusBlockCollector
+from bots.runtime.bus_source import bus_block_collector
 from bots.runtime.collectors import BlockCollector, PendingSwapCollector
 from bots.runtime.engine import Collector, Engine
 from bots.runtime.reorg import ReorgHandler
@@ -166,6 +175,10 @@ class DexArbRunner:
     ``run()`` runs the bot's :class:`bots.runtime.engine.Engine`: the block collector (and, with
     ``pending_swaps``, the pending-swap collector), :class:`~bots.dex_arb.strategy.DexArbStrategy`, and the
     executors simulate → (risk gate) → sign + send → store.
+
+    With ``bus`` the block collector is a :class:`~bots.runtime.bus_collector.BusBlockCollector` on the durable
+    consumer ``durable`` (default ``<bot>-<chain id>``); ``start()`` waits up to ``snapshot_timeout`` seconds for the
+    hub's first snapshot and starts on its head block.  Every pool of ``chain`` must be one the hub follows.
     """
 
     chain: ArbChain
@@ -184,21 +197,39 @@ class DexArbRunner:
     heads: AsyncIterable[dict[str, Any]] | None = None  # block headers to follow (default: poll the node)
     pending_swaps: bool = False  # watch the mempool (chain.ws_url, chain.routers) and backrun pending swaps
     risk: RiskGate | None = None  # the risk gate every bundle passes before it is signed and sent
+    bus: BusClient | None = None  # bus mode: blocks and state from the hub's messages (no watcher)
+    durable: str | None = None  # bus mode: the blocks consumer's name (default "<bot>-<chain id>")
+    snapshot_timeout: float = 60.0  # bus mode: seconds start() waits for the hub's first snapshot
 
     rpc: RpcClient | None = None
     watcher: BlockWatcher | None = None
     bot: DexArbBot | None = None
     relay: FlashbotsClient | None = None
     engine: Engine | None = None
-    blocks: BlockCollector | None = None
+    blocks: BlockCollector | BusBlockCollector | None = None
     verdicts: dict[str, TokenVerdict] = field(default_factory=dict)
     excluded: set[str] = field(default_factory=set)
     start_block: int = -1  # the head the bot started on (evaluated first)
 
     async def start(self) -> None:
         self.rpc = RpcClient([self.chain.rpc_url])
-        head = self.start_block = int(await self.rpc.request("eth_blockNumber", []), 16)
-        state = await load_initial(self.rpc, self._addresses(), head)
+        registry = self.metrics.registry if self.metrics else None
+        bus_blocks: BusBlockCollector | None = None
+        if self.bus is not None:
+            bus_blocks = await bus_block_collector(
+                self.bus,
+                self.chain.chain_id,
+                durable=self.durable or f"{self.settings.bot}-{self.chain.chain_id}",
+                registry=registry,
+            )
+            self.blocks = bus_blocks  # close() stops its consumer, even if start() fails below
+            state = await bus_blocks.load(self.snapshot_timeout)
+            self._check_followed(state)
+            assert state.block_number is not None
+            head = self.start_block = state.block_number
+        else:
+            head = self.start_block = int(await self.rpc.request("eth_blockNumber", []), 16)
+            state = await load_initial(self.rpc, self._addresses(), head)
         holders: dict[str, str] = {}
         for p in self.chain.pools:
             holders.setdefault(p.token0, p.address)
@@ -233,18 +264,20 @@ class DexArbRunner:
             metrics=self.metrics,
             coinbase=self.coinbase,
         )
-        registry = self.metrics.registry if self.metrics else None
-        self.watcher = BlockWatcher(
-            self.rpc,
-            state,
-            resync=self._resync,
-            chain_id=self.chain.chain_id,
-            registry=registry,
-            poll_interval=self.poll_interval,
-            heads=self.heads,
-        )
-        # The start block is evaluated first, so an opportunity that is already open is bundled at once.
-        self.blocks = BlockCollector(self.watcher, emit_start_block=True)
+        if bus_blocks is not None:
+            self.blocks = bus_blocks  # emits the snapshot's head block first
+        else:
+            self.watcher = BlockWatcher(
+                self.rpc,
+                state,
+                resync=self._resync,
+                chain_id=self.chain.chain_id,
+                registry=registry,
+                poll_interval=self.poll_interval,
+                heads=self.heads,
+            )
+            # The start block is evaluated first, so an opportunity that is already open is bundled at once.
+            self.blocks = BlockCollector(self.watcher, emit_start_block=True)
         collectors: list[Collector] = [self.blocks]
         if self.pending_swaps:
             if not self.chain.ws_url or not self.chain.routers:
@@ -272,10 +305,35 @@ class DexArbRunner:
             v3_pools=[p.address for p in self.chain.pools if p.kind == "v3"],
         )
 
+    def _check_followed(self, state: ChainState) -> None:
+        """Bus mode: the hub's state must hold every pool the bot trades (it may hold more)."""
+        followed = {a.lower() for pools in state.pools.values() for a in pools}
+        missing = sorted(p.address for p in self.chain.pools if p.address.lower() not in followed)
+        if missing:
+            raise ValueError(
+                f"the hub does not follow {len(missing)} of the bot's {len(self.chain.pools)} pools "
+                f"(e.g. {', '.join(missing[:3])}): give the hub the same pools"
+            )
+
+    def _route_pools(self, state: ChainState) -> list[RoutePool]:
+        """Adapters (by reference) for the bot's pools in ``state``; a hub's state may follow more pools and kinds
+        (Curve, Aave ...) than the bot trades.  In direct mode ``state`` holds exactly the bot's pools."""
+        mine = {p.address.lower(): p for p in self.chain.pools}
+        out: list[RoutePool] = []
+        for kind, pools in state.pools.items():
+            for address, pool in pools.items():
+                p = mine.get(address.lower())
+                if p is None:
+                    continue
+                from_state = route_kind(kind).from_state
+                if from_state is None:
+                    raise ValueError(f"the route finder cannot wrap a chain-state pool of kind {kind!r}")
+                out.append(from_state(address, pool, (p.token0, p.token1) if kind == "v3" else None))
+        return out
+
     def _finder(self, state: ChainState) -> RouteFinder:
-        v3_tokens = {p.address: (p.token0, p.token1) for p in self.chain.pools if p.kind == "v3"}
         return RouteFinder(
-            pools_from_chain_state(state, v3_tokens),
+            self._route_pools(state),
             base_tokens=[self.chain.weth],
             max_hops=self.max_hops,
             excluded_tokens=self.excluded,
@@ -309,6 +367,9 @@ class DexArbRunner:
 
     async def close(self) -> None:
         self.stop()
+        if isinstance(self.blocks, BusBlockCollector) and isinstance(self.blocks.source, Subscription):
+            with contextlib.suppress(Exception):
+                await self.blocks.source.close()  # unsettled messages go back to the stream at once
         if self.relay is not None:
             with contextlib.suppress(Exception):
                 await self.relay.close()

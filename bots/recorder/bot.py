@@ -4,7 +4,8 @@ It is a complete bot on the runtime, on the collector every on-chain bot shares:
 
 * collector: :class:`bots.runtime.collectors.BlockCollector` over a :class:`chains.watch.blocks.BlockWatcher` whose
   state follows no pool (:func:`block_collector` builds it): whole blocks with their receipts, decoded, one at a
-  time, and reorgs;
+  time, and reorgs; or, in a process fed by the hub, :class:`bots.runtime.bus_collector.BusBlockCollector`
+  (:func:`bus_collector`): the same events from the bus, no block or receipt RPC;
 * strategy: :class:`RecorderStrategy` turns each :class:`~bots.runtime.collectors.BlockApplied` into rows (the
   block's transactions, its swaps, the exact cross-venue arbitrage found on every token pair listed on both Uniswap
   V2 venues, then the block row) and each :class:`~bots.runtime.collectors.ChainReorged` into a
@@ -25,6 +26,11 @@ from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
+from bots.bus.client import BusClient
+from bots.runtime.bus_collector import BusBlockCollector
+from bots.runtime.bus_source import bus_block_collector
 from bots.runtime.collectors import (
     TOPIC_APPLIED_BLOCKS,
     TOPIC_REORGS,
@@ -80,6 +86,30 @@ async def block_collector(
         poll_interval=poll_interval,
     )
     return BlockCollector(watcher, emit_start_block=False)
+
+
+async def bus_collector(
+    client: BusClient,
+    *,
+    chain_id: int,
+    durable: str | None = None,
+    registry: CollectorRegistry | None = None,
+    emit_start_block: bool = True,
+) -> BusBlockCollector:
+    """The recorder's collector in a process fed by the hub: the same ``BlockApplied`` / ``ChainReorged`` as
+    :func:`block_collector`, from the chain's blocks subject (durable consumer ``durable``, default
+    ``recorder-<chain id>``: a restarted recorder resumes after its last acknowledged block).
+
+    It starts on the hub's latest snapshot: ``emit_start_block`` (the default) records that snapshot's head block
+    first (the rows are idempotent), then every block after it.
+    """
+    return await bus_block_collector(
+        client,
+        chain_id,
+        durable=durable or f"recorder-{chain_id}",
+        registry=registry,
+        emit_start_block=emit_start_block,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ actions

@@ -8,7 +8,8 @@ once the engine is done with the last event, the ordering rule of docs/adding-a-
 
 * **Start.** ``load_snapshot(0)`` gives the hub's latest :class:`~bots.bus.messages.StateSnapshot`; the state is
   rebuilt from it (:func:`chains.state.digest.state_from_snapshot`) and checked against its digest; its head block is
-  emitted first (``initial=True``, as ``BlockCollector(emit_start_block=True)`` does).
+  emitted first (``initial=True``, as ``BlockCollector(emit_start_block=True)`` does).  ``await load()`` does this
+  before the engine starts, for a bot that builds on the state (the wiring on NATS: :mod:`bots.runtime.bus_source`).
 * **Blocks.** Messages arrive in ``seq`` order; one at or below the state's ``seq`` is a duplicate (skipped). A
   :class:`~bots.bus.messages.BlockMessage` must follow the state's head (number and parent hash); it is applied with
   ``ChainState.apply_block_data`` and the result checked: the changed pools and
@@ -132,15 +133,27 @@ class BusBlockCollector(Collector):
         self._seen = -1  # the highest seq whose event the engine has been given
         self._replaced = False  # the next BlockApplied is the first on a rebuilt state
         self._unfinished: tuple[AnyEvent, int, Any] | None = None  # (event, seq, item) the engine was given
+        self._start: BlockApplied | None = None  # the loaded snapshot's head block, not emitted yet
         self._done_changed = asyncio.Event()
 
     # ------------------------------------------------------------------ the engine's side
+    async def load(self, timeout: float | None = None) -> ChainState:  # noqa: ASYNC109
+        """Load the first snapshot now (retrying while there is none; ``TimeoutError`` after ``timeout`` seconds)
+        rather than when :meth:`events` starts, so a bot can build on the state first; :meth:`events` still emits
+        its head block first.  Returns the state (at once if it is loaded already)."""
+        if self.state is None:
+            async with asyncio.timeout(timeout):
+                self._start = await self._first_load()
+        assert self.state is not None
+        return self.state
+
     async def events(self) -> AsyncIterator[AnyEvent]:
         if self.state is None:
-            start = await self._first_load()
-            if self.emit_start_block and start is not None:
-                yield start
-                self._mark_done(start, self.seq)
+            await self.load()
+        start, self._start = self._start, None
+        if self.emit_start_block and start is not None:
+            yield start
+            self._mark_done(start, self.seq)
         if self._unfinished is not None:
             # The last run stopped while the engine worked on this event (already applied): hand it over again.
             event, seq, item = self._unfinished

@@ -28,7 +28,8 @@ Every component that talks to a chain goes through :class:`RpcClient`:
   ``eth_call`` (it fetches the chain id twice for validation).
 
 Counters (``requests``, ``calls``, ``retries``, ``failovers``, ``errors``, ``timeouts``, ``reconnects``,
-``bad_replies`` ...) live on each :class:`Endpoint` as plain attributes for the metrics layer to export; this
+``bad_replies`` ...) live on each :class:`Endpoint` as plain attributes for the metrics layer to export, and
+:attr:`RpcClient.calls` counts the calls made per JSON-RPC method (a batch item is a call; retries are not); this
 module sits on the lowest floor and imports nothing of ours but :mod:`chains.wirejson` (stdlib + aiohttp).
 """
 
@@ -44,6 +45,7 @@ import random
 import re
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self, cast
@@ -650,6 +652,9 @@ class RpcClient:
         self._ids = itertools.count(1)
         self._probes: dict[Endpoint, asyncio.Task[None]] = {}
         self._closed = False
+        # Calls made per method (a batch item is one; a retry or a failover is not another; health probes are not
+        # counted): e.g. a bot fed by the bus asserts it made no eth_getLogs.
+        self.calls: Counter[str] = Counter()
         self.endpoints: list[Endpoint] = []
         for prio, url in enumerate(url_list):
             name = redact_url(url)
@@ -896,6 +901,7 @@ class RpcClient:
         if self._closed:
             raise RuntimeError("RpcClient is closed")
         per_try = self.timeout if timeout is None else timeout
+        self.calls.update(m for m, _ in calls)
         if idempotent is None:
             idempotent = all(_repeatable(m) for m, _ in calls)
         replies: list[JsonDict | None] = [None] * len(calls)

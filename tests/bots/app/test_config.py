@@ -373,3 +373,57 @@ def test_risk_gate_from_config_merges_bot_tables_over_the_default(tmp_path: Path
     assert kill_switch_path(from_env) == Path.cwd() / "ks"  # from the environment: the current directory
     assert kill_switch_path(load_config(env={}, cwd=tmp_path)) is None
     assert risk_gate_from_config(load_config(env={}, cwd=tmp_path), None).kill_switch.path is None
+
+
+def test_bus_section_defaults_file_env_and_credentials(tmp_path: Path) -> None:
+    from bots.app.config import HEARTBEAT_TTL_S, default_bus_data_dir
+    from bots.bus.subjects import DEFAULT_LIMITS
+
+    assert HEARTBEAT_TTL_S == DEFAULT_LIMITS.heartbeat_ttl  # the interval's bound is the bucket's TTL
+    config = load_config(env={"XDG_DATA_HOME": str(tmp_path / "xdg")}, cwd=tmp_path)
+    bus = config.bus
+    assert bus.url is None  # the embedded server of `mevsuite up`
+    assert (bus.connect_timeout_s, bus.heartbeat_interval_s, bus.snapshot_every_blocks) == (5.0, 5.0, 100)
+    assert bus.resolved_data_dir({"XDG_DATA_HOME": str(tmp_path / "xdg")}) == tmp_path / "xdg/mevsuite/nats"
+    assert default_bus_data_dir({"HOME": "/home/u"}) == Path("/home/u/.local/share/mevsuite/nats")
+
+    path = write(
+        tmp_path,
+        '[bus]\nurl = "nats://10.0.0.5:4222"\nheartbeat_interval_s = 2.5\ndata_dir = "/srv/nats"\n',
+    )
+    config = load_config(path, env={"MEVSUITE__BUS__SNAPSHOT_EVERY_BLOCKS": "7"})
+    assert config.bus.url == "nats://10.0.0.5:4222" and config.bus.heartbeat_interval_s == 2.5
+    assert config.bus.resolved_data_dir() == Path("/srv/nats") and config.bus.snapshot_every_blocks == 7
+    assert config.source_of("bus.snapshot_every_blocks") == "MEVSUITE__BUS__SNAPSHOT_EVERY_BLOCKS"
+
+    # Credentials: only from the environment, usable as given, shown redacted.
+    secret_url = "nats://hub:nats-s3cret@10.0.0.5:4222"
+    config = load_config(env={"MEVSUITE__BUS__URL": secret_url}, cwd=tmp_path / "elsewhere")
+    assert config.bus.url == secret_url
+    for text in (repr(config), str(config), config.model_dump_json(), str(config.model_dump())):
+        assert "nats-s3cret" not in text
+    assert config.model_dump()["bus"]["url"] == "nats://***@10.0.0.5:4222"
+    for body in (f'[bus]\nurl = "{secret_url}"\n', '[bus]\nurl = "nats://T0KEN-s3cret@h:4222"\n'):
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, body), env={})
+        assert "MEVSUITE__BUS__URL" in str(info.value) and "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"MEVSUITE__BUS__URL": "http://u:pw-s3cret@h:4222"}, "bus.url: not a nats://"),
+        ({"MEVSUITE__BUS__HEARTBEAT_INTERVAL_S": "15"}, "bus.heartbeat_interval_s: must be below"),
+        ({"MEVSUITE__BUS__CONNECT_TIMEOUT_S": "0"}, "bus.connect_timeout_s: Input should be greater than 0"),
+        ({"MEVSUITE__BUS__SNAPSHOT_EVERY_BLOCKS": "0"}, "bus.snapshot_every_blocks: Input should be greater"),
+        ({"MEVSUITE__BUS__DATA_DIR": " "}, "bus.data_dir: must not be empty"),
+    ],
+)
+def test_bus_errors_are_one_line_and_never_show_credentials(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env=env, cwd=tmp_path)
+    text = str(info.value)
+    assert text.startswith(f"config error: {expected}"), text
+    assert "\n" not in text and "s3cret" not in text

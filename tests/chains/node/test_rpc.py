@@ -465,6 +465,21 @@ async def test_retryable_node_error_retried_revert_not(proxy: HttpProxy) -> None
         assert info.value.code == -32005 and len(proxy.bodies) == 8
 
 
+async def test_calls_are_counted_per_method_once_each(proxy: HttpProxy) -> None:
+    async with RpcClient(proxy.url, timeout=5, retries=3, backoff=0.01) as client:
+        assert client.calls == {}
+        await client.request("eth_blockNumber")
+        await client.request_raw("eth_call", [BOOM_CALL, "latest"])  # an error answer is still a call
+        await client.batch([("eth_call", [VALUE_CALL, "latest"]), ("eth_chainId", None)])
+        await client.batch_raw([("eth_call", [VALUE_CALL, "latest"])])
+        await client.web3().eth.get_balance(DEV0)
+        # a retried call is one call, though it took two HTTP requests
+        proxy.inject = [{"code": -32005, "message": "rate limit exceeded"}]
+        assert await client.request("eth_getBalance", [DEV0, "latest"]) == hex(10_000 * 10**18)
+        assert client.calls == {"eth_blockNumber": 1, "eth_call": 3, "eth_chainId": 1, "eth_getBalance": 2}
+        assert len(proxy.bodies) == 7 and client.calls["eth_getLogs"] == 0
+
+
 async def test_down_endpoint_is_reprobed_and_takes_traffic_back(node: AnvilNode, proxy: HttpProxy) -> None:
     backup = AnvilNode.start()
     try:
