@@ -11,7 +11,7 @@ annotations and enforces them, so a class body doubles as its schema:
   wei: a float amount would already have lost precision), and every integer is range-checked against the
   Solidity type it mirrors (``uint256``, ``int24`` ...).
 
-:meth:`Event.to_dict` / :meth:`Event.from_dict` give a compact JSON-safe form for the Redis Streams bus: integers
+:meth:`Event.to_dict` / :meth:`Event.from_dict` give a compact JSON-safe form for the NATS bus messages: integers
 stay JSON numbers while they are exact in every JSON reader (``|x| <= 2**53 - 1``) and become decimal strings
 beyond that, bytes become ``0x``-hex, tuples become lists; a ``"kind"`` key names the event class.
 
@@ -906,7 +906,7 @@ AnyEvent = Event | LocalEvent
 
 @runtime_checkable
 class Publisher(Protocol):
-    """Anything events can be published to: the in-process bus, Redis Streams, a test recorder."""
+    """Anything events can be published to: the in-process bus, a test recorder."""
 
     async def publish(self, topic: str, event: AnyEvent) -> None:
         """Deliver ``event`` to every current subscriber of ``topic`` (a no-op when there are none)."""

@@ -658,6 +658,182 @@ def hub(
             _fail(EXIT_FAILED, f"cannot write the summary to {json_out}: {exc.strerror or exc}")
 
 
+@run.command("recorder")
+@click.option(
+    "--bus",
+    "bus_url",
+    default=None,
+    help="NATS URL (default: config bus.url); shown only redacted. "
+    "Give one with credentials in the environment (MEVSUITE__BUS__URL), out of the process list.",
+)
+@click.option(
+    "--rpc-url",
+    "rpc_urls",
+    multiple=True,
+    help="RPC URL of the chain (repeat for failover): its chain id and the arbitrage scan's eth_calls only. "
+    "Default: the book's rpc_url with --book, else config.",
+)
+@click.option(
+    "--book",
+    "book_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An address book (JSON): also record trades and cross-venue arbitrage on its pools.",
+)
+@click.option("--db-url", default=None, help="Database URL (default: config db.url, SQLite mevsuite.db).")
+@click.option(
+    "--blocks",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Stop after recording this many blocks after the hub's snapshot (0: until SIGINT/SIGTERM).",
+)
+@click.option(
+    "--durable",
+    default=None,
+    help="The bus consumer's name (default recorder-<chain id>): a restart resumes after its last block.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port for /metrics (0: a free one). Default: config metrics.port.",
+)
+@click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port for /health (0: a free one).",
+)
+@click.pass_context
+def run_recorder_cmd(
+    ctx: click.Context,
+    bus_url: str | None,
+    rpc_urls: tuple[str, ...],
+    book_path: Path | None,
+    db_url: str | None,
+    blocks: int,
+    durable: str | None,
+    metrics_port: int | None,
+    health_port: int,
+) -> None:
+    """The recorder as a bot process: blocks from the hub on the bus, rows to the database (docs/bus.md).
+
+    Serves /health and /metrics (URLs on stderr), writes a heartbeat; prints a summary as JSON when it stops."""
+    cfg = _load_config(ctx)
+    url = bus_url or cfg.bus.url
+    if url is None:
+        _fail(
+            EXIT_CONFIG,
+            "no bus URL: pass --bus nats://HOST:PORT or set bus.url (MEVSUITE__BUS__URL); "
+            "the embedded server is started by `mevsuite up`",
+        )
+    if durable is not None and not durable.replace("-", "").replace("_", "").isalnum():
+        _fail(EXIT_CONFIG, f"--durable {durable!r}: use letters, digits, '-' and '_' only")
+    _hide_url_secrets(url, *rpc_urls)
+    from bots.app.recorder_process import RECORDER_MODE_LINE, RecorderProcessError, run_recorder
+    from chains.addressbook import AddressBook, AddressBookError
+
+    book = None
+    if book_path is not None:
+        try:
+            book = AddressBook.read(book_path)
+        except AddressBookError as exc:
+            _fail(EXIT_FAILED, str(exc))
+    urls = list(rpc_urls) or ([book.rpc_url] if book is not None else list(cfg.chain.rpc_urls))
+    _hide_url_secrets(*urls)
+    click.echo(RECORDER_MODE_LINE, err=True)
+    try:
+        summary = _guard(
+            lambda: asyncio.run(
+                run_recorder(
+                    cfg,
+                    bus_url=url,
+                    rpc_urls=urls,
+                    book=book,
+                    db_url=db_url,
+                    durable=durable,
+                    max_blocks=blocks,
+                    metrics_port=metrics_port,
+                    health_port=health_port,
+                    progress=lambda m: click.echo(_mask(f"[recorder] {m}"), err=True),
+                )
+            )
+        )
+    except RecorderProcessError as exc:
+        _fail(EXIT_FAILED, str(exc))
+    click.echo(_mask(json.dumps(summary, indent=2)))
+
+
+# ---------------------------------------------------------------------------------------------- status
+STATUS_SCHEMA = 1  # the version of `mevsuite status --json` (docs/bus.md, "Status")
+
+
+@main.command()
+@click.option(
+    "--bus", "bus_url", default=None, help="NATS URL (default: config bus.url); shown only redacted."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"schema": 1, "processes": [...]} instead of a table.'
+)
+@click.pass_context
+def status(ctx: click.Context, bus_url: str | None, as_json: bool) -> None:
+    """The live processes on the bus, from their heartbeats: state, health, last block, URLs (docs/bus.md)."""
+    cfg = _load_config(ctx)
+    url = bus_url or cfg.bus.url
+    if url is None:
+        _fail(EXIT_CONFIG, "no bus URL: pass --bus nats://HOST:PORT or set bus.url (MEVSUITE__BUS__URL)")
+    _hide_url_secrets(url)
+
+    async def go() -> dict[str, Any]:
+        import time
+
+        from bots.bus.client import BusClient
+
+        client = await BusClient.connect(url, name="status", connect_timeout=cfg.bus.connect_timeout_s)
+        try:
+            beats = await client.heartbeats()
+        finally:
+            await client.close(timeout=1.0)
+        now = time.time()
+        processes = []
+        for name in sorted(beats):
+            doc = dict(beats[name])
+            doc.setdefault("process", name)
+            at = doc.get("time")
+            doc["age_s"] = round(now - at, 3) if isinstance(at, int | float) else None
+            processes.append(doc)
+        return {"schema": STATUS_SCHEMA, "processes": processes}
+
+    doc = _guard(lambda: asyncio.run(go()))
+    if as_json:
+        click.echo(_mask(json.dumps(doc, indent=2)))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else str(value)
+
+    table = Table("process", "kind", "state", "ok", "chain", "last block", "pid", "metrics", "health", "age")
+    for p in doc["processes"]:
+        age = p.get("age_s")
+        table.add_row(
+            *(
+                _mask(cell(p.get(k)))
+                for k in ("process", "kind", "state", "ok", "chain_id", "last_block", "pid")
+            ),
+            _mask(cell(p.get("metrics_url"))),
+            _mask(cell(p.get("health_url"))),
+            "-" if age is None else f"{age:.1f} s",
+        )
+    if not doc["processes"]:
+        click.echo("no live processes (no heartbeat in the last 15 s)", err=True)
+        return
+    Console(width=200).print(table)
+
+
 # ---------------------------------------------------------------------------------------------- pools
 @main.group()
 def pool() -> None:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -53,9 +53,12 @@ from chains.state.chain import StateAddresses
 
 __all__ = [
     "HEALTH_SCHEMA",
+    "HealthServer",
+    "HealthSource",
     "HubError",
     "HubProcess",
     "ResumePoint",
+    "health_document",
     "read_pool_source",
     "resume_point",
     "run_hub",
@@ -157,6 +160,60 @@ async def resume_point(client: BusClient, chain_id: int) -> ResumePoint | None:
 
 
 # ---------------------------------------------------------------------------------------------- the process
+def health_document(
+    *,
+    process: str,
+    kind: str,
+    state: str,
+    ok: bool,
+    chain_id: int,
+    last_block: int | None,
+    client: BusClient,
+    bus_url: str,
+    rpc_urls: Sequence[str],
+    health_url: str | None,
+    metrics_url: str | None,
+    started_at: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``/health`` and heartbeat document every bus process writes (docs/bus.md, "The hub process"): the common
+    fields, then the process kind's own (``extra``) before the bus and URL fields.  ``bus_url`` and ``rpc_urls``
+    must be redacted already."""
+    doc: dict[str, Any] = {
+        "schema": HEALTH_SCHEMA,
+        "process": process,
+        "kind": kind,
+        "state": state,
+        "ok": ok,
+        "pid": os.getpid(),
+        "chain_id": chain_id,
+        "last_block": last_block,
+    }
+    doc.update(extra or {})
+    doc.update(
+        {
+            "bus_connected": client.connected,
+            "outbox_depth": client.outbox_depth,
+            "bus_url": bus_url,
+            "rpc_urls": list(rpc_urls),
+            "health_url": health_url,
+            "metrics_url": metrics_url,
+            "started_at": round(started_at, 3),
+            "time": round(time.time(), 3),
+        }
+    )
+    return doc
+
+
+class HealthSource(Protocol):
+    """What :class:`HealthServer` serves: a process's ``ok`` and its :func:`health_document`."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
 class HubProcess:
     """The running hub process: its parts, and the status that ``/health`` and the heartbeat report."""
 
@@ -184,34 +241,33 @@ class HubProcess:
         """The ``/health`` document (also the heartbeat's payload); docs/bus.md, "The hub process"."""
         hub = self.hub
         snapshot = hub.last_snapshot if hub is not None else None
-        return {
-            "schema": HEALTH_SCHEMA,
-            "process": self.name,
-            "kind": "hub",
-            "state": self.state,
-            "ok": self.ok,
-            "pid": os.getpid(),
-            "chain_id": self.chain_id,
-            "last_block": hub.published_block if hub is not None and hub.watcher is not None else None,
-            "last_seq": hub.seq if hub is not None else None,
-            "first_seq": self.first_seq,
-            "snapshot_seq": snapshot.seq if snapshot is not None else None,
-            "resumed": self.resumed,
-            "bus_connected": self.client.connected,
-            "outbox_depth": self.client.outbox_depth,
-            "bus_url": self.bus_url,
-            "rpc_urls": self.rpc_urls,
-            "health_url": self.health_url,
-            "metrics_url": self.metrics_url,
-            "started_at": round(self.started_at, 3),
-            "time": round(time.time(), 3),
-        }
+        return health_document(
+            process=self.name,
+            kind="hub",
+            state=self.state,
+            ok=self.ok,
+            chain_id=self.chain_id,
+            last_block=hub.published_block if hub is not None and hub.watcher is not None else None,
+            client=self.client,
+            bus_url=self.bus_url,
+            rpc_urls=self.rpc_urls,
+            health_url=self.health_url,
+            metrics_url=self.metrics_url,
+            started_at=self.started_at,
+            extra={
+                "last_seq": hub.seq if hub is not None else None,
+                "first_seq": self.first_seq,
+                "snapshot_seq": snapshot.seq if snapshot is not None else None,
+                "resumed": self.resumed,
+            },
+        )
 
 
 class HealthServer:
-    """``GET /health`` of one :class:`HubProcess` (aiohttp, in the event loop): 200 when it is ``ok``, else 503."""
+    """``GET /health`` of one process (a :class:`HealthSource`, e.g. :class:`HubProcess`; aiohttp, in the event
+    loop): 200 when it is ``ok``, else 503."""
 
-    def __init__(self, process: HubProcess, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, process: HealthSource, host: str = "127.0.0.1", port: int = 0) -> None:
         self.process = process
         self.host = host
         self.requested_port = port

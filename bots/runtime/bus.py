@@ -12,7 +12,8 @@ grows memory without bound; what happens when it is full is chosen per subscript
 Lag is never hidden: each subscription reports its depth, drop count and the age of its oldest queued event
 (``time.monotonic`` stamps taken at publish time), which the runtime turns into health and metrics.
 
-A Redis Streams bus for multi-process deployments implements the same :class:`EventBus` protocol later; nothing
+Between processes, blocks and other chain data travel over NATS JetStream (:mod:`bots.bus`, docs/bus.md) and
+come back into a bot's engine through a collector (:class:`bots.runtime.bus_collector.BusBlockCollector`); nothing
 outside this module depends on the in-process classes.
 """
 
@@ -323,7 +324,7 @@ class BusSubscription(EventSubscription, Protocol):
 
 
 class EventBus(Publisher, Subscriber, Protocol):
-    """The interface the runtime programs against; the in-process bus now, Redis Streams later."""
+    """The interface the runtime's engine programs against (the in-process bus implements it)."""
 
     def subscribe(
         self,
