@@ -536,6 +536,29 @@ def run_dex_arb(
 
 
 # ---------------------------------------------------------------------------------------------- hub
+# Options every bus process takes (the hub, bot processes).
+_BUS_OPTION = click.option(
+    "--bus",
+    "bus_url",
+    default=None,
+    help="NATS URL (default: config bus.url); shown only redacted. "
+    "Give one with credentials in the environment (MEVSUITE__BUS__URL), out of the process list.",
+)
+_METRICS_PORT_OPTION = click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port for /metrics (0: a free one). Default: config metrics.port.",
+)
+_HEALTH_PORT_OPTION = click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port for /health (0: a free one).",
+)
+
+
 @main.command()
 @click.option(
     "--rpc-url",
@@ -557,13 +580,7 @@ def run_dex_arb(
     default=None,
     help="Pool file: a JSON list of pool-state documents or {address, kind, token0, token1, fee} objects.",
 )
-@click.option(
-    "--bus",
-    "bus_url",
-    default=None,
-    help="NATS URL (default: config bus.url); shown only redacted. "
-    "Give one with credentials in the environment (MEVSUITE__BUS__URL), out of the process list.",
-)
+@_BUS_OPTION
 @click.option(
     "--blocks",
     type=click.IntRange(min=0),
@@ -571,19 +588,8 @@ def run_dex_arb(
     show_default=True,
     help="Stop after publishing this many blocks (0: run until SIGINT/SIGTERM).",
 )
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(0, 65535),
-    default=None,
-    help="Port for /metrics (0: a free one). Default: config metrics.port.",
-)
-@click.option(
-    "--health-port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port for /health (0: a free one).",
-)
+@_METRICS_PORT_OPTION
+@_HEALTH_PORT_OPTION
 @click.option(
     "--json-summary",
     "json_out",
@@ -659,13 +665,7 @@ def hub(
 
 
 @run.command("recorder")
-@click.option(
-    "--bus",
-    "bus_url",
-    default=None,
-    help="NATS URL (default: config bus.url); shown only redacted. "
-    "Give one with credentials in the environment (MEVSUITE__BUS__URL), out of the process list.",
-)
+@_BUS_OPTION
 @click.option(
     "--rpc-url",
     "rpc_urls",
@@ -693,19 +693,8 @@ def hub(
     default=None,
     help="The bus consumer's name (default recorder-<chain id>): a restart resumes after its last block.",
 )
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(0, 65535),
-    default=None,
-    help="Port for /metrics (0: a free one). Default: config metrics.port.",
-)
-@click.option(
-    "--health-port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port for /health (0: a free one).",
-)
+@_METRICS_PORT_OPTION
+@_HEALTH_PORT_OPTION
 @click.pass_context
 def run_recorder_cmd(
     ctx: click.Context,

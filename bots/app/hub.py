@@ -318,6 +318,25 @@ async def _until(stop: asyncio.Event, coro: Awaitable[T]) -> T | None:
     return None
 
 
+async def run_until(
+    main: asyncio.Task[Any], stop: asyncio.Event, done: Awaitable[Any] | None = None
+) -> Literal["ended", "stop", "blocks"]:
+    """Wait until the process's ``main`` task ends, ``stop`` is set, or ``done`` (its ``--blocks N``) completes;
+    say which.  ``main`` is left running unless it ended; the other waits are cancelled."""
+    stopping = asyncio.ensure_future(stop.wait())
+    waits: list[asyncio.Future[Any]] = [main, stopping]
+    if done is not None:
+        waits.append(asyncio.ensure_future(done))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits[1:]:
+            w.cancel()
+    if main.done():
+        return "ended"
+    return "stop" if stop.is_set() else "blocks"
+
+
 async def _canonical_hash(rpc: RpcClient, number: int) -> str | None:
     block = await rpc.request("eth_getBlockByNumber", [hex(number), False])
     return str(block["hash"]).lower() if isinstance(block, dict) and block.get("hash") else None
@@ -515,24 +534,15 @@ async def _serve(
                 + (f"; stopping after {max_blocks} block(s)" if max_blocks else "")
             )
             run_task = asyncio.create_task(hub.run(), name="hub")
-            stopping = asyncio.ensure_future(stop.wait())
-            waits: list[asyncio.Future[Any]] = [run_task, stopping]
-            if max_blocks:
-                waits.append(
-                    asyncio.ensure_future(hub.wait_published(hub.published_block + max_blocks, timeout=None))
-                )
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits[1:]:
-                    w.cancel()
-            if run_task.done():
+            done = hub.wait_published(hub.published_block + max_blocks, timeout=None) if max_blocks else None
+            why = await run_until(run_task, stop, done)
+            if why == "ended":
                 failure = None if run_task.cancelled() else run_task.exception()
                 raise HubError(
                     f"the hub's block watcher ended: {type(failure).__name__}: {failure}"
                 ) from failure
             if not stopped_by:
-                stopped_by.append("stop" if stop.is_set() else "blocks")
+                stopped_by.append(why)
     finally:
         proc.state = "stopping"
         if hub is not None:

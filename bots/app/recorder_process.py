@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast
 
 from bots.app.config import Config
-from bots.app.hub import HealthServer, _until, health_document
+from bots.app.hub import HealthServer, _until, health_document, run_until
 from bots.bus.client import BusClient
 from bots.metrics import Metrics, MetricsServer
 from bots.recorder.bot import RecorderStrategy, StoreExecutor, bus_collector
@@ -288,23 +288,18 @@ async def _serve(
                 f"running: from the snapshot's block {proc.start_block} (seq {collector.seq})"
                 + (f"; stopping after {max_blocks} block(s)" if max_blocks else "")
             )
-            stopping = asyncio.ensure_future(stop.wait())
-            waits: list[asyncio.Future[Any]] = [engine_task, stopping]
-            if max_blocks and proc.start_block is not None:
-                waits.append(
-                    asyncio.ensure_future(collector.wait_done(proc.start_block + max_blocks, timeout=None))
-                )
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits[1:]:
-                    w.cancel()
-            if engine_task.done():
+            done = (
+                collector.wait_done(proc.start_block + max_blocks, timeout=None)
+                if max_blocks and proc.start_block is not None
+                else None
+            )
+            why = await run_until(engine_task, stop, done)
+            if why == "ended":
                 exc = None if engine_task.cancelled() else engine_task.exception()
                 failure = f"the recorder's engine ended: {type(exc).__name__}: {exc}" if exc else None
                 failure = failure or "the recorder's engine ended"
             elif not stopped_by:
-                stopped_by.append("stop" if stop.is_set() else "blocks")
+                stopped_by.append(why)
     finally:
         proc.state = "stopping"
         final: dict[str, Any] | None = None

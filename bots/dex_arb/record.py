@@ -71,9 +71,7 @@ class DexArbRecorder(Executor[object]):
         plan: BundlePlan = sent.bundle.payload
         txs = [
             dataclasses.replace(p, raw=raw, tx_hash=h)
-            for p, raw, h in zip(
-                plan.planned, sent.raws[len(sent.raws) - len(sent.tx_hashes) :], sent.tx_hashes, strict=True
-            )
+            for p, raw, h in zip(plan.planned, sent.own_raws, sent.tx_hashes, strict=True)
         ]
         bundle = SentBundle(
             plan.head.number,

@@ -46,6 +46,11 @@ class BundleSent:
     submit_seconds: float | None = None  # the relay/node round trip (None in dry-run)
     relay: str | None = None  # the first configured builder's name (bundle mode)
 
+    @property
+    def own_raws(self) -> tuple[str, ...]:
+        """The signed raws of the bundle's own txs (``tx_hashes``' order; the victim's excluded)."""
+        return self.raws[len(self.raws) - len(self.tx_hashes) :]
+
 
 @dataclass(frozen=True, slots=True)
 class TransactionSent:
